@@ -1,0 +1,1 @@
+"""gonogo service: engine, stores, chat adapters, config and CLI."""

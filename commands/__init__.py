@@ -1,0 +1,1 @@
+"""The chat command language: parsing text into typed commands, help, and handlers."""

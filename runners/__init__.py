@@ -1,0 +1,1 @@
+"""Executing work on hosts: backends, strategies, stage pipeline, checks and git."""
