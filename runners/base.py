@@ -1,0 +1,139 @@
+"""The host-execution seam: hosts, steps, per-host results and the backend protocol.
+
+A backend opens one `HostSession` per host and reuses it for every step of a deploy
+(`Backend.open` / `HostSession.close`). Backends: `runners.local` (this machine),
+`runners.printer` (dry run: records the exact commands), `runners.ssh` (Fabric).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+HostStatus = Literal["ok", "failed", "timed_out", "error", "skipped"]
+
+# Output callback: receives chunks of text as the command produces them.
+OutputSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Host:
+    """One target host. `name` is what people read; `address` is what the backend dials."""
+
+    name: str
+    address: str = "localhost"
+    port: int | None = None
+    user: str | None = None
+    roles: tuple[str, ...] = ()
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command template in a stage. `once` runs it on the first host only."""
+
+    name: str
+    command: str
+    once: bool = False
+    timeout: float | None = None
+    roles: tuple[str, ...] = ()
+    sudo: bool = False
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """What one command on one host did. `exit_code` is None when it never ran to an exit."""
+
+    exit_code: int | None
+    output: str
+    timed_out: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """The result of one step on one host, with a redacted output tail."""
+
+    host: str
+    step: str
+    status: HostStatus
+    exit_code: int | None = None
+    duration: float = 0.0
+    output: str = ""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the step succeeded on this host."""
+        return self.status == "ok"
+
+    def describe(self) -> str:
+        """One line naming the host: `app2: exit 2 after 4.1s`, `app3: connection refused`."""
+        if self.status == "ok":
+            return f"{self.host}: ok in {self.duration:.1f}s"
+        if self.status == "skipped":
+            return f"{self.host}: skipped"
+        if self.status == "timed_out":
+            return f"{self.host}: {self.error or 'timed out'}"
+        if self.error:
+            return f"{self.host}: {self.error}"
+        return f"{self.host}: exit {self.exit_code} after {self.duration:.1f}s"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The results of one step across the hosts it ran on (in host order)."""
+
+    step: str
+    hosts: tuple[HostResult, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when no host failed (skipped hosts do not count as failures)."""
+        return all(h.status in ("ok", "skipped") for h in self.hosts)
+
+    def failures(self) -> list[HostResult]:
+        """The hosts on which the step did not succeed."""
+        return [h for h in self.hosts if h.status not in ("ok", "skipped")]
+
+
+class HostUnreachable(Exception):
+    """The backend could not open a session to a host; the message names the host."""
+
+
+class HostSession(Protocol):
+    """An open session to one host, reused across steps."""
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str],
+        on_output: OutputSink,
+    ) -> CommandOutcome:
+        """Run a shell command, streaming output to `on_output`. Never raises for a failing command."""
+        ...
+
+    def put(self, local: str, remote: str) -> None:
+        """Upload a local file to the host."""
+        ...
+
+    def close(self) -> None:
+        """Release the session."""
+        ...
+
+
+class Backend(Protocol):
+    """Opens sessions to hosts. One backend instance serves one deploy."""
+
+    name: str
+
+    def open(self, host: Host) -> HostSession:
+        """Open a session to `host`; raise HostUnreachable with a message naming it."""
+        ...
+
+    def close(self) -> None:
+        """Close every session this backend opened."""
+        ...

@@ -1,0 +1,100 @@
+"""Local backend: runs step commands on this machine with `/bin/sh -c`.
+
+Used by the demo environment and by tests. A timeout kills the command's whole process group,
+so nothing it started keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+
+from runners.base import CommandOutcome, Host, HostSession, OutputSink
+from runners.output import TailBuffer
+
+
+class LocalSession:
+    """A 'session' on this machine: each command is a fresh subprocess."""
+
+    def __init__(self, host: Host, cwd: str | None = None) -> None:
+        self.host = host
+        self.cwd = cwd
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str],
+        on_output: OutputSink,
+    ) -> CommandOutcome:
+        """Run `command` in a shell, streaming merged stdout/stderr."""
+        tail = TailBuffer()
+        try:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.cwd,
+                env={**os.environ, **env},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return CommandOutcome(exit_code=None, output="", error=f"could not start: {exc}")
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for raw in iter(lambda: stdout.read1(4096), b""):  # type: ignore[attr-defined]
+                text = raw.decode("utf-8", "replace")
+                tail.write(text)
+                on_output(text)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            reader.join(timeout=2)
+            return CommandOutcome(
+                exit_code=None, output=tail.text(), timed_out=True, error=f"timed out after {timeout:g}s"
+            )
+        reader.join(timeout=5)
+        return CommandOutcome(exit_code=code, output=tail.text())
+
+    def put(self, local: str, remote: str) -> None:
+        """Copy a file on this machine."""
+        import shutil
+
+        shutil.copyfile(local, remote)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+class LocalBackend:
+    """Backend for hosts that are this machine."""
+
+    name = "local"
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self.cwd = cwd
+
+    def open(self, host: Host) -> HostSession:
+        """Open a local session (never fails)."""
+        return LocalSession(host, self.cwd)
+
+    def close(self) -> None:
+        """Nothing to release."""

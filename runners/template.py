@@ -1,0 +1,64 @@
+"""Step command templates: `{name}` placeholders substituted shell-quoted.
+
+Every value that reaches a shell goes through `shlex.quote`, so a ref or reason typed in chat
+can never become shell syntax. Unknown placeholders are an error at config-check time.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: The variables every deploy defines; the config checker accepts these plus `[vars]` names.
+STANDARD_VARS = (
+    "ref",
+    "sha",
+    "deploy_id",
+    "env",
+    "release_id",
+    "release_dir",
+    "releases_dir",
+    "current_dir",
+    "deploy_to",
+    "previous_release_dir",
+    "host",
+    "requester",
+    "config_dir",
+    "data_dir",
+    "keep_releases",
+)
+
+
+class TemplateError(ValueError):
+    """A template names a variable that is not defined."""
+
+
+def placeholders(template: str) -> list[str]:
+    """The variable names a template uses, in order of appearance."""
+    return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)]
+
+
+def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:
+    """Placeholders in `template` that are not in `known`."""
+    known_set = set(known)
+    return [name for name in placeholders(template) if name not in known_set]
+
+
+def render(template: str, variables: Mapping[str, object]) -> str:
+    """Substitute `{name}` with the shell-quoted value; `{{`/`}}` give literal braces."""
+
+    def sub(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        name = match.group(1)
+        if name not in variables:
+            raise TemplateError(f"unknown variable {{{name}}} in step command")
+        return shlex.quote(str(variables[name]))
+
+    return _PLACEHOLDER.sub(sub, template)
