@@ -1,0 +1,138 @@
+"""Help text for the chat commands: one-line usages, per-topic help and the command list.
+
+`USAGE` is what `commands.parser.parse` puts in `ParseError.usage`; `help_text` renders the
+answer to a `Help` command; `COMMANDS`, `COMMAND_DESCRIPTIONS` and `COMMAND_USAGE_HINTS`
+describe the slash commands for the Slack app manifest.
+"""
+
+from __future__ import annotations
+
+COMMANDS: tuple[str, ...] = ("/deploy", "/rollback", "/status", "/signoff")
+
+COMMAND_DESCRIPTIONS: dict[str, str] = {
+    "/deploy": "Deploy a ref to an environment; also lock, unlock, history, abort, cancel, stats, help",
+    "/rollback": "Roll an environment back to its previous (or a given) deployment",
+    "/status": "Show what is deployed where, locks and deployments in progress",
+    "/signoff": "Sign off the deployment waiting for approval on an environment",
+}
+
+COMMAND_USAGE_HINTS: dict[str, str] = {
+    "/deploy": "<env> [ref] [--reason TEXT] [--dry-run] [--force] [--at TIME] | help",
+    "/rollback": "<env> [to <#id|ref>] [--reason TEXT]",
+    "/status": "[env]",
+    "/signoff": "<env>",
+}
+
+USAGE: dict[str, str] = {
+    "deploy": "/deploy <env> [ref] [--reason TEXT] [--dry-run|-n] [--force] [--at HH:MM|YYYY-MM-DDTHH:MM]",
+    "lock": "/deploy lock <env> [reason...]",
+    "unlock": "/deploy unlock <env> [reason...]",
+    "history": "/deploy history <env> [--limit N]",
+    "abort": "/deploy abort <env>",
+    "cancel": "/deploy cancel <id>",
+    "stats": "/deploy stats <env> [--days N]",
+    "help": "/deploy help [topic]",
+    "rollback": "/rollback <env> [to <#id|ref>] [--reason TEXT]",
+    "status": "/status [env]",
+    "signoff": "/signoff <env>",
+}
+
+GENERAL_USAGE = (
+    "/deploy <env> [ref] [options] | /rollback <env> | /status [env] | /signoff <env> (try /deploy help)"
+)
+
+_DESCRIPTIONS: dict[str, str] = {
+    "deploy": (
+        "Deploy `ref` (branch, tag or sha; default: the environment's default branch) to `env`.\n"
+        "`--reason` takes the words up to the next option (quotes work), `--dry-run`/`-n` only "
+        "shows the plan, `--force` skips checks your role may skip, `--at` schedules it."
+    ),
+    "lock": "Lock `env` so nobody can deploy to it until it is unlocked; the reason is shown to others.",
+    "unlock": "Remove the lock from `env`; some setups require a reason.",
+    "history": "List the last N deployments to `env` (N from 1 to 100, default 10).",
+    "abort": "Stop the deployment to `env` that is running now (hosts already done stay done).",
+    "cancel": "Cancel a pending or scheduled deployment by its id.",
+    "stats": "Deployment statistics for `env` over the last N days (1 to 365, default 30).",
+    "help": "Show help: an overview, or details on one topic.",
+    "rollback": (
+        "Roll `env` back to the previous good deployment, or to a given deployment id or ref.\n"
+        "`--reason` takes the words up to the next option."
+    ),
+    "status": "Show what is deployed, locks and running deployments, for one or all environments.",
+    "signoff": "Approve (sign off) the deployment waiting for approval on `env`.",
+}
+
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "deploy": (
+        "/deploy staging",
+        '/deploy prod v1.4.2 --reason "hotfix for login" --at 22:00',
+        "/deploy prod main -n",
+    ),
+    "lock": ("/deploy lock prod release freeze until Monday",),
+    "unlock": ("/deploy unlock prod freeze over",),
+    "history": ("/deploy history prod --limit 20",),
+    "abort": ("/deploy abort prod",),
+    "cancel": ("/deploy cancel #42",),
+    "stats": ("/deploy stats prod --days 90",),
+    "help": ("/deploy help", "/deploy help rollback"),
+    "rollback": (
+        "/rollback prod",
+        "/rollback prod to #41 --reason error rate up",
+        "/rollback prod to v1.4.1",
+    ),
+    "status": ("/status", "/status prod"),
+    "signoff": ("/signoff prod",),
+}
+
+_OVERVIEW_ORDER: tuple[str, ...] = (
+    "deploy",
+    "rollback",
+    "status",
+    "signoff",
+    "lock",
+    "unlock",
+    "history",
+    "abort",
+    "cancel",
+    "stats",
+    "help",
+)
+
+
+def topics() -> tuple[str, ...]:
+    """Return the help topics in display order."""
+    return _OVERVIEW_ORDER
+
+
+def normalize_topic(topic: str) -> str:
+    """Normalise a topic as typed (`/Rollback`, ` lock `) to its key form (`rollback`, `lock`)."""
+    return topic.strip().lower().lstrip("/")
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """Quote user text for a message: truncated, with non-printable characters escaped."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
+    if len(text) > limit:
+        shown += "…"
+    return f"'{shown}'"
+
+
+def help_text(topic: str | None) -> str:
+    """Return compact multi-line help: an overview when `topic` is None, else help on one topic.
+
+    Unknown topics get a short note listing the known topics instead of raising.
+    """
+    if topic is None or not topic.strip():
+        lines = ["*gonogo* — deploys from Slack. Commands:"]
+        lines.extend(f"• `{USAGE[name]}`" for name in _OVERVIEW_ORDER)
+        lines.append("Details: `/deploy help <topic>`, e.g. `/deploy help rollback`.")
+        return "\n".join(lines)
+    key = normalize_topic(topic)
+    if key not in USAGE:
+        return f"No help for {_show(topic)}. Topics: {', '.join(_OVERVIEW_ORDER)}."
+    lines = [f"`{USAGE[key]}`", _DESCRIPTIONS[key]]
+    examples = _EXAMPLES.get(key, ())
+    if examples:
+        lines.append("Example" + ("s" if len(examples) > 1 else "") + ":")
+        lines.extend(f"• `{example}`" for example in examples)
+    return "\n".join(lines)
