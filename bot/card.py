@@ -1,0 +1,147 @@
+"""The deploy card as neutral data: what every chat adapter renders (Block Kit, terminal text).
+
+`build_card` is pure: a deployment plus its environment in, a `Card` out. Buttons carry an
+`action` (what the handler does) and a `value` (which deployment), never free text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.config import Environment
+from bot.domain import Deployment, Lock, State
+
+ButtonStyle = Literal["primary", "danger"] | None
+
+STATE_TEXT = {
+    State.PENDING: "waiting for approval",
+    State.SCHEDULED: "approved, scheduled",
+    State.APPROVED: "approved, starting",
+    State.RUNNING: "running",
+    State.MONITORING: "deployed, monitoring",
+    State.SUCCEEDED: "deployed",
+    State.SIGNED_OFF: "deployed and signed off",
+    State.FAILED: "failed",
+    State.DECLINED: "declined (no-go)",
+    State.CANCELLED: "cancelled",
+    State.EXPIRED: "expired without approval",
+    State.ABORTED: "aborted",
+    State.INTERRUPTED: "interrupted",
+    State.ROLLED_BACK: "rolled back",
+}
+
+STATE_ICON = {
+    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀",
+    State.MONITORING: "👀", State.SUCCEEDED: "✅", State.SIGNED_OFF: "🏁", State.FAILED: "❌",
+    State.DECLINED: "⛔", State.CANCELLED: "🚫", State.EXPIRED: "⌛", State.ABORTED: "🛑",
+    State.INTERRUPTED: "⚠️", State.ROLLED_BACK: "↩️",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button: `action` names the handler, `value` the deployment it acts on."""
+
+    label: str
+    action: str
+    value: str
+    style: ButtonStyle = None
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One checklist line (1-based `number` as people refer to it)."""
+
+    number: int
+    text: str
+    ticked: bool
+
+
+@dataclass(frozen=True)
+class Card:
+    """Everything a deploy card shows."""
+
+    deployment_id: int
+    title: str
+    state: State
+    status_line: str
+    fields: tuple[tuple[str, str], ...]
+    changelog: tuple[str, ...] = ()
+    changelog_note: str | None = None
+    warnings: tuple[str, ...] = ()
+    checklist: tuple[ChecklistItem, ...] = ()
+    checklist_open: bool = False
+    approvals_line: str | None = None
+    buttons: tuple[Button, ...] = ()
+    footer: str | None = None
+
+
+def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Card:
+    """Render a deployment into a card."""
+    assert d.id is not None
+    value = str(d.id)
+    verb = "Rollback" if d.kind == "rollback" else "Deploy"
+    dry = " (dry run)" if d.dry_run else ""
+    title = f"{verb} {d.label}: {d.ref} to {d.env}{dry}"
+    fields: list[tuple[str, str]] = [
+        ("Environment", d.env),
+        ("Ref", d.ref),
+        ("Commit", d.short_sha),
+        ("Requested by", d.requester),
+    ]
+    if d.reason:
+        fields.append(("Reason", d.reason))
+    if d.kind == "rollback" and d.rollback_of:
+        fields.append(("Rolls back", f"#{d.rollback_of}"))
+    if d.force:
+        fields.append(("Forced", "yes: safeties ignored (recorded)"))
+    if d.scheduled_at:
+        fields.append(("Scheduled", d.scheduled_at.strftime("%Y-%m-%d %H:%M %Z")))
+
+    status = f"{STATE_ICON[d.state]} {STATE_TEXT[d.state]}"
+    if d.progress and d.state in (State.RUNNING, State.INTERRUPTED, State.MONITORING):
+        status += f": {d.progress}"
+    if d.error and d.state in (State.FAILED, State.INTERRUPTED, State.ABORTED):
+        status += f": {d.error}"
+
+    details = d.details or {}
+    changelog = tuple(str(line) for line in details.get("changelog", ()))
+    note = details.get("changelog_note")
+    warnings = tuple(str(w) for w in details.get("warnings", ()))
+
+    checklist = tuple(
+        ChecklistItem(i + 1, text, d.checklist[i] if i < len(d.checklist) else False)
+        for i, text in enumerate(env.checklist[: len(d.checklist)])
+    )
+    approvals_line = None
+    if d.required_approvals:
+        got = ", ".join(d.approvers()) or "none yet"
+        approvals_line = f"Approvals {len(d.approvals)}/{d.required_approvals}: {got}"
+
+    buttons: tuple[Button, ...] = ()
+    if d.state == State.PENDING:
+        buttons = (Button("Go", "go", value, "primary"), Button("No-go", "nogo", value, "danger"))
+    elif d.state == State.RUNNING:
+        buttons = (Button("Abort", "abort", value, "danger"),)
+    elif d.state == State.INTERRUPTED:
+        buttons = (
+            Button("Resume", "resume", value, "primary"),
+            Button("Roll back", "rollback_now", value, "danger"),
+        )
+    footer = f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None
+    return Card(
+        deployment_id=d.id,
+        title=title,
+        state=d.state,
+        status_line=status,
+        fields=tuple(fields),
+        changelog=changelog,
+        changelog_note=note,
+        warnings=warnings,
+        checklist=checklist,
+        checklist_open=d.state == State.PENDING and bool(checklist),
+        approvals_line=approvals_line,
+        buttons=buttons,
+        footer=footer,
+    )

@@ -1,0 +1,62 @@
+"""The chat seam: how the engine talks to people. Adapters implement `Chat`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.card import Button, Card
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where a message lives: its channel and timestamp (Slack's message id)."""
+
+    channel: str
+    ts: str
+
+
+class Chat(Protocol):
+    """What the engine needs from a chat platform. Implementations never raise on send failures."""
+
+    def post_card(self, channel: str, card: Card) -> MessageRef | None:
+        """Post a deploy card; None when it could not be posted."""
+        ...
+
+    def update_card(self, ref: MessageRef, card: Card) -> None:
+        """Replace a posted card in place."""
+        ...
+
+    def post_thread(self, ref: MessageRef, text: str) -> None:
+        """Post details in the card's thread."""
+        ...
+
+    def post_message(
+        self, channel: str, text: str, *, buttons: Sequence[Button] = (), mentions: Sequence[str] = ()
+    ) -> MessageRef | None:
+        """Post a message (an alert, a sign-off request) in a channel, optionally with buttons."""
+        ...
+
+    def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Tell one user something only they see."""
+        ...
+
+
+class Directory(Protocol):
+    """Resolves user groups to members (Slack user groups; static in the console)."""
+
+    def members(self, group: str) -> frozenset[str]:
+        """The user ids in `group` (empty when unknown)."""
+        ...
+
+
+class StaticDirectory:
+    """A directory from a fixed mapping (console, tests)."""
+
+    def __init__(self, groups: dict[str, Sequence[str]] | None = None) -> None:
+        self._groups = {k: frozenset(v) for k, v in (groups or {}).items()}
+
+    def members(self, group: str) -> frozenset[str]:
+        """Members of `group`."""
+        return self._groups.get(group, frozenset())

@@ -1,0 +1,194 @@
+"""The `gonogo` command line and the composition root.
+
+`gonogo` with no subcommand runs the bot: Slack when SLACK_BOT_TOKEN is set, otherwise the
+terminal chat. Everything is wired here and only here: config → store → engine → adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import Config, ConfigError, load_config
+
+DEFAULT_CONFIG = "config.example.toml"
+
+
+def _config_path(arg: str | None) -> str:
+    return arg or os.environ.get("GONOGO_CONFIG") or DEFAULT_CONFIG
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"gonogo: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def build_engine(config: Config, chat: object, **kwargs: object) -> object:
+    """Wire store, resolver and engine for `config` with the given chat adapter."""
+    from bot.engine import Engine
+    from bot.store import StoreError, open_store
+
+    try:
+        store = open_store(config.bot.store_url)
+    except StoreError as exc:
+        print(f"gonogo: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    resolver = kwargs.pop("resolver", None) or _resolver(config)
+    return Engine(config, store, chat, resolver=resolver, **kwargs)  # type: ignore[arg-type]
+
+
+def _resolver(config: Config) -> object:
+    if config.repo.url:
+        try:
+            from bot.gitrefs import GitResolver  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            pass
+        else:
+            return GitResolver(config)
+    from bot.refs import NullResolver
+
+    return NullResolver(config.repo.default_branch)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """Run the terminal chat."""
+    from bot.chat.console import ConsoleChat
+    from bot.console import Console
+
+    config = _load(_config_path(args.config))
+    chat = ConsoleChat(channel=config.bot.channel)
+    engine = build_engine(config, chat)
+    from bot.engine import Engine
+
+    assert isinstance(engine, Engine)
+    engine.start()
+    console = Console(engine, chat, user=args.user, channel=config.bot.channel)
+    try:
+        return console.run(sys.stdin, interactive=sys.stdin.isatty())
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        engine.shutdown(wait=True)
+        engine.store.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Slack when tokens are set, otherwise the console."""
+    if os.environ.get("SLACK_BOT_TOKEN"):
+        return cmd_serve(args)
+    return cmd_console(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the Slack adapter (HTTP or Socket Mode)."""
+    try:
+        from bot.serve import serve  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        print("gonogo: the Slack adapter is not available in this build", file=sys.stderr)
+        return 2
+    return int(serve(_load(_config_path(args.config)), port=getattr(args, "port", None)))
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Validate a config file and print every problem with its key path."""
+    path = args.file or _config_path(args.config)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        return 1
+    envs = ", ".join(config.environments)
+    print(f"{path}: OK ({len(config.environments)} environment(s): {envs})")
+    return 0
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    """Print a Slack app manifest for this config."""
+    try:
+        from bot.manifest import manifest_yaml  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        print("gonogo: manifest is not available in this build", file=sys.stderr)
+        return 2
+    print(manifest_yaml(_load(_config_path(args.config)), socket_mode=args.socket_mode))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs test)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help=f"config file (default: $GONOGO_CONFIG or {DEFAULT_CONFIG})",
+    )
+    common.add_argument(
+        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING (default), ERROR"
+    )
+    p = argparse.ArgumentParser(prog="gonogo", description="Slack ChatOps deploy bot.", parents=[common])
+    sub = p.add_subparsers(dest="command")
+
+    run = sub.add_parser(
+        "run", parents=[common], help="run the bot: Slack if SLACK_BOT_TOKEN is set, else the terminal chat"
+    )
+    run.add_argument(
+        "--user", default=os.environ.get("USER_NAME", "alice"), help="console: who you are at start"
+    )
+    run.add_argument("--port", type=int, default=None, help="serve: HTTP port (default $PORT or 3000)")
+    run.set_defaults(func=cmd_run)
+
+    console = sub.add_parser(
+        "console", parents=[common], help="the terminal chat (reads a script from stdin when piped)"
+    )
+    console.add_argument("--user", default="alice", help="who you are at start (switch with /as)")
+    console.set_defaults(func=cmd_console)
+
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP)"
+    )
+    serve.add_argument("--port", type=int, default=None, help="HTTP port (default $PORT or 3000)")
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser(
+        "check", parents=[common], help="validate a config file, listing every problem"
+    )
+    check.add_argument("file", nargs="?", help="the file (default: --config)")
+    check.set_defaults(func=cmd_config_check)
+
+    manifest = sub.add_parser(
+        "manifest", parents=[common], help="print a Slack app manifest (YAML) for this config"
+    )
+    manifest.add_argument("--socket-mode", action="store_true", help="manifest for Socket Mode")
+    manifest.set_defaults(func=cmd_manifest)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gonogo` console script."""
+    p = parser()
+    args = p.parse_args(argv)
+    args.config = getattr(args, "config", None)
+    args.log_level = getattr(args, "log_level", None) or os.environ.get("GONOGO_LOG_LEVEL", "WARNING")
+    logging.basicConfig(
+        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        args = p.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
+        args.config = getattr(args, "config", None)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["Path", "main"]

@@ -1,0 +1,44 @@
+"""Who may do what in an environment. Pure functions returning a refusal reason or None."""
+
+from __future__ import annotations
+
+from bot.chat.base import Directory
+from bot.config import Environment
+from bot.domain import Deployment
+
+
+def _member(user: str, users: tuple[str, ...], groups: tuple[str, ...], directory: Directory) -> bool:
+    if user in users:
+        return True
+    return any(user in directory.members(g) for g in groups)
+
+
+def may_request(env: Environment, user: str, directory: Directory) -> str | None:
+    """Refusal reason if `user` may not request deploys/rollbacks in `env`, else None."""
+    if not env.requesters and not env.requester_groups:
+        return None
+    if _member(user, env.requesters, env.requester_groups, directory):
+        return None
+    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
+        return None
+    return f"you are not allowed to deploy to {env.name}"
+
+
+def may_approve(env: Environment, d: Deployment, user: str, directory: Directory) -> str | None:
+    """Refusal reason if `user` may not approve `d`, else None. The requester never may."""
+    if user == d.requester:
+        return "you requested this deployment; someone else must approve it"
+    if not env.approvals.approvers and not env.approvals.groups:
+        return None
+    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
+        return None
+    return f"you are not an approver for {env.name}"
+
+
+def may_operate(env: Environment, user: str, directory: Directory) -> str | None:
+    """Refusal reason for lock/unlock/abort/checklist: requesters and approvers may."""
+    if may_request(env, user, directory) is None:
+        return None
+    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
+        return None
+    return f"you are not allowed to operate {env.name}"

@@ -1,0 +1,26 @@
+"""Stores: where deployments, the event log, locks and step results live.
+
+`open_store(url)` picks the implementation from the URL: `sqlite:///path` (default) or
+`postgresql://...`. Both implement `bot.store.base.Store`.
+"""
+
+from __future__ import annotations
+
+from bot.store.base import ActiveDeploymentExists, StaleDeployment, Store, StoreError
+
+
+def open_store(url: str) -> Store:
+    """Open the store named by `url` (`sqlite:///path/to/db` or `postgresql://...`)."""
+    if url.startswith("sqlite:///") or url == "sqlite://:memory:":
+        from bot.store.sqlite import SqliteStore
+
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ":memory:"
+        return SqliteStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        from bot.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+
+        return PostgresStore(url)  # type: ignore[no-any-return,unused-ignore]
+    raise StoreError(f"unsupported store URL {url!r} (use sqlite:///path or postgresql://...)")
+
+
+__all__ = ["ActiveDeploymentExists", "StaleDeployment", "Store", "StoreError", "open_store"]

@@ -1,0 +1,121 @@
+"""The store seam: the small interface the engine needs from persistence.
+
+Rules every implementation keeps:
+- at most one *active* deployment per environment, enforced by the database itself
+  (a unique partial index), raising `ActiveDeploymentExists`;
+- `transition` is compare-and-set on `version`, raising `StaleDeployment` when someone else
+  changed the deployment first (that is what makes double clicks harmless);
+- a deployment change and its event-log line are written in one transaction;
+- the event log is append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.domain import Deployment, EventRecord, Lock, State
+from runners.base import HostResult
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (bad URL, unreachable database...)."""
+
+
+class ActiveDeploymentExists(StoreError):
+    """The environment already has an active deployment."""
+
+    def __init__(self, existing: Deployment | None) -> None:
+        who = f"{existing.label} by {existing.requester} ({existing.state.value})" if existing else "another"
+        super().__init__(f"{who} is already in progress")
+        self.existing = existing
+
+
+class StaleDeployment(StoreError):
+    """The deployment changed since it was read (compare-and-set on version failed)."""
+
+
+class Store(Protocol):
+    """Persistence for the engine. Implementations must be safe to use from several threads."""
+
+    def create_deployment(self, d: Deployment, event: EventRecord) -> Deployment:
+        """Insert `d` (id assigned) with its event; ActiveDeploymentExists if the env is taken."""
+        ...
+
+    def transition(
+        self, d: Deployment, expected_version: int, event: EventRecord | None = None
+    ) -> Deployment:
+        """Save `d` if the stored version is still `expected_version`; returns it with version+1."""
+        ...
+
+    def get(self, deployment_id: int) -> Deployment | None:
+        """One deployment by id."""
+        ...
+
+    def active(self, env: str) -> Deployment | None:
+        """The active deployment of `env`, if any."""
+        ...
+
+    def deployments(
+        self,
+        env: str | None = None,
+        *,
+        states: Sequence[State] | None = None,
+        kind: str | None = None,
+        limit: int = 20,
+        before_id: int | None = None,
+    ) -> list[Deployment]:
+        """Deployments, newest first, filtered."""
+        ...
+
+    def current_release(self, env: str) -> Deployment | None:
+        """The newest live deployment of `env` (what it runs now)."""
+        ...
+
+    def append_event(self, event: EventRecord) -> EventRecord:
+        """Append one line to the event log."""
+        ...
+
+    def events(
+        self,
+        *,
+        deployment_id: int | None = None,
+        env: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Event log lines, oldest first."""
+        ...
+
+    def get_lock(self, env: str) -> Lock | None:
+        """The lock on `env`, if any."""
+        ...
+
+    def set_lock(self, lock: Lock, event: EventRecord) -> bool:
+        """Lock an env; False when it is already locked."""
+        ...
+
+    def clear_lock(self, env: str, event: EventRecord) -> Lock | None:
+        """Unlock an env; returns the lock that was removed (None if it was not locked)."""
+        ...
+
+    def locks(self) -> list[Lock]:
+        """Every lock."""
+        ...
+
+    def record_host_results(self, deployment_id: int, stage: str, results: Sequence[HostResult]) -> None:
+        """Store per-host results of one step."""
+        ...
+
+    def host_results(self, deployment_id: int) -> list[dict[str, Any]]:
+        """Per-host results of a deployment, in order."""
+        ...
+
+    def claim(self, key: str, at: datetime) -> bool:
+        """Idempotency: True the first time `key` is claimed, False every time after."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

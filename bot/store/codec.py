@@ -1,0 +1,137 @@
+"""Row <-> domain conversion shared by the SQL stores (times as ISO-8601 text, lists as JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from bot.domain import Approval, Deployment, EventRecord, Lock, State
+
+DEPLOYMENT_COLUMNS = (
+    "env", "kind", "state", "active", "version", "requester", "ref", "sha", "reason", "dry_run",
+    "force", "checklist", "approvals", "required_approvals", "channel", "message_ts", "release_id",
+    "rollback_of", "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at",
+    "created_at", "updated_at", "error", "progress", "details",
+)  # fmt: skip
+
+
+def ts(value: datetime | None) -> str | None:
+    """A datetime as ISO text (None stays None)."""
+    return value.isoformat() if value is not None else None
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """ISO text (or a datetime from a driver) back to a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def deployment_row(d: Deployment) -> dict[str, Any]:
+    """A deployment as a flat row."""
+    return {
+        "env": d.env,
+        "kind": d.kind,
+        "state": d.state.value,
+        "active": 1 if d.active and not d.dry_run else 0,  # dry runs never hold the env
+        "version": d.version,
+        "requester": d.requester,
+        "ref": d.ref,
+        "sha": d.sha,
+        "reason": d.reason,
+        "dry_run": int(d.dry_run),
+        "force": int(d.force),
+        "checklist": json.dumps(list(d.checklist)),
+        "approvals": json.dumps([{"user": a.user, "at": a.at.isoformat()} for a in d.approvals]),
+        "required_approvals": d.required_approvals,
+        "channel": d.channel,
+        "message_ts": d.message_ts,
+        "release_id": d.release_id,
+        "rollback_of": d.rollback_of,
+        "committed_at": ts(d.committed_at),
+        "scheduled_at": ts(d.scheduled_at),
+        "started_at": ts(d.started_at),
+        "finished_at": ts(d.finished_at),
+        "heartbeat_at": ts(d.heartbeat_at),
+        "created_at": ts(d.created_at),
+        "updated_at": ts(d.updated_at),
+        "error": d.error,
+        "progress": d.progress,
+        "details": json.dumps(d.details, default=str),
+    }
+
+
+def deployment_from_row(row: dict[str, Any]) -> Deployment:
+    """A row back to a deployment."""
+    created = parse_ts(row["created_at"])
+    assert created is not None
+    return Deployment(
+        id=int(row["id"]),
+        env=row["env"],
+        kind=row["kind"],
+        state=State(row["state"]),
+        version=int(row["version"]),
+        requester=row["requester"],
+        ref=row["ref"],
+        sha=row["sha"],
+        reason=row["reason"],
+        dry_run=bool(row["dry_run"]),
+        force=bool(row["force"]),
+        checklist=tuple(bool(x) for x in json.loads(row["checklist"] or "[]")),
+        approvals=tuple(
+            Approval(user=a["user"], at=datetime.fromisoformat(a["at"]))
+            for a in json.loads(row["approvals"] or "[]")
+        ),
+        required_approvals=int(row["required_approvals"]),
+        channel=row["channel"],
+        message_ts=row["message_ts"],
+        release_id=row["release_id"],
+        rollback_of=row["rollback_of"],
+        committed_at=parse_ts(row["committed_at"]),
+        scheduled_at=parse_ts(row["scheduled_at"]),
+        started_at=parse_ts(row["started_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+        heartbeat_at=parse_ts(row["heartbeat_at"]),
+        created_at=created,
+        updated_at=parse_ts(row["updated_at"]),
+        error=row["error"],
+        progress=row["progress"],
+        details=json.loads(row["details"] or "{}"),
+    )
+
+
+def event_row(e: EventRecord) -> dict[str, Any]:
+    """An event as a row."""
+    return {
+        "at": ts(e.at),
+        "actor": e.actor,
+        "action": e.action,
+        "env": e.env,
+        "deployment_id": e.deployment_id,
+        "detail": e.detail,
+    }
+
+
+def event_from_row(row: dict[str, Any]) -> EventRecord:
+    """A row back to an event."""
+    at = parse_ts(row["at"])
+    assert at is not None
+    return EventRecord(
+        id=int(row["id"]),
+        at=at,
+        actor=row["actor"],
+        action=row["action"],
+        env=row["env"],
+        deployment_id=row["deployment_id"],
+        detail=row["detail"],
+    )
+
+
+def lock_from_row(row: dict[str, Any]) -> Lock:
+    """A row back to a lock."""
+    at = parse_ts(row["at"])
+    assert at is not None
+    return Lock(
+        env=row["env"], owner=row["owner"], reason=row["reason"], at=at, automatic=bool(row["automatic"])
+    )

@@ -1,0 +1,346 @@
+"""SQLite store: sqlite-utils for schema migrations, plain SQL for the rest.
+
+One connection opened with `check_same_thread=False` (sqlite-utils' own `Database(path)` would
+bind it to the creating thread), WAL on, and every write serialised by a lock, so the engine's
+worker threads can share it. One active deployment per environment is a unique partial index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from bot.domain import Deployment, EventRecord, Lock, State
+from bot.store.base import ActiveDeploymentExists, StaleDeployment, StoreError
+from bot.store.codec import (
+    DEPLOYMENT_COLUMNS,
+    deployment_from_row,
+    deployment_row,
+    event_from_row,
+    event_row,
+    lock_from_row,
+    ts,
+)
+from runners.base import HostResult
+
+migrations = Migrations("gonogo")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Deployments, the event log, locks, per-host step results, idempotency keys."""
+    db.execute(
+        """
+        CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            env TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+            active INTEGER NOT NULL, version INTEGER NOT NULL,
+            requester TEXT NOT NULL, ref TEXT NOT NULL, sha TEXT, reason TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0, force INTEGER NOT NULL DEFAULT 0,
+            checklist TEXT NOT NULL DEFAULT '[]', approvals TEXT NOT NULL DEFAULT '[]',
+            required_approvals INTEGER NOT NULL DEFAULT 1,
+            channel TEXT, message_ts TEXT, release_id INTEGER, rollback_of INTEGER,
+            committed_at TEXT, scheduled_at TEXT, started_at TEXT, finished_at TEXT,
+            heartbeat_at TEXT, created_at TEXT NOT NULL, updated_at TEXT,
+            error TEXT, progress TEXT, details TEXT NOT NULL DEFAULT '{}'
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX deployments_one_active ON deployments (env) WHERE active = 1")
+    db.execute("CREATE INDEX deployments_env_id ON deployments (env, id)")
+    db.execute("CREATE INDEX deployments_state ON deployments (state)")
+    db.execute(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            env TEXT, deployment_id INTEGER, detail TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX events_deployment ON events (deployment_id, id)")
+    db.execute("CREATE INDEX events_at ON events (at)")
+    db.execute(
+        """
+        CREATE TABLE locks (
+            env TEXT PRIMARY KEY, owner TEXT NOT NULL, reason TEXT NOT NULL,
+            at TEXT NOT NULL, automatic INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE host_results (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment_id INTEGER NOT NULL, stage TEXT NOT NULL, step TEXT NOT NULL,
+            host TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
+            duration REAL NOT NULL, output TEXT NOT NULL, error TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX host_results_deployment ON host_results (deployment_id, id)")
+    db.execute("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, at TEXT NOT NULL)")
+
+
+class SqliteStore:
+    """The default store: one SQLite file (or `:memory:`)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            migrations.apply(sqlite_utils.Database(self._conn))
+        self.path = path
+
+    # -- plumbing ------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    def _insert_event(self, conn: sqlite3.Connection, event: EventRecord) -> int:
+        row = event_row(event)
+        cur = conn.execute(
+            f"INSERT INTO events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    # -- deployments ---------------------------------------------------------------------
+    def create_deployment(self, d: Deployment, event: EventRecord) -> Deployment:
+        """Insert `d` and its event atomically; the unique index guards one active per env."""
+        row = deployment_row(d)
+        try:
+            with self._tx() as conn:
+                cur = conn.execute(
+                    f"INSERT INTO deployments ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    list(row.values()),
+                )
+                new_id = cur.lastrowid
+                assert new_id is not None
+                self._insert_event(conn, _with_deployment(event, new_id))
+        except sqlite3.IntegrityError as exc:
+            if "deployments" in str(exc) and "env" in str(exc):
+                raise ActiveDeploymentExists(self.active(d.env)) from exc
+            raise
+        created = self.get(new_id)
+        assert created is not None
+        return created
+
+    def transition(
+        self, d: Deployment, expected_version: int, event: EventRecord | None = None
+    ) -> Deployment:
+        """Compare-and-set save of `d` plus its event, in one transaction."""
+        assert d.id is not None
+        row = deployment_row(d)
+        row["version"] = expected_version + 1
+        sets = ", ".join(f"{col} = ?" for col in row)
+        try:
+            with self._tx() as conn:
+                cur = conn.execute(
+                    f"UPDATE deployments SET {sets} WHERE id = ? AND version = ?",
+                    [*row.values(), d.id, expected_version],
+                )
+                if cur.rowcount != 1:
+                    raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                if event is not None:
+                    self._insert_event(conn, _with_deployment(event, d.id))
+        except sqlite3.IntegrityError as exc:
+            raise ActiveDeploymentExists(self.active(d.env)) from exc
+        saved = self.get(d.id)
+        assert saved is not None
+        return saved
+
+    def get(self, deployment_id: int) -> Deployment | None:
+        """One deployment by id."""
+        rows = self._rows("SELECT * FROM deployments WHERE id = ?", [deployment_id])
+        return deployment_from_row(rows[0]) if rows else None
+
+    def active(self, env: str) -> Deployment | None:
+        """The active deployment of `env`."""
+        rows = self._rows("SELECT * FROM deployments WHERE env = ? AND active = 1", [env])
+        return deployment_from_row(rows[0]) if rows else None
+
+    def deployments(
+        self,
+        env: str | None = None,
+        *,
+        states: Sequence[State] | None = None,
+        kind: str | None = None,
+        limit: int = 20,
+        before_id: int | None = None,
+    ) -> list[Deployment]:
+        """Deployments newest first."""
+        where, params = _deployment_filter(env, states, kind, before_id)
+        sql = f"SELECT * FROM deployments {where} ORDER BY id DESC LIMIT ?"
+        return [deployment_from_row(r) for r in self._rows(sql, [*params, limit])]
+
+    def current_release(self, env: str) -> Deployment | None:
+        """The newest live deployment of `env`."""
+        live = ("monitoring", "succeeded", "signed_off")
+        rows = self._rows(
+            "SELECT * FROM deployments WHERE env = ? AND dry_run = 0 AND state IN (?, ?, ?) "
+            "ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1",
+            [env, *live],
+        )
+        return deployment_from_row(rows[0]) if rows else None
+
+    # -- event log -----------------------------------------------------------------------
+    def append_event(self, event: EventRecord) -> EventRecord:
+        """Append one event."""
+        with self._tx() as conn:
+            new_id = self._insert_event(conn, event)
+        return EventRecord(**{**event.__dict__, "id": new_id})
+
+    def events(
+        self,
+        *,
+        deployment_id: int | None = None,
+        env: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events oldest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if deployment_id is not None:
+            clauses.append("deployment_id = ?")
+            params.append(deployment_id)
+        if env is not None:
+            clauses.append("env = ?")
+            params.append(env)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(ts(since))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        return [
+            event_from_row(r) for r in self._rows(f"SELECT * FROM events {where} ORDER BY id{tail}", params)
+        ]
+
+    # -- locks ---------------------------------------------------------------------------
+    def get_lock(self, env: str) -> Lock | None:
+        """The lock on `env`."""
+        rows = self._rows("SELECT * FROM locks WHERE env = ?", [env])
+        return lock_from_row(rows[0]) if rows else None
+
+    def set_lock(self, lock: Lock, event: EventRecord) -> bool:
+        """Lock `env` unless already locked."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO locks (env, owner, reason, at, automatic) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (env) DO NOTHING",
+                [lock.env, lock.owner, lock.reason, ts(lock.at), int(lock.automatic)],
+            )
+            if cur.rowcount != 1:
+                return False
+            self._insert_event(conn, event)
+        return True
+
+    def clear_lock(self, env: str, event: EventRecord) -> Lock | None:
+        """Remove the lock on `env`."""
+        with self._tx() as conn:
+            rows = [dict(r) for r in conn.execute("SELECT * FROM locks WHERE env = ?", [env]).fetchall()]
+            if not rows:
+                return None
+            conn.execute("DELETE FROM locks WHERE env = ?", [env])
+            self._insert_event(conn, event)
+        return lock_from_row(rows[0])
+
+    def locks(self) -> list[Lock]:
+        """Every lock."""
+        return [lock_from_row(r) for r in self._rows("SELECT * FROM locks ORDER BY env")]
+
+    # -- host results and idempotency ----------------------------------------------------
+    def record_host_results(self, deployment_id: int, stage: str, results: Sequence[HostResult]) -> None:
+        """Store per-host results of one step."""
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO host_results (deployment_id, stage, step, host, status, exit_code, duration, "
+                "output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        deployment_id,
+                        stage,
+                        r.step,
+                        r.host,
+                        r.status,
+                        r.exit_code,
+                        r.duration,
+                        r.output,
+                        r.error,
+                    )
+                    for r in results
+                ],
+            )
+
+    def host_results(self, deployment_id: int) -> list[dict[str, Any]]:
+        """Per-host results in order."""
+        return self._rows("SELECT * FROM host_results WHERE deployment_id = ? ORDER BY id", [deployment_id])
+
+    def claim(self, key: str, at: datetime) -> bool:
+        """First claim of `key` wins."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO idempotency_keys (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                [key, ts(at)],
+            )
+            return cur.rowcount == 1
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _with_deployment(event: EventRecord, deployment_id: int) -> EventRecord:
+    if event.deployment_id == deployment_id:
+        return event
+    return EventRecord(**{**event.__dict__, "deployment_id": deployment_id})
+
+
+def _deployment_filter(
+    env: str | None, states: Sequence[State] | None, kind: str | None, before_id: int | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if env is not None:
+        clauses.append("env = ?")
+        params.append(env)
+    if states:
+        clauses.append(f"state IN ({', '.join('?' * len(states))})")
+        params.extend(s.value for s in states)
+    if kind is not None:
+        clauses.append("kind = ?")
+        params.append(kind)
+    if before_id is not None:
+        clauses.append("id < ?")
+        params.append(before_id)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+__all__ = ["DEPLOYMENT_COLUMNS", "SqliteStore"]

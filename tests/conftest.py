@@ -1,0 +1,79 @@
+"""Shared fixtures: demo configs in temp dirs, stores, engines with a recording chat."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, load_config
+from tests.recording import RecordingChat
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_demo_config(tmp_path: Path, *, extra: str = "", replace: dict[str, str] | None = None) -> Path:
+    """Copy config.example.toml into tmp_path with a free demo port and its own data dir."""
+    text = (ROOT / "config.example.toml").read_text()
+    text = text.replace('port = "8642"', f'port = "{free_port()}"')
+    text = text.replace('data_dir = "var"', f'data_dir = "{tmp_path / "data"}"')
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (tmp_path / "demo").symlink_to(ROOT / "demo")
+    path = tmp_path / "gonogo.toml"
+    path.write_text(text + "\n" + extra)
+    return path
+
+
+def stop_demo_app(data_dir: Path) -> None:
+    """Kill the demo app a test started (its pid file lives in the data dir)."""
+    for pidfile in data_dir.glob("**/app.pid"):
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's own settings must never leak into tests.
+    for name in (
+        "GONOGO_DATA_DIR",
+        "GONOGO_STORE_URL",
+        "GONOGO_CONFIG",
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def demo_config_path(tmp_path: Path) -> Iterator[Path]:
+    """A demo config in tmp_path; the demo app it starts is stopped afterwards."""
+    path = write_demo_config(tmp_path)
+    yield path
+    stop_demo_app(tmp_path / "data")
+
+
+@pytest.fixture
+def demo_config(demo_config_path: Path) -> Config:
+    """The loaded demo config."""
+    return load_config(demo_config_path)
+
+
+@pytest.fixture
+def chat() -> RecordingChat:
+    """A chat that records everything."""
+    return RecordingChat()

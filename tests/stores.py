@@ -1,0 +1,20 @@
+"""Store backends under test. Every store test is parametrised over STORE_BACKENDS.
+
+`make_store(kind, tmp_path)` opens a fresh, empty store of that kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.store import Store
+from bot.store.sqlite import SqliteStore
+
+STORE_BACKENDS = ["sqlite"]
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    """A fresh empty store of `kind`."""
+    if kind == "sqlite":
+        return SqliteStore(tmp_path / "gonogo.db")
+    raise ValueError(kind)
