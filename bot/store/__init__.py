@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from bot.store.base import ActiveDeploymentExists, StaleDeployment, Store, StoreError
+from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store, StoreError
 
 
 def open_store(url: str) -> Store:
@@ -23,4 +23,12 @@ def open_store(url: str) -> Store:
     raise StoreError(f"unsupported store URL {url!r} (use sqlite:///path or postgresql://...)")
 
 
-__all__ = ["ActiveDeploymentExists", "StaleDeployment", "Store", "StoreError", "open_store"]
+__all__ = [
+    "ActiveDeploymentExists",
+    "CheckRecord",
+    "Schedule",
+    "StaleDeployment",
+    "Store",
+    "StoreError",
+    "open_store",
+]

@@ -12,11 +12,40 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.domain import Deployment, EventRecord, Lock, State
 from runners.base import HostResult
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A row of timed work. `kind` names the handler; `payload` is small JSON-able data."""
+
+    kind: str
+    run_at: datetime
+    deployment_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    state: str = "pending"  # pending | claimed | cancelled
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One stored check result."""
+
+    name: str
+    kind: str
+    ok: bool
+    at: datetime
+    observed: str | None = None
+    latency: float = 0.0
+    error: str | None = None
+    round: int = 0
+    deployment_id: int | None = None
+    env: str | None = None
 
 
 class StoreError(Exception):
@@ -114,6 +143,47 @@ class Store(Protocol):
 
     def claim(self, key: str, at: datetime) -> bool:
         """Idempotency: True the first time `key` is claimed, False every time after."""
+        ...
+
+    def heartbeat(self, deployment_id: int, at: datetime) -> None:
+        """Record that the process running a deployment is alive (does not bump version)."""
+        ...
+
+    # -- schedules: timed work (monitor rounds, expiries, scheduled deploys) ----------------
+    def add_schedule(self, s: Schedule) -> Schedule:
+        """Insert a schedule row (id assigned)."""
+        ...
+
+    def pending_schedules(self, *, due_before: datetime | None = None) -> list[Schedule]:
+        """Schedules not yet claimed or cancelled, soonest first (optionally only those due)."""
+        ...
+
+    def claim_schedule(self, schedule_id: int, at: datetime) -> bool:
+        """Mark a schedule as taken; True for exactly one caller across every replica."""
+        ...
+
+    def cancel_schedules(self, deployment_id: int, kind: str | None = None) -> int:
+        """Cancel pending schedules of a deployment (of one kind); returns how many."""
+        ...
+
+    # -- check results ------------------------------------------------------------------------
+    def record_check_results(
+        self, deployment_id: int | None, env: str, results: Sequence[CheckRecord]
+    ) -> None:
+        """Store one round of check results."""
+        ...
+
+    def check_results(
+        self, *, env: str | None = None, deployment_id: int | None = None, limit: int = 50
+    ) -> list[CheckRecord]:
+        """Check results newest first."""
+        ...
+
+    def prune(self, older_than: datetime) -> int:
+        """Retention: delete check results and host output older than `older_than`; returns rows removed.
+
+        Deployments and the event log are kept.
+        """
         ...
 
     def close(self) -> None:

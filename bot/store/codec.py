@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain import Approval, Deployment, EventRecord, Lock, State
+from bot.store.base import CheckRecord, Schedule
 
 DEPLOYMENT_COLUMNS = (
     "env", "kind", "state", "active", "version", "requester", "ref", "sha", "reason", "dry_run",
@@ -134,4 +135,37 @@ def lock_from_row(row: dict[str, Any]) -> Lock:
     assert at is not None
     return Lock(
         env=row["env"], owner=row["owner"], reason=row["reason"], at=at, automatic=bool(row["automatic"])
+    )
+
+
+def schedule_from_row(row: dict[str, Any]) -> Schedule:
+    """A row back to a schedule."""
+    run_at = parse_ts(row["run_at"])
+    assert run_at is not None
+    payload = row["payload"]
+    return Schedule(
+        id=int(row["id"]),
+        kind=row["kind"],
+        run_at=run_at,
+        deployment_id=row["deployment_id"],
+        payload=json.loads(payload) if isinstance(payload, str) else dict(payload or {}),
+        state=row["state"],
+    )
+
+
+def check_from_row(row: dict[str, Any]) -> CheckRecord:
+    """A row back to a check record."""
+    at = parse_ts(row["at"])
+    assert at is not None
+    return CheckRecord(
+        name=row["name"],
+        kind=row["kind"],
+        ok=bool(row["ok"]),
+        at=at,
+        observed=row["observed"],
+        latency=float(row["latency"]),
+        error=row["error"],
+        round=int(row["round"]),
+        deployment_id=row["deployment_id"],
+        env=row["env"],
     )

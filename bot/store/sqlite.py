@@ -7,10 +7,12 @@ worker threads can share it. One active deployment per environment is a unique p
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,16 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from bot.domain import Deployment, EventRecord, Lock, State
-from bot.store.base import ActiveDeploymentExists, StaleDeployment, StoreError
+from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    check_from_row,
     deployment_from_row,
     deployment_row,
     event_from_row,
     event_row,
     lock_from_row,
+    schedule_from_row,
     ts,
 )
 from runners.base import HostResult
@@ -84,6 +88,34 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX host_results_deployment ON host_results (deployment_id, id)")
     db.execute("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, at TEXT NOT NULL)")
+
+
+@migrations()
+def m002_schedules_and_checks(db: sqlite_utils.Database) -> None:
+    """Timed work rows (rebuilt into APScheduler jobs by the leader) and check results."""
+    db.execute(
+        """
+        CREATE TABLE schedules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL, run_at TEXT NOT NULL, deployment_id INTEGER,
+            payload TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL DEFAULT 'pending',
+            claimed_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX schedules_pending ON schedules (state, run_at)")
+    db.execute(
+        """
+        CREATE TABLE check_results (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment_id INTEGER, env TEXT NOT NULL, round INTEGER NOT NULL DEFAULT 0,
+            name TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL, at TEXT NOT NULL,
+            observed TEXT, latency REAL NOT NULL DEFAULT 0, error TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX check_results_deployment ON check_results (deployment_id, id)")
+    db.execute("CREATE INDEX check_results_env ON check_results (env, id)")
+    db.execute("CREATE INDEX check_results_at ON check_results (at)")
+    db.execute("ALTER TABLE host_results ADD COLUMN at TEXT")
 
 
 class SqliteStore:
@@ -310,6 +342,103 @@ class SqliteStore:
                 [key, ts(at)],
             )
             return cur.rowcount == 1
+
+    def heartbeat(self, deployment_id: int, at: datetime) -> None:
+        """Touch heartbeat_at without bumping the version."""
+        with self._tx() as conn:
+            conn.execute("UPDATE deployments SET heartbeat_at = ? WHERE id = ?", [ts(at), deployment_id])
+
+    # -- schedules -----------------------------------------------------------------------
+    def add_schedule(self, s: Schedule) -> Schedule:
+        """Insert a schedule."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO schedules (kind, run_at, deployment_id, payload, state) VALUES (?, ?, ?, ?, 'pending')",
+                [s.kind, ts(s.run_at), s.deployment_id, json.dumps(s.payload, default=str)],
+            )
+        return replace(s, id=cur.lastrowid, state="pending")
+
+    def pending_schedules(self, *, due_before: datetime | None = None) -> list[Schedule]:
+        """Pending schedules, soonest first."""
+        sql = "SELECT * FROM schedules WHERE state = 'pending'"
+        params: list[Any] = []
+        if due_before is not None:
+            sql += " AND run_at <= ?"
+            params.append(ts(due_before))
+        return [schedule_from_row(r) for r in self._rows(sql + " ORDER BY run_at, id", params)]
+
+    def claim_schedule(self, schedule_id: int, at: datetime) -> bool:
+        """Compare-and-set pending -> claimed."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE schedules SET state = 'claimed', claimed_at = ? WHERE id = ? AND state = 'pending'",
+                [ts(at), schedule_id],
+            )
+            return cur.rowcount == 1
+
+    def cancel_schedules(self, deployment_id: int, kind: str | None = None) -> int:
+        """Cancel pending schedules of a deployment."""
+        sql = "UPDATE schedules SET state = 'cancelled' WHERE deployment_id = ? AND state = 'pending'"
+        params: list[Any] = [deployment_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        with self._tx() as conn:
+            return conn.execute(sql, params).rowcount
+
+    # -- check results -------------------------------------------------------------------
+    def record_check_results(
+        self, deployment_id: int | None, env: str, results: Sequence[CheckRecord]
+    ) -> None:
+        """Store one round of check results."""
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO check_results (deployment_id, env, round, name, kind, ok, at, observed, latency, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        deployment_id,
+                        env,
+                        r.round,
+                        r.name,
+                        r.kind,
+                        int(r.ok),
+                        ts(r.at),
+                        r.observed,
+                        r.latency,
+                        r.error,
+                    )
+                    for r in results
+                ],
+            )
+
+    def check_results(
+        self, *, env: str | None = None, deployment_id: int | None = None, limit: int = 50
+    ) -> list[CheckRecord]:
+        """Check results newest first."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if env is not None:
+            clauses.append("env = ?")
+            params.append(env)
+        if deployment_id is not None:
+            clauses.append("deployment_id = ?")
+            params.append(deployment_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [check_from_row(r) for r in rows]
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete old check results and host output; keep deployments and events."""
+        cutoff = ts(older_than)
+        with self._tx() as conn:
+            removed = conn.execute("DELETE FROM check_results WHERE at < ?", [cutoff]).rowcount
+            removed += conn.execute(
+                "DELETE FROM host_results WHERE deployment_id IN "
+                "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < ?)",
+                [cutoff],
+            ).rowcount
+        return removed
 
     def close(self) -> None:
         """Close the connection."""
