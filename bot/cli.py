@@ -47,7 +47,7 @@ def build_engine(config: Config, chat: object, **kwargs: object) -> object:
 def _resolver(config: Config) -> object:
     if config.repo.url:
         try:
-            from bot.gitrefs import GitResolver  # type: ignore[import-not-found,unused-ignore]
+            from bot.gitrefs import GitResolver
         except ImportError:
             pass
         else:
