@@ -75,6 +75,8 @@ class Card:
     approvals_line: str | None = None
     buttons: tuple[Button, ...] = ()
     footer: str | None = None
+    kind: Literal["deploy", "signoff"] = "deploy"
+    lines: tuple[str, ...] = ()  # extra lines (monitoring, checks)
 
 
 def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Card:
@@ -130,7 +132,11 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
             Button("Roll back", "rollback_now", value, "danger"),
         )
     footer = f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None
+    lines = tuple(str(x) for x in details.get("card_lines", ()))
+    if details.get("ignored_safeties"):
+        warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details["ignored_safeties"]))
     return Card(
+        lines=lines,
         deployment_id=d.id,
         title=title,
         state=d.state,
@@ -144,4 +150,41 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
         approvals_line=approvals_line,
         buttons=buttons,
         footer=footer,
+    )
+
+
+def build_signoff_card(d: Deployment, env: Environment) -> Card:
+    """The sign-off request for a live deployment: its checklist with Keep / Roll back."""
+    assert d.id is not None
+    signoff = d.details.get("signoff", {})
+    ticked = list(signoff.get("ticked", []))
+    decided = signoff.get("decision")
+    checklist = tuple(
+        ChecklistItem(i + 1, text, bool(ticked[i]) if i < len(ticked) else False)
+        for i, text in enumerate(env.signoff_checklist)
+    )
+    if decided:
+        status = f"🏁 {decided} by {signoff.get('by')}"
+        buttons: tuple[Button, ...] = ()
+    else:
+        status = "waiting for sign-off"
+        buttons = (
+            Button("Keep", "keep", str(d.id), "primary"),
+            Button("Roll back", "signoff_rollback", str(d.id), "danger"),
+        )
+    return Card(
+        deployment_id=d.id,
+        title=f"Sign-off {d.label}: {d.ref} in {d.env}",
+        state=d.state,
+        status_line=status,
+        fields=(
+            ("Environment", d.env),
+            ("Ref", d.ref),
+            ("Commit", d.short_sha),
+            ("Deployed by", d.requester),
+        ),
+        checklist=checklist,
+        checklist_open=not decided and bool(checklist),
+        buttons=buttons,
+        kind="signoff",
     )

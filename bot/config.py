@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runners.base import Host, Step
+from runners.checks import Check, parse_check
 from runners.strategy import Strategy
 from runners.template import STANDARD_VARS, unknown_placeholders
 
@@ -92,11 +93,12 @@ class ApprovalPolicy:
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """Post-deploy monitoring window."""
+    """Post-deploy monitoring window: `checks` (names; empty = all) every `interval` for `duration`."""
 
     interval: float = 60.0
     duration: float = 0.0
     failure_limit: int = 3
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,13 @@ class Environment:
     auto_rollback: bool = False
     rollback_grace: float = 0.0
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    checks: tuple[Any, ...] = ()
+    checks: tuple[Check, ...] = ()
     smoke_checks: tuple[str, ...] = ()
+    break_glass: tuple[str, ...] = ()
+    break_glass_groups: tuple[str, ...] = ()
+    signoff_by: tuple[str, ...] = ()
+    signoff_groups: tuple[str, ...] = ()
+    signoff_reminder: float = 0.0
     channel: str | None = None
     timezone: str = "UTC"
     windows: tuple[str, ...] = ()
@@ -139,6 +146,20 @@ class Environment:
     def stage(self, name: str) -> tuple[Step, ...]:
         """The steps of a stage (empty when not configured)."""
         return self.steps.get(name, ())
+
+    def smoke(self) -> tuple[Check, ...]:
+        """Checks run once in the verify stage (`smoke_checks` names; all checks when empty)."""
+        return _pick(self.checks, self.smoke_checks)
+
+    def monitored(self) -> tuple[Check, ...]:
+        """Checks run every monitoring round (`monitor.checks` names; all checks when empty)."""
+        return _pick(self.checks, self.monitor.checks)
+
+
+def _pick(checks: tuple[Check, ...], names: tuple[str, ...]) -> tuple[Check, ...]:
+    if not names:
+        return checks
+    return tuple(c for c in checks if c.name in names)
 
 
 @dataclass(frozen=True)
@@ -411,6 +432,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         interval=m.duration("interval", 60.0),
         duration=m.duration("duration", 0.0),
         failure_limit=m.get("failure_limit", int, 3, _positive),
+        checks=m.strings("checks"),
     )
     m.finish()
     if monitor.duration and monitor.interval <= 0:
@@ -432,7 +454,19 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         if not isinstance(f, dict) or not {"start", "end"} <= set(f):
             p.add(f"{t.key('freezes')}[{i}]", "must be a table with start, end and reason")
 
-    checks = tuple(t.get("checks", list, []))
+    checks: list[Check] = []
+    for i, raw_check in enumerate(t.get("checks", list, [])):
+        check, check_problems = parse_check(raw_check, f"{t.key('checks')}[{i}]")
+        t.problems.items.extend(check_problems)
+        if check is not None:
+            checks.append(check)
+    check_names = [c.name for c in checks]
+    for dup in sorted({n for n in check_names if check_names.count(n) > 1}):
+        p.add(t.key("checks"), f"check {dup!r} is defined twice")
+    for key, names in (("smoke_checks", t.strings("smoke_checks")), ("monitor.checks", monitor.checks)):
+        for name_ in names:
+            if name_ not in check_names:
+                p.add(t.key(key), f"no check named {name_!r} (defined: {', '.join(check_names) or 'none'})")
     env = Environment(
         name=name,
         description=t.get("description", str, ""),
@@ -455,8 +489,13 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         auto_rollback=t.get("auto_rollback", bool, False),
         rollback_grace=t.duration("rollback_grace", 0.0),
         monitor=monitor,
-        checks=checks,
+        checks=tuple(checks),
         smoke_checks=t.strings("smoke_checks"),
+        break_glass=t.strings("break_glass"),
+        break_glass_groups=t.strings("break_glass_groups"),
+        signoff_by=t.strings("signoff_by"),
+        signoff_groups=t.strings("signoff_groups"),
+        signoff_reminder=t.duration("signoff_reminder", 0.0),
         channel=t.get("channel", str, None),
         timezone=timezone,
         windows=windows,

@@ -16,7 +16,7 @@ import sys
 from typing import TextIO
 
 from bot.chat.console import ConsoleChat
-from bot.engine import Engine, Refused
+from bot.engine import Engine
 from commands.handlers import Context, Reply, handle_action, handle_text
 
 PROMPT_HELP = "Type /deploy help, or: /as <user>, tick <n|all>, press <button>, wait, quit"
@@ -99,24 +99,25 @@ class Console:
         if latest is None or latest.card is None or not latest.card.checklist:
             self._reply(Reply("there is no checklist to tick"))
             return
-        deployment_id = latest.card.deployment_id
+        card = latest.card
         try:
             if arg == "all":
-                self.engine.tick_all(self.user, deployment_id)
-                return
-            numbers = [int(x) for x in arg.replace(",", " ").split()]
+                numbers = [item.number for item in card.checklist]
+            else:
+                numbers = [int(x) for x in arg.replace(",", " ").split()]
             if not numbers:
                 raise ValueError
         except ValueError:
             self._reply(Reply("usage: tick <n> [n...] | tick all"))
             return
-        except Refused as exc:
-            self._reply(Reply(f"Refused: {exc}"))
+        unknown = [n for n in numbers if not 1 <= n <= len(card.checklist)]
+        if unknown:
+            self._reply(Reply(f"Refused: the checklist has items 1 to {len(card.checklist)}"))
             return
-        try:
-            self.engine.set_checklist(self.user, deployment_id, dict.fromkeys(numbers, True))
-        except Refused as exc:
-            self._reply(Reply(f"Refused: {exc}"))
+        # the same action a Slack checkbox sends: the full set of ticked items
+        ticked = {item.number for item in card.checklist if item.ticked} | set(numbers)
+        action = "signoff_checklist" if card.kind == "signoff" else "checklist"
+        self._reply(handle_action(self.engine, action, str(card.deployment_id), self._ctx(), ticked=ticked))
 
     def _press(self, arg: str) -> None:
         latest = self.chat.latest

@@ -1,42 +1,43 @@
-"""The engine: requests, approvals, locks and the deployment run, over the seams.
+"""The engine: requests, approvals, policies, locks and the deployment run, over the seams.
 
-The engine owns the deployment state machine's *use*: every change goes through
-`bot.domain.transition` and is saved compare-and-set (`Store.transition`), so a double click
-or a second replica loses the race cleanly instead of acting twice. Work (SSH, HTTP) never runs
-on the caller's thread: approved deployments are handed to the engine's own worker pool.
+Every state change goes through `bot.domain.transition` and is saved compare-and-set
+(`Store.transition`), so a double click or a second replica loses the race cleanly instead of
+acting twice. Work (SSH, HTTP) never runs on the caller's thread: approved deployments go to
+the engine's own worker pool; timed work (monitoring rounds, expiries, scheduled deploys)
+goes through `bot.scheduler.Scheduler`.
 
 Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `tick`,
-`set_checklist`, `approve`, `decline`, `abort`, `resume`, `lock`, `unlock`, `status`,
-`history`, `deployment`, `start`, `wait_idle`, `shutdown`, and the errors `Refused`.
+`tick_all`, `set_checklist`, `approve`, `decline`, `cancel`, `abort`, `resume`, `hold`,
+`rollback_failed`, `lock`, `unlock`, `status`, `history`, `stats`, `deployment`,
+`environments`, `signoff`, `start`, `wait_idle`, `shutdown`, and the error `Refused`.
+`bot.monitoring` and `bot.signoff` also use `env`, `save`, `update`, `thread`, `say`,
+`alert`, `refresh_card`, `event`, `record_refusal` and `after_success`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from bot.card import Card, build_card
+from bot.card import Button, Card, build_card
 from bot.chat.base import Chat, Directory, MessageRef, StaticDirectory
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Environment
-from bot.domain import (
-    Approval,
-    Deployment,
-    Event,
-    EventRecord,
-    IllegalTransition,
-    Lock,
-    State,
-    transition,
-)
-from bot.policy import may_approve, may_operate, may_request
+from bot.domain import Approval, Deployment, Event, EventRecord, IllegalTransition, Lock, State, transition
+from bot.policy import may_approve, may_force, may_operate, may_request
 from bot.refs import NullResolver, RefError, RefResolver
-from bot.store.base import ActiveDeploymentExists, StaleDeployment, Store
-from runners.base import Backend, HostResult
+from bot.scheduler import Scheduler
+from bot.stats import Dora, StatsRecord, compute_dora
+from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store
+from bot.windows import check_window, format_next_open, parse_freeze, parse_window
+from runners.base import Backend, StepResult
 from runners.pipeline import Pipeline, ProgressEvent, StageResult
 from runners.redact import Redactor
 
@@ -44,10 +45,25 @@ log = logging.getLogger("gonogo.engine")
 
 BackendFactory = Callable[[Environment, bool], Backend]
 MAX_CAS_RETRIES = 20
+EXPIRY = "approval_expiry"
+SCHEDULED_START = "scheduled_start"
+RETENTION = "retention"
 
 
 class Refused(Exception):
     """A user-facing refusal: the message says why (policy, lock, state, bad input)."""
+
+
+class Leadership(Protocol):
+    """Leader election (see `bot.leader`): only the leader runs the scheduler."""
+
+    def start(self) -> None:
+        """Begin campaigning; callbacks fire on election and loss."""
+        ...
+
+    def stop(self) -> None:
+        """Give up leadership."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,11 +75,13 @@ class EnvStatus:
     active: Deployment | None
     lock: Lock | None
     recent: tuple[Deployment, ...] = ()
+    checks: tuple[CheckRecord, ...] = ()
 
 
 @dataclass
 class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
+    shutdown: bool = False
 
 
 def default_backend_factory(config: Config) -> BackendFactory:
@@ -77,7 +95,7 @@ def default_backend_factory(config: Config) -> BackendFactory:
             return PrinterBackend()
         if env.backend == "local":
             return LocalBackend(cwd=str(config.config_dir))
-        from bot.sshbackend import ssh_backend_for
+        from bot.sshbackend import ssh_backend_for  # Fabric is only loaded when used
 
         return ssh_backend_for(config, env)
 
@@ -98,7 +116,12 @@ class Engine:
         resolver: RefResolver | None = None,
         backends: BackendFactory | None = None,
         workers: int | None = None,
+        leadership: Callable[[Callable[[], None], Callable[[], None]], Leadership] | None = None,
+        retention_days: float = 30,
     ) -> None:
+        from bot.monitoring import Monitoring
+        from bot.signoff import SignOff
+
         self.config = config
         self.store = store
         self.chat = chat
@@ -106,6 +129,10 @@ class Engine:
         self.directory = directory or StaticDirectory()
         self.resolver = resolver or NullResolver()
         self.backends = backends or default_backend_factory(config)
+        self.scheduler = Scheduler(store, self.clock)
+        self.monitoring = Monitoring(self)
+        self.signoffs = SignOff(self)
+        self.retention_days = retention_days
         self._pool = ThreadPoolExecutor(
             max_workers=workers or config.bot.workers, thread_name_prefix="gonogo-work"
         )
@@ -113,30 +140,86 @@ class Engine:
         self._idle = threading.Condition()
         self._runs: dict[int, _Run] = {}
         self._accepting = True
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._leader = (
+            leadership(self.scheduler.start_leading, self.scheduler.stop_leading) if leadership else None
+        )
+        self.scheduler.register(EXPIRY, self._expire)
+        self.scheduler.register(SCHEDULED_START, self._scheduled_start)
+        self.scheduler.register(RETENTION, self._retention)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> None:
-        """Pick up where the last process left off: re-show pending cards, run approved work."""
-        for d in self.store.deployments(states=[State.PENDING, State.APPROVED, State.RUNNING], limit=500):
-            env = self._env_or_none(d.env)
-            if env is None:
+    def start(self, *, run_scheduler: bool = True) -> None:
+        """Pick up where the last process left off, and start the timers and the watchdog.
+
+        Pending cards are shown again; approved work is queued; a running deployment whose
+        heartbeat is stale (its process died) becomes `interrupted` with Resume / Roll back.
+        """
+        for d in self.store.deployments(states=[State.PENDING, State.APPROVED], limit=500):
+            if self._env_or_none(d.env) is None:
                 continue
             if d.state == State.PENDING:
-                self._refresh_card(d)
-            elif d.state == State.APPROVED:
+                self.refresh_card(d)
+            else:
                 self._submit(d)
-            elif d.state == State.RUNNING:
-                self._interrupt(d, "the bot restarted while this deployment was running")
+        self.recover_stale()
+        if run_scheduler:
+            if self._leader is not None:
+                self._leader.start()
+            else:
+                self.scheduler.start_leading()
+            if not any(row.kind == RETENTION for row in self.store.pending_schedules()):
+                self.scheduler.add_in(RETENTION, 3600)
+        self._watchdog = threading.Thread(target=self._watch, name="gonogo-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def recover_stale(self) -> list[Deployment]:
+        """Interrupt running deployments nobody is heartbeating (their process died)."""
+        limit = timedelta(seconds=max(3 * self.config.bot.heartbeat_interval, 1))
+        now = self.clock.now()
+        out = []
+        for d in self.store.deployments(states=[State.RUNNING], limit=500):
+            if d.id in self._runs:
+                continue
+            beat = d.heartbeat_at or d.started_at or d.updated_at or d.created_at
+            if now - beat >= limit:
+                out.append(self._interrupt(d, "its process stopped while it was running"))
+        return [d for d in out if d is not None]
+
+    def _watch(self) -> None:
+        interval = self.config.bot.heartbeat_interval
+        while not self._stopping.wait(interval):
+            now = self.clock.now()
+            for deployment_id in list(self._runs):
+                try:
+                    self.store.heartbeat(deployment_id, now)
+                except Exception:
+                    log.exception("heartbeat for #%s failed", deployment_id)
+            try:
+                self.recover_stale()
+            except Exception:
+                log.exception("watchdog: recovery scan failed")
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no work is in flight; False on timeout."""
         with self._idle:
             return self._idle.wait_for(lambda: not self._inflight, timeout=timeout)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop taking work and (optionally) wait for running work to finish."""
+    def shutdown(self, wait: bool = True, *, grace: float = 30.0) -> None:
+        """Stop taking work; running deployments stop after their current step (up to `grace`
+        seconds) and are recorded as `interrupted` so a restart can resume them."""
         self._accepting = False
-        self._pool.shutdown(wait=wait)
+        self._stopping.set()
+        for run in list(self._runs.values()):
+            run.shutdown = True
+            run.stop.set()
+        if wait:
+            self.wait_idle(timeout=grace)
+        if self._leader is not None:
+            self._leader.stop()
+        self.scheduler.stop_leading()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- queries --------------------------------------------------------------------------
     def environments(self) -> list[str]:
@@ -152,28 +235,52 @@ class Engine:
 
     def status(self, env: str | None = None, *, recent: int = 5) -> list[EnvStatus]:
         """Status of one or every environment."""
-        names = [self._env(env).name] if env else list(self.config.environments)
+        names = [self.env(env).name] if env else list(self.config.environments)
         out = []
         for name in names:
+            current = self.store.current_release(name)
+            checks: tuple[CheckRecord, ...] = ()
+            if current is not None:
+                latest = self.store.check_results(env=name, limit=20)
+                if latest:
+                    newest_round = (latest[0].deployment_id, latest[0].round)
+                    checks = tuple(c for c in latest if (c.deployment_id, c.round) == newest_round)
             out.append(
                 EnvStatus(
                     env=name,
-                    current=self.store.current_release(name),
+                    current=current,
                     active=self.store.active(name),
                     lock=self.store.get_lock(name),
                     recent=tuple(self.store.deployments(name, limit=recent)) if env else (),
+                    checks=checks,
                 )
             )
         return out
 
     def history(self, env: str, limit: int = 10) -> list[Deployment]:
         """The newest deployments of an environment (dry runs included, marked)."""
-        self._env(env)
+        self.env(env)
         return self.store.deployments(env, limit=limit)
+
+    def stats(self, env: str, days: int = 30) -> Dora:
+        """The four DORA figures for `env` over the last `days`, from our own records."""
+        self.env(env)
+        since_id = None
+        records: list[StatsRecord] = []
+        cutoff = self.clock.now() - timedelta(days=days)
+        while True:
+            batch = self.store.deployments(env, limit=500, before_id=since_id)
+            for d in batch:
+                if not d.dry_run:
+                    records.append(_stats_record(d))
+            if len(batch) < 500 or batch[-1].created_at < cutoff:
+                break
+            since_id = batch[-1].id
+        return compute_dora(records, now=self.clock.now(), days=days)
 
     def card(self, d: Deployment) -> Card:
         """The card for a deployment as it is now."""
-        return build_card(d, self._env(d.env), self.store.get_lock(d.env))
+        return build_card(d, self.env(d.env), self.store.get_lock(d.env))
 
     # -- requests -------------------------------------------------------------------------
     def request_deploy(
@@ -186,13 +293,32 @@ class Engine:
         reason: str | None = None,
         dry_run: bool = False,
         force: bool = False,
+        at: str | None = None,
     ) -> Deployment:
         """Create a pending deployment and post its card; Refused with the reason otherwise."""
-        env = self._env(env_name)
+        env = self.env(env_name)
         self._refuse_if(may_request(env, user, self.directory), user, env.name, "deploy")
+        if force:
+            self._refuse_if(may_force(env, user, self.directory), user, env.name, "force")
+        now = self.clock.now()
+        scheduled_at = self._parse_at(env, at, now) if at else None
+        ignored: list[str] = []
         if not dry_run:
-            self._refuse_if_locked(env.name, user, force)
+            self._refuse_if_locked(env.name, user)
             self._refuse_if_active(env.name)
+            window = self._window_refusal(env, scheduled_at or now)
+            if window and not force:
+                self._record_refusal(user, env.name, "deploy", window)
+                raise Refused(
+                    window
+                    + (
+                        " (the break-glass group may use --force)"
+                        if env.break_glass or env.break_glass_groups
+                        else ""
+                    )
+                )
+            if window:
+                ignored.append("deploy window")
         current = self.store.current_release(env.name)
         try:
             resolution = self.resolver.resolve(
@@ -200,17 +326,20 @@ class Engine:
             )
         except RefError as exc:
             raise Refused(str(exc)) from None
-        if resolution.behind and not force:
-            raise Refused(
-                f"{resolution.ref} is behind what {env.name} runs now: that is a rollback. "
-                "Use /rollback, or /deploy with --force."
-            )
-        now = self.clock.now()
+        if resolution.behind:
+            if not force:
+                raise Refused(
+                    f"{resolution.ref} is behind what {env.name} runs now: that is a rollback. "
+                    "Use /rollback, or /deploy with --force."
+                )
+            ignored.append("target is behind what runs")
         details: dict[str, object] = {
             "changelog": list(resolution.changelog),
             "changelog_note": resolution.changelog_note,
             "warnings": list(resolution.warnings),
         }
+        if ignored:
+            details["ignored_safeties"] = ignored
         d = Deployment(
             env=env.name,
             requester=user,
@@ -222,18 +351,61 @@ class Engine:
             reason=reason,
             dry_run=dry_run,
             force=force,
+            scheduled_at=scheduled_at,
             checklist=tuple(False for _ in env.checklist),
             required_approvals=0 if dry_run else env.approvals.required + (1 if force else 0),
             channel=env.channel or channel,
             details=details,
         )
         action = "request_dry_run" if dry_run else "request_deploy"
-        d = self._create(d, EventRecord(at=now, actor=user, action=action, env=env.name, detail=reason))
+        detail = "; ".join(
+            x for x in (reason, f"--force ignoring {', '.join(ignored)}" if ignored else None) if x
+        )
+        d = self._create(
+            d, EventRecord(at=now, actor=user, action=action, env=env.name, detail=detail or None)
+        )
         self._post_card(d)
         d = self.store.get(d.id) or d  # type: ignore[arg-type]
         if dry_run:
             return self._approve_and_submit(d, user)
+        if env.approval_ttl:
+            self.scheduler.add_in(EXPIRY, env.approval_ttl, deployment_id=d.id)
         return d
+
+    def _window_refusal(self, env: Environment, when: datetime) -> str | None:
+        if not env.windows and not env.freezes:
+            return None
+        tz = ZoneInfo(env.timezone)
+        windows = [parse_window(w) for w in env.windows]
+        freezes = [
+            parse_freeze(f["start"], f["end"], f.get("reason", "deploy freeze"), tz) for f in env.freezes
+        ]
+        decision = check_window(when, windows, freezes, tz)
+        if decision.open:
+            return None
+        nxt = f"; next window opens {format_next_open(decision.next_open)}" if decision.next_open else ""
+        return f"{env.name}: {decision.reason}{nxt}"
+
+    def _parse_at(self, env: Environment, at: str, now: datetime) -> datetime:
+        tz = ZoneInfo(env.timezone)
+        local_now = now.astimezone(tz)
+        try:
+            if len(at) <= 5 and ":" in at:
+                hh, mm = (int(x) for x in at.split(":"))
+                when = datetime.combine(local_now.date(), time(hh, mm), tzinfo=tz)
+                if when <= local_now:
+                    when += timedelta(days=1)
+            else:
+                when = datetime.fromisoformat(at)
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=tz)
+        except ValueError:
+            raise Refused(f"--at {at!r} is not a time (HH:MM or an ISO date-time)") from None
+        if when <= now:
+            raise Refused(f"--at {at} is in the past")
+        if when - now > timedelta(days=30):
+            raise Refused("--at can be at most 30 days ahead")
+        return when.astimezone(now.tzinfo)
 
     def request_rollback(
         self,
@@ -244,22 +416,22 @@ class Engine:
         target_id: int | None = None,
         target_ref: str | None = None,
         reason: str | None = None,
-        automatic: bool = False,
     ) -> Deployment:
         """Create a rollback to the previous good release (or the given one)."""
-        env = self._env(env_name)
-        if not automatic:
-            self._refuse_if(may_request(env, user, self.directory), user, env.name, "rollback")
+        env = self.env(env_name)
+        self._refuse_if(may_request(env, user, self.directory), user, env.name, "rollback")
         current = self.store.current_release(env.name)
         if current is None:
             raise Refused(f"{env.name} has no successful deployment to roll back from")
         target = self._rollback_target(env.name, current, target_id, target_ref)
         active = self.store.active(env.name)
         if active is not None:
-            if active.state == State.MONITORING:
-                self._save(active, Event.SUCCEED, user, "monitoring_stopped", detail="rollback requested")
-            else:
+            if active.state != State.MONITORING:
                 raise Refused(self._busy_message(active))
+            self.scheduler.cancel(active.id)  # type: ignore[arg-type]
+            self.save(
+                active, Event.SUCCEED, user, "monitoring_stopped", detail="rollback requested", refresh=True
+            )
         now = self.clock.now()
         d = Deployment(
             env=env.name,
@@ -273,20 +445,18 @@ class Engine:
             reason=reason,
             release_id=target.release_id or target.id,
             rollback_of=current.id,
-            required_approvals=0 if automatic else env.approvals.rollback_required,
+            required_approvals=env.approvals.rollback_required,
             channel=env.channel or channel,
             details={"changelog_note": f"Back to {target.label} ({target.ref} {target.short_sha})"},
         )
-        d = self._create(
-            d,
-            EventRecord(
-                at=now,
-                actor=user,
-                action="request_rollback",
-                env=env.name,
-                detail=f"to {target.label}: {reason or ''}",
-            ),
+        event = EventRecord(
+            at=now,
+            actor=user,
+            action="request_rollback",
+            env=env.name,
+            detail=f"to {target.label}: {reason or ''}",
         )
+        d = self._create(d, event)
         self._post_card(d)
         d = self.store.get(d.id) or d  # type: ignore[arg-type]
         if d.required_approvals == 0:
@@ -335,7 +505,7 @@ class Engine:
         """Set checklist items by number; idempotent."""
         for _ in range(MAX_CAS_RETRIES):
             d = self.deployment(deployment_id)
-            env = self._env(d.env)
+            env = self.env(d.env)
             if d.state != State.PENDING:
                 raise Refused(f"{d.label} is {d.state.value}; its checklist is closed")
             self._refuse_if(may_operate(env, user, self.directory), user, env.name, "tick", d.id)
@@ -352,18 +522,18 @@ class Engine:
             detail = ", ".join(f"{'ticked' if v else 'unticked'} {n}" for n, v in sorted(changes.items()))
             new = replace(d, checklist=tuple(items), updated_at=self.clock.now())
             try:
-                saved = self.store.transition(new, d.version, self._event(user, "checklist", d, detail))
+                saved = self.store.transition(new, d.version, self.event(user, "checklist", d, detail))
             except StaleDeployment:
                 continue
-            self._refresh_card(saved)
+            self.refresh_card(saved)
             return saved
         raise Refused("too many concurrent changes; try again")
 
     def approve(self, user: str, deployment_id: int) -> Deployment:
-        """Record `user`'s Go; the last required approval starts the deployment."""
+        """Record `user`'s Go; the last required approval starts (or schedules) the deployment."""
         for _ in range(MAX_CAS_RETRIES):
             d = self.deployment(deployment_id)
-            env = self._env(d.env)
+            env = self.env(d.env)
             if d.state != State.PENDING:
                 raise Refused(f"{d.label} is already {d.state.value}")
             reason = may_approve(env, d, user, self.directory)
@@ -376,53 +546,88 @@ class Engine:
                 open_items = [str(i + 1) for i, v in enumerate(d.checklist) if not v]
                 raise Refused(f"tick every checklist item before Go (open: {', '.join(open_items)})")
             lock = self.store.get_lock(d.env)
-            if lock is not None and d.kind == "deploy" and not d.force:
+            if lock is not None and d.kind == "deploy":
                 raise Refused(f"{d.env} is locked by {lock.owner}: {lock.reason}")
             now = self.clock.now()
             approvals = (*d.approvals, Approval(user, now))
             new = replace(d, approvals=approvals, updated_at=now)
             done = len(approvals) >= d.required_approvals
+            later = done and d.scheduled_at is not None and d.scheduled_at > now
             try:
                 if done:
-                    new = transition(new, Event.APPROVE, at=now)
+                    new = transition(new, Event.SCHEDULE if later else Event.APPROVE, at=now)
                 saved = self.store.transition(
-                    new,
-                    d.version,
-                    self._event(user, "approve", d, f"{len(approvals)}/{d.required_approvals}"),
+                    new, d.version, self.event(user, "approve", d, f"{len(approvals)}/{d.required_approvals}")
                 )
             except StaleDeployment:
                 continue
             if done:
-                self._submit(saved)
-            self._refresh_card(saved)
+                self.scheduler.cancel(saved.id, EXPIRY)  # type: ignore[arg-type]
+                if later:
+                    self.scheduler.add(SCHEDULED_START, saved.scheduled_at, deployment_id=saved.id)  # type: ignore[arg-type]
+                else:
+                    self._submit(saved)
+            self.refresh_card(saved)
             return saved
         raise Refused("too many concurrent changes; try again")
 
     def decline(self, user: str, deployment_id: int, reason: str | None = None) -> Deployment:
         """No-go: an approver declines, or the requester cancels, a pending deployment."""
         d = self.deployment(deployment_id)
-        env = self._env(d.env)
+        env = self.env(d.env)
         if d.state not in (State.PENDING, State.SCHEDULED):
             raise Refused(f"{d.label} is already {d.state.value}")
+        self.scheduler.cancel(d.id)  # type: ignore[arg-type]
         if user == d.requester:
-            return self._save(d, Event.CANCEL, user, "cancel", detail=reason, refresh=True)
+            return self.save(d, Event.CANCEL, user, "cancel", detail=reason, refresh=True)
         refusal = may_approve(env, d, user, self.directory)
         if refusal:
             self._record_refusal(user, d.env, "decline", refusal, d.id)
             raise Refused(refusal)
-        return self._save(d, Event.DECLINE, user, "decline", detail=reason, refresh=True)
+        if d.state == State.SCHEDULED:
+            return self.save(d, Event.CANCEL, user, "decline", detail=reason, refresh=True)
+        return self.save(d, Event.DECLINE, user, "decline", detail=reason, refresh=True)
 
     def cancel(self, user: str, deployment_id: int) -> Deployment:
-        """Cancel a pending or scheduled deployment (requester or an operator)."""
+        """Cancel a pending, approved or scheduled deployment (requester or an operator)."""
         d = self.deployment(deployment_id)
         if user != d.requester:
-            self._refuse_if(may_operate(self._env(d.env), user, self.directory), user, d.env, "cancel", d.id)
-        return self._save(d, Event.CANCEL, user, "cancel", refresh=True)
+            self._refuse_if(may_operate(self.env(d.env), user, self.directory), user, d.env, "cancel", d.id)
+        if d.state not in (State.PENDING, State.SCHEDULED, State.APPROVED):
+            raise Refused(
+                f"{d.label} is {d.state.value}; only a pending or scheduled deployment can be cancelled"
+            )
+        self.scheduler.cancel(d.id)  # type: ignore[arg-type]
+        return self.save(d, Event.CANCEL, user, "cancel", refresh=True)
+
+    def _expire(self, schedule: Schedule) -> None:
+        d = self.store.get(schedule.deployment_id or 0)
+        if d is None or d.state != State.PENDING:
+            return
+        try:
+            d = self.save(d, Event.EXPIRE, "gonogo", "expire", detail="not approved in time", refresh=True)
+        except Refused:
+            return
+        self.thread(d, f"⌛ {d.label} expired: it was not approved in time.")
+
+    def _scheduled_start(self, schedule: Schedule) -> None:
+        d = self.store.get(schedule.deployment_id or 0)
+        if d is None or d.state != State.SCHEDULED:
+            return
+        env = self.env(d.env)
+        window = self._window_refusal(env, self.clock.now())
+        lock = self.store.get_lock(d.env)
+        if (window and not d.force) or lock is not None:
+            why = window or f"{d.env} is locked by {lock.owner}: {lock.reason}"  # type: ignore[union-attr]
+            d = self.save(d, Event.CANCEL, "gonogo", "cancel", detail=why, error=why, refresh=True)
+            self.say(d, f"Scheduled {d.label} did not start: {why}")
+            return
+        self._submit(d)
 
     # -- locks ----------------------------------------------------------------------------
     def lock(self, user: str, env_name: str, reason: str | None, *, automatic: bool = False) -> Lock:
         """Lock an environment against deploys."""
-        env = self._env(env_name)
+        env = self.env(env_name)
         if not automatic:
             self._refuse_if(may_operate(env, user, self.directory), user, env.name, "lock")
         now = self.clock.now()
@@ -436,7 +641,7 @@ class Engine:
 
     def unlock(self, user: str, env_name: str, reason: str | None) -> Lock:
         """Unlock an environment. A lock the bot set (after a rollback) needs a reason."""
-        env = self._env(env_name)
+        env = self.env(env_name)
         self._refuse_if(may_operate(env, user, self.directory), user, env.name, "unlock")
         existing = self.store.get_lock(env.name)
         if existing is None:
@@ -451,37 +656,108 @@ class Engine:
             raise Refused(f"{env.name} is not locked")
         return removed
 
-    # -- running --------------------------------------------------------------------------
+    # -- in-flight control ------------------------------------------------------------------
     def abort(self, user: str, env_name: str) -> Deployment:
         """Stop the in-flight deployment of `env` after its current batch (or cancel a pending one)."""
-        env = self._env(env_name)
+        env = self.env(env_name)
         self._refuse_if(may_operate(env, user, self.directory), user, env.name, "abort")
         d = self.store.active(env.name)
         if d is None:
             raise Refused(f"nothing is in flight in {env.name}")
         if d.state in (State.PENDING, State.SCHEDULED, State.APPROVED):
-            return self._save(d, Event.CANCEL, user, "abort", refresh=True)
+            self.scheduler.cancel(d.id)  # type: ignore[arg-type]
+            return self.save(d, Event.CANCEL, user, "abort", refresh=True)
+        if d.state == State.MONITORING:
+            self.scheduler.cancel(d.id)  # type: ignore[arg-type]
+            return self.save(
+                d, Event.SUCCEED, user, "monitoring_stopped", detail="aborted by " + user, refresh=True
+            )
         if d.state != State.RUNNING:
             raise Refused(f"{d.label} is {d.state.value}; nothing to abort")
         run = self._runs.get(d.id)  # type: ignore[arg-type]
         if run is None:
             raise Refused(f"{d.label} is not running in this process")
         run.stop.set()
-        self.store.append_event(self._event(user, "abort_requested", d, None))
+        self.store.append_event(self.event(user, "abort_requested", d, None))
         return d
 
     def resume(self, user: str, deployment_id: int) -> Deployment:
-        """Continue an interrupted deployment from its first unfinished stage."""
+        """Continue an interrupted deployment from its first unfinished stage and batch."""
         d = self.deployment(deployment_id)
-        self._refuse_if(may_operate(self._env(d.env), user, self.directory), user, d.env, "resume", d.id)
+        self._refuse_if(may_operate(self.env(d.env), user, self.directory), user, d.env, "resume", d.id)
         if d.state != State.INTERRUPTED:
             raise Refused(f"{d.label} is {d.state.value}; only an interrupted deployment can be resumed")
-        self.store.append_event(self._event(user, "resume_requested", d, None))
+        self.store.append_event(self.event(user, "resume_requested", d, None))
         self._submit(d)
         return d
 
+    def hold(self, user: str, deployment_id: int) -> Deployment:
+        """Hold: stop an automatic rollback from starting; the deployment stays as it is."""
+        d = self.deployment(deployment_id)
+        self._refuse_if(may_operate(self.env(d.env), user, self.directory), user, d.env, "hold", d.id)
+        self.scheduler.cancel(d.id, "auto_rollback")  # type: ignore[arg-type]
+        d = self.update(d.id, lambda cur: replace(cur, details={**cur.details, "hold": user}))  # type: ignore[arg-type]
+        self.store.append_event(self.event(user, "hold", d, None))
+        return d
+
+    def rollback_failed(self, user: str, deployment_id: int, *, automatic: bool = False) -> Deployment:
+        """`Roll back now` on a failure alert: put back the environment's last good release."""
+        d = self.deployment(deployment_id)
+        env = self.env(d.env)
+        if not automatic:
+            self._refuse_if(may_request(env, user, self.directory), user, d.env, "rollback", d.id)
+        current = self.store.current_release(d.env)
+        if current is None:
+            raise Refused(f"{d.env} has no good release to roll back to")
+        if d.state == State.INTERRUPTED:
+            d = self.save(
+                d, Event.FAIL, user, "give_up", error="rolled back after interruption", refresh=True
+            )
+        if d.state == State.MONITORING:
+            self.scheduler.cancel(d.id)  # type: ignore[arg-type]
+            d = self.save(d, Event.FAIL, user, "fail", error="rolled back by " + user, refresh=True)
+        active = self.store.active(env.name)
+        if active is not None:
+            raise Refused(self._busy_message(active))
+        if d.state == State.ROLLED_BACK or (
+            d.kind == "deploy" and d.state not in (State.FAILED, State.ABORTED, State.INTERRUPTED)
+        ):
+            raise Refused(f"{d.label} is {d.state.value}; use /rollback {d.env}")
+        now = self.clock.now()
+        rb = Deployment(
+            env=env.name,
+            kind="rollback",
+            requester=user,
+            ref=current.ref,
+            sha=current.sha,
+            committed_at=current.committed_at,
+            created_at=now,
+            updated_at=now,
+            reason=f"after failed {d.label}",
+            release_id=current.release_id or current.id,
+            rollback_of=d.id,
+            required_approvals=0,
+            channel=d.channel,
+            details={
+                "changelog_note": f"Back to {current.label} ({current.ref} {current.short_sha})",
+                "automatic": automatic,
+            },
+        )
+        rb = self._create(
+            rb, EventRecord(at=now, actor=user, action="request_rollback", env=env.name, detail=rb.reason)
+        )
+        self._post_card(rb)
+        rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
+        return self._approve_and_submit(rb, user)
+
+    # -- sign-off ---------------------------------------------------------------------------
+    def signoff(self, user: str, channel: str, env: str) -> Deployment:
+        """Post the sign-off card for what `env` runs now."""
+        return self.signoffs.request(user, channel, env)
+
+    # -- the run ------------------------------------------------------------------------------
     def _approve_and_submit(self, d: Deployment, user: str) -> Deployment:
-        saved = self._save(d, Event.APPROVE, user, "auto_approve", detail="no approval required")
+        saved = self.save(d, Event.APPROVE, user, "auto_approve", detail="no approval required")
         self._submit(saved)
         return saved
 
@@ -489,8 +765,7 @@ class Engine:
         if not self._accepting:
             return
         assert d.id is not None
-        deployment_id = d.id
-        future = self._pool.submit(self._run_guarded, deployment_id)
+        future = self._pool.submit(self._run_guarded, d.id)
         with self._idle:
             self._inflight.add(future)
         future.add_done_callback(self._done)
@@ -508,13 +783,14 @@ class Engine:
             d = self.store.get(deployment_id)
             if d is not None and d.state == State.RUNNING:
                 try:
-                    self._save(
+                    self.save(
                         d,
                         Event.FAIL,
                         "gonogo",
                         "fail",
                         detail="internal error",
                         error="internal error (see logs)",
+                        refresh=True,
                     )
                 except Exception:
                     log.exception("deployment #%s: could not record the failure", deployment_id)
@@ -523,84 +799,110 @@ class Engine:
         d = self.store.get(deployment_id)
         if d is None:
             return
-        env = self._env(d.env)
+        env = self.env(d.env)
         resuming = d.state == State.INTERRUPTED
         event = Event.RESUME if resuming else Event.START
         try:
-            d = self._save(
-                d, event, "gonogo", "start" if not resuming else "resume", progress="starting", refresh=True
-            )
-        except (Refused, IllegalTransition):
+            d = self.save(d, event, "gonogo", "resume" if resuming else "start", progress="starting",
+                          heartbeat_at=self.clock.now(), error=None, refresh=True)  # fmt: skip
+        except Refused:
             return  # someone else started it (another click, another replica)
-        assert d.id is not None
-        deployment_id = d.id
         run = _Run()
         self._runs[deployment_id] = run
         backend = self.backends(env, d.dry_run)
-        variables = self._variables(env, d)
-        secrets = {name: value for name in env.secrets if (value := _environ(name))}
-        redactor = Redactor(secrets.values())
-        progress = _ProgressReporter(self, d.id)
+        secrets = {name: value for name in env.secrets if (value := os.environ.get(name))}
         pipeline = Pipeline(
             backend,
             env.hosts,
             env.strategy,
-            variables,
+            self._variables(env, d),
             env=secrets,
-            redactor=redactor,
-            on_progress=progress,
+            redactor=Redactor(secrets.values()),
+            on_progress=_ProgressReporter(self, deployment_id),
             stop=run.stop,
         )
         stages = ("rollback",) if d.kind == "rollback" else ("pre_deploy", "deploy", "verify")
         done_stages = set(d.details.get("done_stages", ())) if resuming else set()
+        cursor = d.details.get("cursor", {}) if resuming else {}
         failure: StageResult | None = None
         try:
             for stage in stages:
                 steps = env.stage(stage)
                 if stage in done_stages or not steps:
                     continue
-                d = self._set_progress(deployment_id, f"{stage}…")
-                result = pipeline.run_stage(stage, steps)
+                self._set_progress(deployment_id, f"{stage}…")
+                start_batch = int(cursor.get("batch", 0)) if cursor.get("stage") == stage else 0
+                result = pipeline.run_stage(stage, steps, start_batch=start_batch)
                 if not result.ok:
                     failure = result
                     break
                 done_stages.add(stage)
-                d = self._save_details(deployment_id, {"done_stages": sorted(done_stages)})
-            if failure is None and d.dry_run and isinstance(getattr(backend, "lines", None), list):
-                self._thread(d, "Dry run: exact commands per host\n" + "\n".join(backend.lines))  # type: ignore[attr-defined]
+                self._save_details(deployment_id, {"done_stages": sorted(done_stages), "cursor": {}})
+            lines = getattr(backend, "lines", None)
+            if failure is None and d.dry_run and isinstance(lines, list):
+                self.thread(
+                    self.deployment(deployment_id), "Dry run: exact commands per host\n" + "\n".join(lines)
+                )
         finally:
             pipeline.close()
             self._runs.pop(deployment_id, None)
-        self._finish(deployment_id, failure, run.stop.is_set())
+        self._finish(deployment_id, failure, run)
 
-    def _finish(self, deployment_id: int, failure: StageResult | None, stopped: bool) -> None:
+    def _finish(self, deployment_id: int, failure: StageResult | None, run: _Run) -> None:
         d = self.deployment(deployment_id)
         if failure is not None and failure.aborted and failure.failed_step is None:
-            self._save(
+            if run.shutdown:
+                self._interrupt(d, "the bot shut down during the deployment")
+                return
+            d = self.save(
                 d, Event.ABORT, "gonogo", "aborted", error="aborted after the current batch", refresh=True
             )
+            self.monitoring.on_failure(d, "aborted after the current batch", automatic=False)
             return
         if failure is not None:
             step = failure.failed_step
             assert step is not None
-            bad = step.failures()
-            summary = f"{failure.stage} › {step.step}: " + "; ".join(h.describe() for h in bad[:3])
-            d = self._save(d, Event.FAIL, "gonogo", "fail", detail=summary, error=summary, refresh=True)
-            self._alert_failure(d, summary, bad)
-            return
-        now = self.clock.now()
-        if d.kind == "rollback":
-            d = self._save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, refresh=True)
-            self._mark_rolled_back(d)
-        else:
-            d = self._save(
-                d, Event.SUCCEED, "gonogo", "succeed", progress=None, release_id=d.id, refresh=True
+            summary = f"{failure.stage} › {step.step}: " + "; ".join(
+                h.describe() for h in step.failures()[:3]
             )
-            if not d.dry_run:
-                note = self.resolver.after_success(d.env, d.id, d.sha)  # type: ignore[arg-type]
-                if note:
-                    self._thread(d, note)
-        log.info("deployment %s %s at %s", d.label, d.state.value, now.isoformat())
+            d = self.save(d, Event.FAIL, "gonogo", "fail", detail=summary, error=summary, refresh=True)
+            tails = "\n".join(f"{h.host}: {h.output[-500:]}" for h in step.failures()[:3] if h.output)
+            if tails:
+                self.thread(d, "Output:\n" + tails)
+            self.monitoring.on_failure(d, summary)
+            return
+        if d.dry_run:
+            self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, refresh=True)
+            return
+        smoke_failure = self.monitoring.verify(d)
+        if smoke_failure:
+            d = self.save(
+                d, Event.FAIL, "gonogo", "fail", detail=smoke_failure, error=smoke_failure, refresh=True
+            )
+            self.monitoring.on_failure(d, smoke_failure)
+            return
+        env = self.env(d.env)
+        if d.kind == "rollback":
+            d = self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, refresh=True)
+            self._mark_rolled_back(d)
+            return
+        if self.monitoring.wants_window(env):
+            d = self.save(
+                d, Event.MONITOR, "gonogo", "monitor", progress="monitoring", release_id=d.id, refresh=True
+            )
+            self.monitoring.start_window(d)
+            return
+        d = self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, release_id=d.id, refresh=True)
+        self.after_success(d)
+
+    def after_success(self, d: Deployment) -> None:
+        """Deploy tags and the sign-off reminder, once a deploy is live."""
+        if d.kind != "deploy" or d.dry_run:
+            return
+        note = self.resolver.after_success(d.env, d.id, d.sha)  # type: ignore[arg-type]
+        if note:
+            self.thread(d, note)
+        self.signoffs.schedule_reminder(d)
 
     def _mark_rolled_back(self, rollback: Deployment) -> None:
         if rollback.rollback_of is None:
@@ -608,109 +910,99 @@ class Engine:
         undone = self.store.get(rollback.rollback_of)
         if undone is None:
             return
+        if undone.state == State.MONITORING:
+            self.scheduler.cancel(undone.id)  # type: ignore[arg-type]
         try:
-            self._save(
+            self.save(
                 undone, Event.ROLL_BACK, "gonogo", "rolled_back", detail=f"by {rollback.label}", refresh=True
             )
-        except (Refused, IllegalTransition):
+        except Refused:
             log.info("%s could not be marked rolled back from %s", undone.label, undone.state.value)
 
-    def _alert_failure(self, d: Deployment, summary: str, bad: Sequence[HostResult]) -> None:
-        env = self._env(d.env)
-        from bot.card import Button
-
-        mentions = [d.requester, *env.on_call]
-        tails = "\n".join(f"{h.host}: {h.output[-500:]}" for h in bad[:3] if h.output)
-        if d.kind == "rollback":
-            text = f"Rollback {d.label} of {d.env} FAILED: {summary}"
-            buttons: tuple[Button, ...] = ()
-        else:
-            text = f"Deploy {d.label} of {d.ref} to {d.env} FAILED: {summary}"
-            buttons = (
-                Button("Roll back now", "rollback_now", str(d.id), "danger"),
-                Button("Hold", "hold", str(d.id)),
-            )
-            if self.store.current_release(d.env) is None:
-                buttons = ()
-        if d.channel:
-            self.chat.post_message(d.channel, text, buttons=buttons, mentions=mentions)
-        if tails:
-            self._thread(d, "Output:\n" + tails)
-
-    def rollback_failed(self, user: str, deployment_id: int) -> Deployment:
-        """`Roll back now` on a failure alert: roll the environment back to its last good release."""
-        d = self.deployment(deployment_id)
-        current = self.store.current_release(d.env)
-        if current is None:
-            raise Refused(f"{d.env} has no good release to roll back to")
-        active = self.store.active(d.env)
-        if active is not None and active.kind == "rollback":
-            raise Refused(f"rollback {active.label} is already {active.state.value}")
-        return self._rollback_to_current(user, d, current)
-
-    def _rollback_to_current(self, user: str, failed: Deployment, current: Deployment) -> Deployment:
-        """After a failed deploy the env may be half-updated: redeploy the current good release."""
-        env = self._env(failed.env)
-        if failed.state == State.INTERRUPTED:
-            self._save(
-                failed, Event.FAIL, user, "give_up", error="rolled back after interruption", refresh=True
-            )
-        active = self.store.active(env.name)
-        if active is not None:
-            raise Refused(self._busy_message(active))
-        now = self.clock.now()
-        rb = Deployment(
-            env=env.name,
-            kind="rollback",
-            requester=user,
-            ref=current.ref,
-            sha=current.sha,
-            committed_at=current.committed_at,
-            created_at=now,
-            updated_at=now,
-            reason=f"after failed {failed.label}",
-            release_id=current.release_id or current.id,
-            rollback_of=failed.id,
-            required_approvals=0,
-            channel=failed.channel,
-            details={"changelog_note": f"Back to {current.label} ({current.ref} {current.short_sha})"},
-        )
-        rb = self._create(
-            rb, EventRecord(at=now, actor=user, action="request_rollback", env=env.name, detail=rb.reason)
-        )
-        self._post_card(rb)
-        rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
-        return self._approve_and_submit(rb, user)
-
-    def _interrupt(self, d: Deployment, why: str) -> None:
+    def _interrupt(self, d: Deployment, why: str) -> Deployment | None:
         try:
-            d = self._save(d, Event.INTERRUPT, "gonogo", "interrupt", detail=why, error=why, refresh=True)
-        except (Refused, IllegalTransition):
-            return
-        if d.channel:
-            from bot.card import Button
+            d = self.save(d, Event.INTERRUPT, "gonogo", "interrupt", detail=why, error=why, refresh=True)
+        except Refused:
+            return None
+        self.alert(
+            d,
+            f"⚠️ Deployment {d.label} of {d.ref} to {d.env} was interrupted: {why}. "
+            "Resume it, or roll back; the environment stays held until someone decides.",
+            (
+                Button("Resume", "resume", str(d.id), "primary"),
+                Button("Roll back", "rollback_now", str(d.id), "danger"),
+            ),
+            [d.requester, *self.env(d.env).on_call],
+        )
+        return d
 
-            self.chat.post_message(
-                d.channel,
-                f"Deployment {d.label} of {d.ref} to {d.env} was interrupted: {why}. "
-                "Resume it, or roll back; the environment stays held until someone decides.",
-                buttons=(
-                    Button("Resume", "resume", str(d.id), "primary"),
-                    Button("Roll back", "rollback_now", str(d.id), "danger"),
-                ),
-                mentions=[d.requester, *self._env(d.env).on_call],
-            )
+    def _retention(self, schedule: Schedule) -> None:
+        removed = self.store.prune(self.clock.now() - timedelta(days=self.retention_days))
+        log.info("retention: pruned %s old check results and host outputs", removed)
+        self.scheduler.add_in(RETENTION, 86400)
 
-    # -- helpers --------------------------------------------------------------------------
-    def _env(self, name: str | None) -> Environment:
+    # -- helpers for bot/ modules ---------------------------------------------------------
+    def env(self, name: str | None) -> Environment:
+        """The environment named `name`; Refused when there is none."""
         env = self._env_or_none(name)
         if env is None:
-            known = ", ".join(self.config.environments)
-            raise Refused(f"unknown environment {name!r}; known: {known}")
+            raise Refused(f"unknown environment {name!r}; known: {', '.join(self.config.environments)}")
         return env
 
     def _env_or_none(self, name: str | None) -> Environment | None:
         return self.config.environments.get(name or "")
+
+    def save(
+        self,
+        d: Deployment,
+        event: Event,
+        actor: str,
+        action: str,
+        *,
+        detail: str | None = None,
+        refresh: bool = False,
+        **changes: object,
+    ) -> Deployment:
+        """Apply a transition compare-and-set, retrying on version races; Refused if illegal."""
+        for _ in range(MAX_CAS_RETRIES):
+            try:
+                new = transition(d, event, at=self.clock.now(), **changes)
+            except IllegalTransition as exc:
+                raise Refused(str(exc)) from None
+            try:
+                saved = self.store.transition(new, d.version, self.event(actor, action, d, detail))
+            except StaleDeployment:
+                fresh = self.store.get(d.id)  # type: ignore[arg-type]
+                if fresh is None:
+                    raise Refused(f"{d.label} no longer exists") from None
+                d = fresh
+                continue
+            if refresh:
+                self.refresh_card(saved)
+            return saved
+        raise Refused("too many concurrent changes; try again")
+
+    def update(self, deployment_id: int, change: Callable[[Deployment], Deployment]) -> Deployment:
+        """Save a non-state change compare-and-set (progress, details), retrying on races."""
+        for _ in range(MAX_CAS_RETRIES):
+            d = self.deployment(deployment_id)
+            try:
+                return self.store.transition(change(d), d.version)
+            except StaleDeployment:
+                continue
+        return self.deployment(deployment_id)
+
+    def event(self, actor: str, action: str, d: Deployment, detail: str | None) -> EventRecord:
+        """An event-log line about `d`."""
+        return EventRecord(
+            at=self.clock.now(), actor=actor, action=action, env=d.env, deployment_id=d.id, detail=detail
+        )
+
+    def record_refusal(
+        self, user: str, env: str, action: str, reason: str, deployment_id: int | None = None
+    ) -> None:
+        """Write a refused action to the event log."""
+        self._record_refusal(user, env, action, reason, deployment_id)
 
     def _create(self, d: Deployment, event: EventRecord) -> Deployment:
         try:
@@ -729,7 +1021,7 @@ class Engine:
         if active is not None:
             raise Refused(self._busy_message(active))
 
-    def _refuse_if_locked(self, env: str, user: str, force: bool) -> None:
+    def _refuse_if_locked(self, env: str, user: str) -> None:
         lock = self.store.get_lock(env)
         if lock is not None:
             self._record_refusal(user, env, "deploy", f"locked by {lock.owner}")
@@ -756,58 +1048,13 @@ class Engine:
             )
         )
 
-    def _event(self, actor: str, action: str, d: Deployment, detail: str | None) -> EventRecord:
-        return EventRecord(
-            at=self.clock.now(), actor=actor, action=action, env=d.env, deployment_id=d.id, detail=detail
-        )
-
-    def _save(
-        self,
-        d: Deployment,
-        event: Event,
-        actor: str,
-        action: str,
-        *,
-        detail: str | None = None,
-        refresh: bool = False,
-        **changes: object,
-    ) -> Deployment:
-        """Apply a transition compare-and-set, retrying on version races; Refused if illegal."""
-        for _ in range(MAX_CAS_RETRIES):
-            try:
-                new = transition(d, event, at=self.clock.now(), **changes)
-            except IllegalTransition as exc:
-                raise Refused(str(exc)) from None
-            try:
-                saved = self.store.transition(new, d.version, self._event(actor, action, d, detail))
-            except StaleDeployment:
-                fresh = self.store.get(d.id)  # type: ignore[arg-type]
-                if fresh is None:
-                    raise Refused(f"{d.label} no longer exists") from None
-                d = fresh
-                continue
-            if refresh:
-                self._refresh_card(saved)
-            return saved
-        raise Refused("too many concurrent changes; try again")
-
-    def _update(self, deployment_id: int, change: Callable[[Deployment], Deployment]) -> Deployment:
-        """Save a non-state change compare-and-set (progress, details), retrying on races."""
-        for _ in range(MAX_CAS_RETRIES):
-            d = self.deployment(deployment_id)
-            try:
-                return self.store.transition(change(d), d.version)
-            except StaleDeployment:
-                continue
-        return self.deployment(deployment_id)
-
     def _set_progress(self, deployment_id: int, text: str | None) -> Deployment:
-        d = self._update(deployment_id, lambda d: replace(d, progress=text, heartbeat_at=self.clock.now()))
-        self._refresh_card(d)
+        d = self.update(deployment_id, lambda d: replace(d, progress=text, heartbeat_at=self.clock.now()))
+        self.refresh_card(d)
         return d
 
     def _save_details(self, deployment_id: int, extra: dict[str, object]) -> Deployment:
-        return self._update(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
+        return self.update(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
 
     def _variables(self, env: Environment, d: Deployment) -> dict[str, object]:
         data_dir = str(self.config.bot.data_dir)
@@ -819,7 +1066,7 @@ class Engine:
         )
         release_id = d.release_id or d.id
         current = self.store.current_release(env.name)
-        previous = current.release_id or current.id if current else None
+        previous = (current.release_id or current.id) if current else None
         return {
             **env.vars,
             "ref": d.ref,
@@ -838,23 +1085,35 @@ class Engine:
             "keep_releases": env.keep_releases,
         }
 
-    # -- chat -----------------------------------------------------------------------------
+    # -- chat ---------------------------------------------------------------------------------
     def _post_card(self, d: Deployment) -> None:
         if not d.channel:
             return
         ref = self.chat.post_card(d.channel, self.card(d))
         if ref is not None:
-            self._update(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))  # type: ignore[arg-type]
+            self.update(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))  # type: ignore[arg-type]
 
-    def _refresh_card(self, d: Deployment) -> None:
+    def refresh_card(self, d: Deployment) -> None:
+        """Update the deployment's card in place."""
         if d.channel and d.message_ts:
             self.chat.update_card(MessageRef(d.channel, d.message_ts), self.card(d))
 
-    def _thread(self, d: Deployment, text: str) -> None:
+    def thread(self, d: Deployment, text: str) -> None:
+        """Post details in the deployment's thread."""
         if d.channel and d.message_ts:
             self.chat.post_thread(MessageRef(d.channel, d.message_ts), text)
         elif d.channel:
             self.chat.post_message(d.channel, text)
+
+    def say(self, d: Deployment, text: str) -> None:
+        """Post in the deployment's channel."""
+        if d.channel:
+            self.chat.post_message(d.channel, text)
+
+    def alert(self, d: Deployment, text: str, buttons: Sequence[Button], mentions: Sequence[str]) -> None:
+        """Post an alert in the channel, mentioning people, with buttons."""
+        if d.channel:
+            self.chat.post_message(d.channel, text, buttons=buttons, mentions=list(dict.fromkeys(mentions)))
 
     def now(self) -> datetime:
         """The engine's clock."""
@@ -862,7 +1121,7 @@ class Engine:
 
 
 class _ProgressReporter:
-    """Turns pipeline progress into stored host results, card progress and thread lines."""
+    """Turns pipeline progress into stored host results, card progress, the resume cursor and thread lines."""
 
     def __init__(self, engine: Engine, deployment_id: int) -> None:
         self.engine = engine
@@ -870,26 +1129,43 @@ class _ProgressReporter:
 
     def __call__(self, event: ProgressEvent) -> None:
         engine = self.engine
-        if event.kind == "step_started":
+        if event.kind == "batch_started":
+            engine._save_details(self.deployment_id, {"cursor": {"stage": event.stage, "batch": event.batch}})
+        elif event.kind == "step_started":
             hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
             engine._set_progress(self.deployment_id, f"{event.stage} › {event.step} on {hosts}")
-        elif event.kind == "step_done" and event.result is not None:
-            from runners.base import StepResult
-
+        elif event.kind == "step_done" and isinstance(event.result, StepResult):
             result = event.result
-            assert isinstance(result, StepResult)
             engine.store.record_host_results(self.deployment_id, event.stage, result.hosts)
             mark = "✓" if result.ok else "✗"
-            lines = [
-                f"{mark} {event.stage} › {result.step}: " + "; ".join(h.describe() for h in result.hosts[:10])
-            ]
+            line = f"{mark} {event.stage} › {result.step}: " + "; ".join(
+                h.describe() for h in result.hosts[:10]
+            )
             if len(result.hosts) > 10:
-                lines[0] += f"; …and {len(result.hosts) - 10} more hosts"
-            d = engine.deployment(self.deployment_id)
-            engine._thread(d, "\n".join(lines))
+                line += f"; …and {len(result.hosts) - 10} more hosts"
+            engine.thread(engine.deployment(self.deployment_id), line)
 
 
-def _environ(name: str) -> str | None:
-    import os
-
-    return os.environ.get(name)
+def _stats_record(d: Deployment) -> StatsRecord:
+    if (d.kind == "deploy" and d.state in (State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING)) or (
+        d.kind == "rollback" and d.state in (State.SUCCEEDED, State.SIGNED_OFF)
+    ):
+        outcome = "success"
+    elif d.state == State.ROLLED_BACK:
+        outcome = "rolled_back"
+    elif d.state == State.FAILED:
+        outcome = "failed"
+    elif d.state == State.ABORTED:
+        outcome = "aborted"
+    else:
+        outcome = "other"
+    assert d.id is not None
+    return StatsRecord(
+        id=d.id,
+        env=d.env,
+        kind=d.kind,
+        outcome=outcome,  # type: ignore[arg-type]
+        requested_at=d.created_at,
+        finished_at=d.finished_at,
+        committed_at=d.committed_at,
+    )

@@ -42,3 +42,19 @@ def may_operate(env: Environment, user: str, directory: Directory) -> str | None
     if _member(user, env.approvals.approvers, env.approvals.groups, directory):
         return None
     return f"you are not allowed to operate {env.name}"
+
+
+def may_sign_off(env: Environment, user: str, directory: Directory) -> str | None:
+    """Refusal reason for sign-off: `signoff_by`/`signoff_groups`, else whoever may operate."""
+    if env.signoff_by or env.signoff_groups:
+        if _member(user, env.signoff_by, env.signoff_groups, directory):
+            return None
+        return f"you are not allowed to sign off {env.name}"
+    return may_operate(env, user, directory)
+
+
+def may_force(env: Environment, user: str, directory: Directory) -> str | None:
+    """Refusal reason for --force (break glass): only the environment's break-glass users/groups."""
+    if _member(user, env.break_glass, env.break_glass_groups, directory):
+        return None
+    return f"--force in {env.name} is only for its break-glass group"

@@ -28,6 +28,7 @@ hosts = ["h1"]
 allowed_refs = ["main", "tag:v*"]
 tag_pattern = "deploy/{{env}}/{{n}}"
 max_commits = 3
+break_glass = ["alice"]
 [[environments.prod.steps.deploy]]
 name = "record"
 run = "echo {{sha}} >> {data}/deployed"
