@@ -122,6 +122,35 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    """Write the event log as JSON Lines or CSV."""
+    from bot.audit import export_events, parse_since
+    from bot.store import StoreError, open_store
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        print(f"gonogo: --since {args.since!r} is not a date (YYYY-MM-DD) or ISO date-time", file=sys.stderr)
+        return 2
+    config = _load(_config_path(args.config))
+    try:
+        store = open_store(config.bot.store_url)
+    except StoreError as exc:
+        print(f"gonogo: {exc}", file=sys.stderr)
+        return 2
+    try:
+        events = store.events(since=since)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                count = export_events(events, fh, args.format)
+            print(f"wrote {count} events to {args.output}", file=sys.stderr)
+        else:
+            export_events(events, sys.stdout, args.format)
+    finally:
+        store.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs test)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -164,6 +193,14 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", help="the file (default: --config)")
     check.set_defaults(func=cmd_config_check)
+
+    audit = sub.add_parser("audit", help="the event log for compliance reviews")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", parents=[common], help="write the event log as JSON Lines or CSV")
+    export.add_argument("--since", help="only events at or after this date (YYYY-MM-DD or ISO date-time)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
+    export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.set_defaults(func=cmd_audit_export)
 
     manifest = sub.add_parser(
         "manifest", parents=[common], help="print a Slack app manifest (YAML) for this config"

@@ -53,13 +53,21 @@ def handle(engine: Engine, cmd: model.Command, ctx: Context) -> Reply | None:
 
 
 def _deploy(engine: Engine, cmd: model.Deploy, ctx: Context) -> Reply | None:
-    if cmd.at:
-        return Reply("scheduled deploys (--at) are not available yet")
     d = engine.request_deploy(
-        ctx.user, ctx.channel, cmd.env, cmd.ref, reason=cmd.reason, dry_run=cmd.dry_run, force=cmd.force
+        ctx.user,
+        ctx.channel,
+        cmd.env,
+        cmd.ref,
+        reason=cmd.reason,
+        dry_run=cmd.dry_run,
+        force=cmd.force,
+        at=cmd.at,
     )
     if d.dry_run:
         return Reply(f"Dry run {d.label} of {d.ref} to {d.env} started; the commands go to its thread.")
+    if d.scheduled_at:
+        when = d.scheduled_at.strftime("%Y-%m-%d %H:%M %Z")
+        return Reply(f"{d.label} will start at {when} once approved; cancel with /deploy cancel {d.id}.")
     return None  # the card is the answer
 
 
@@ -107,12 +115,14 @@ def _help(engine: Engine, cmd: model.Help, ctx: Context) -> Reply:
     return Reply(help_text(cmd.topic))
 
 
-def _signoff(engine: Engine, cmd: model.Signoff, ctx: Context) -> Reply:
-    return Reply("sign-off is not available yet")
+def _signoff(engine: Engine, cmd: model.Signoff, ctx: Context) -> Reply | None:
+    engine.signoff(ctx.user, ctx.channel, cmd.env)
+    return None  # the sign-off card is the answer
 
 
 def _stats(engine: Engine, cmd: model.Stats, ctx: Context) -> Reply:
-    return Reply("stats are not available yet")
+    dora = engine.stats(cmd.env, cmd.days)
+    return Reply("\n".join([f"DORA metrics for {cmd.env}, last {cmd.days} days:", *dora.lines()]))
 
 
 _HANDLERS: dict[type, Callable[[Engine, Any, Context], Reply | None]] = {
@@ -167,10 +177,29 @@ def handle_action(
             rb = engine.rollback_failed(ctx.user, deployment_id)
             return Reply(f"Rollback {rb.label} started by {ctx.user}.", ephemeral=False)
         if action == "hold":
-            d = engine.deployment(deployment_id)
+            d = engine.hold(ctx.user, deployment_id)
             return Reply(
-                f"Holding: {d.label} stays as it is; roll back with /rollback {d.env}.", ephemeral=False
+                f"Holding: {ctx.user} stopped the automatic rollback of {d.label}; roll back with /rollback {d.env}.",
+                ephemeral=False,
             )
+        if action == "keep":
+            d = engine.signoffs.keep(ctx.user, deployment_id)
+            return Reply(f"🏁 {d.label} signed off (KEEP) by {ctx.user}.", ephemeral=False)
+        if action == "signoff_rollback":
+            rb = engine.signoffs.roll_back(ctx.user, deployment_id)
+            return Reply(
+                f"Sign-off decided ROLL BACK: rollback {rb.label} requested by {ctx.user}.", ephemeral=False
+            )
+        if action == "signoff_tick":
+            engine.signoffs.set_checklist(ctx.user, deployment_id, {int(value.split(":", 1)[1]): True})
+            return None
+        if action == "signoff_checklist" and ticked is not None:
+            d = engine.deployment(deployment_id)
+            count = len(engine.env(d.env).signoff_checklist)
+            engine.signoffs.set_checklist(
+                ctx.user, deployment_id, {i + 1: (i + 1) in ticked for i in range(count)}
+            )
+            return None
         if action == "resume":
             d = engine.resume(ctx.user, deployment_id)
             return Reply(f"Resuming {d.label}.", ephemeral=False)
