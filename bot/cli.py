@@ -7,7 +7,6 @@ terminal chat. Everything is wired here and only here: config → store → engi
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,12 +21,23 @@ def _config_path(arg: str | None) -> str:
     return arg or os.environ.get("GONOGO_CONFIG") or DEFAULT_CONFIG
 
 
+_LOGGING: dict[str, str] = {"level": "WARNING", "format": "text"}
+_TOKEN_VARS = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+
+
 def _load(path: str) -> Config:
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         print(f"gonogo: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Now that the config names the secrets, every log line is redacted of their values.
+    from bot.logs import setup_logging
+
+    names = {*_TOKEN_VARS, *(s for env in config.environments.values() for s in env.secrets)}
+    secrets = [value for name in names if (value := os.environ.get(name))]
+    setup_logging(_LOGGING["level"], _LOGGING["format"], secrets)
+    return config
 
 
 def build_engine(config: Config, chat: object, **kwargs: object) -> object:
@@ -162,6 +172,12 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING (default), ERROR"
     )
+    common.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=argparse.SUPPRESS,
+        help="text (default) or json lines",
+    )
     p = argparse.ArgumentParser(prog="gonogo", description="Slack ChatOps deploy bot.", parents=[common])
     sub = p.add_subparsers(dest="command")
 
@@ -198,7 +214,9 @@ def parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     export = audit_sub.add_parser("export", parents=[common], help="write the event log as JSON Lines or CSV")
     export.add_argument("--since", help="only events at or after this date (YYYY-MM-DD or ISO date-time)")
-    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)")
+    export.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default jsonl)"
+    )
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
     export.set_defaults(func=cmd_audit_export)
 
@@ -216,9 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.config = getattr(args, "config", None)
     args.log_level = getattr(args, "log_level", None) or os.environ.get("GONOGO_LOG_LEVEL", "WARNING")
-    logging.basicConfig(
-        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    args.log_format = getattr(args, "log_format", None) or os.environ.get("GONOGO_LOG_FORMAT", "text")
+    _LOGGING.update(level=str(args.log_level).upper(), format=args.log_format)
+    from bot.logs import setup_logging
+
+    setup_logging(_LOGGING["level"], _LOGGING["format"])
     if not getattr(args, "func", None):
         args = p.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
         args.config = getattr(args, "config", None)

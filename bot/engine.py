@@ -26,6 +26,7 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot import metrics
 from bot.card import Button, Card, build_card
 from bot.chat.base import Chat, Directory, MessageRef, StaticDirectory
 from bot.clock import Clock, SystemClock
@@ -37,11 +38,15 @@ from bot.scheduler import Scheduler
 from bot.stats import Dora, StatsRecord, compute_dora
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store
 from bot.windows import check_window, format_next_open, parse_freeze, parse_window
-from runners.base import Backend, StepResult
+from runners.base import Backend, HostResult, StepResult
 from runners.pipeline import Pipeline, ProgressEvent, StageResult
 from runners.redact import Redactor
 
 log = logging.getLogger("gonogo.engine")
+_COUNTED = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.ABORTED, State.DECLINED, State.CANCELLED, State.EXPIRED,
+     State.INTERRUPTED, State.ROLLED_BACK}
+)  # fmt: skip
 
 BackendFactory = Callable[[Environment, bool], Backend]
 MAX_CAS_RETRIES = 20
@@ -977,6 +982,8 @@ class Engine:
                     raise Refused(f"{d.label} no longer exists") from None
                 d = fresh
                 continue
+            if saved.state in _COUNTED and saved.state != d.state:
+                metrics.DEPLOYMENTS.labels(saved.env, saved.kind, saved.state.value).inc()
             if refresh:
                 self.refresh_card(saved)
             return saved
@@ -1134,6 +1141,9 @@ class _ProgressReporter:
         elif event.kind == "step_started":
             hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
             engine._set_progress(self.deployment_id, f"{event.stage} › {event.step} on {hosts}")
+        elif event.kind == "host_done" and isinstance(event.result, HostResult):
+            env = engine.deployment(self.deployment_id).env
+            metrics.STEP_SECONDS.labels(env, event.stage, event.result.status).observe(event.result.duration)
         elif event.kind == "step_done" and isinstance(event.result, StepResult):
             result = event.result
             engine.store.record_host_results(self.deployment_id, event.stage, result.hosts)

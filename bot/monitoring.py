@@ -16,6 +16,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from bot import metrics
 from bot.card import Button
 from bot.config import Environment
 from bot.domain import Deployment, Event, State
@@ -61,6 +62,8 @@ class Monitoring:
             for r in results
         ]
         self.engine.store.record_check_results(d.id, d.env, records)
+        for r in results:
+            metrics.CHECKS.labels(d.env, r.name, "true" if r.ok else "false").inc()
         return results
 
     def verify(self, d: Deployment) -> str | None:

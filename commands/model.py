@@ -109,6 +109,4 @@ class ParseError:
     usage: str
 
 
-Command = (
-    Deploy | Lock | Unlock | History | Abort | Cancel | Stats | Help | Rollback | Status | Signoff
-)
+Command = Deploy | Lock | Unlock | History | Abort | Cancel | Stats | Help | Rollback | Status | Signoff

@@ -84,7 +84,9 @@ def current_release_dir(config: Config) -> Path:
 MONITOR = 'auto_rollback = true\n[environments.demo.monitor]\ninterval = "0.3s"\nduration = "0.9s"\nfailure_limit = 2\n'
 
 
-def test_healthy_deploy_passes_verify_and_its_monitoring_window(tmp_path: Path, engines: list[Engine]) -> None:
+def test_healthy_deploy_passes_verify_and_its_monitoring_window(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
     config = demo(tmp_path, monitor=MONITOR)
     chat = RecordingChat()
     e = start(config, tmp_path, engines, chat)
@@ -99,7 +101,9 @@ def test_healthy_deploy_passes_verify_and_its_monitoring_window(tmp_path: Path, 
     assert e.status("demo")[0].checks[0].ok
 
 
-def test_health_turning_bad_mid_window_alerts_rolls_back_and_locks(tmp_path: Path, engines: list[Engine]) -> None:
+def test_health_turning_bad_mid_window_alerts_rolls_back_and_locks(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
     config = demo(tmp_path, monitor=MONITOR.replace('duration = "0.9s"', 'duration = "30s"'))
     chat = RecordingChat()
     e = start(config, tmp_path, engines, chat)
@@ -115,7 +119,9 @@ def test_health_turning_bad_mid_window_alerts_rolls_back_and_locks(tmp_path: Pat
     assert "Rolling back automatically now" in alert.text
     assert alert.mentions[0] == "carol"
     rollback = e.store.deployments("demo", kind="rollback")[0]
-    assert rollback.state == State.SUCCEEDED and rollback.release_id == first and rollback.requester == "gonogo"
+    assert (
+        rollback.state == State.SUCCEEDED and rollback.release_id == first and rollback.requester == "gonogo"
+    )
     assert version(config) == "v1"
     lock = e.store.get_lock("demo")
     assert lock is not None and lock.automatic
@@ -127,7 +133,12 @@ def test_health_turning_bad_mid_window_alerts_rolls_back_and_locks(tmp_path: Pat
 
 
 def test_hold_stops_an_automatic_rollback(tmp_path: Path, engines: list[Engine]) -> None:
-    config = demo(tmp_path, monitor=MONITOR.replace("auto_rollback = true", 'auto_rollback = true\nrollback_grace = "1s"').replace('duration = "0.9s"', 'duration = "30s"'))
+    config = demo(
+        tmp_path,
+        monitor=MONITOR.replace(
+            "auto_rollback = true", 'auto_rollback = true\nrollback_grace = "1s"'
+        ).replace('duration = "0.9s"', 'duration = "30s"'),
+    )
     chat = RecordingChat()
     e = start(config, tmp_path, engines, chat)
     ship(e, "v1")
@@ -148,7 +159,9 @@ def test_unreachable_or_slow_check_targets_fail_verify_clearly(tmp_path: Path, e
     closed = free_port()
     with HealthApp() as slow:
         slow.set_delay(0.5)
-        checks = CHECKS + f"""
+        checks = (
+            CHECKS
+            + f"""
 [[environments.demo.checks]]
 name = "gone"
 type = "http"
@@ -160,6 +173,7 @@ type = "http"
 url = "{slow.url}/health"
 max_latency = 0.2
 """
+        )
         config = demo(tmp_path, checks=checks)
         chat = RecordingChat()
         e = start(config, tmp_path, engines, chat)
@@ -172,7 +186,12 @@ max_latency = 0.2
 
 
 def test_a_restart_mid_window_resumes_the_window(tmp_path: Path, engines: list[Engine]) -> None:
-    config = demo(tmp_path, monitor=MONITOR.replace('interval = "0.3s"', 'interval = "0.5s"').replace('duration = "0.9s"', 'duration = "2s"'))
+    config = demo(
+        tmp_path,
+        monitor=MONITOR.replace('interval = "0.3s"', 'interval = "0.5s"').replace(
+            'duration = "0.9s"', 'duration = "2s"'
+        ),
+    )
     first = start(config, tmp_path, engines)
     d = ship(first, "v1")
     wait_for(lambda: any(c.round == 1 for c in first.store.check_results(deployment_id=d)))

@@ -91,7 +91,9 @@ def test_freeze_refuses_with_its_reason(engine: Engine, clock: FakeClock) -> Non
         engine.request_deploy("alice", "#d", "prod", "v1")
 
 
-def test_force_is_only_for_break_glass_and_needs_one_more_approval(engine: Engine, clock: FakeClock, chat: RecordingChat) -> None:
+def test_force_is_only_for_break_glass_and_needs_one_more_approval(
+    engine: Engine, clock: FakeClock, chat: RecordingChat
+) -> None:
     clock.set(FRIDAY_11_PARIS)
     with pytest.raises(Refused, match="only for its break-glass group"):
         engine.request_deploy("alice", "#d", "prod", "v1", force=True)
@@ -110,7 +112,9 @@ def test_force_is_only_for_break_glass_and_needs_one_more_approval(engine: Engin
     assert refusals and refusals[0].actor == "alice"
 
 
-def test_unapproved_card_expires_and_loses_its_buttons(engine: Engine, clock: FakeClock, chat: RecordingChat) -> None:
+def test_unapproved_card_expires_and_loses_its_buttons(
+    engine: Engine, clock: FakeClock, chat: RecordingChat
+) -> None:
     d = engine.request_deploy("alice", "#d", "prod", "v1")
     clock.advance(minutes=59)
     assert engine.scheduler.run_due() == 0
@@ -125,7 +129,9 @@ def test_unapproved_card_expires_and_loses_its_buttons(engine: Engine, clock: Fa
     engine.request_deploy("alice", "#d", "prod", "v2")  # the environment is free again
 
 
-def test_scheduled_deploy_starts_at_its_time_and_can_be_cancelled(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
+def test_scheduled_deploy_starts_at_its_time_and_can_be_cancelled(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
     ctx = Context("alice", "#d")
     reply = handle_text(engine, "/deploy", "prod v9 --at 15:30", ctx)
     assert reply is not None and "will start at 2026-11-23 14:30 UTC" in reply.text
@@ -152,13 +158,19 @@ def test_scheduled_deploy_starts_at_its_time_and_can_be_cancelled(engine: Engine
     assert engine.deployment(pending.id).state == State.CANCELLED  # type: ignore[union-attr,arg-type]
 
 
-def test_signoff_keep_needs_every_item_and_closes_the_deploy(engine: Engine, clock: FakeClock, chat: RecordingChat) -> None:
+def test_signoff_keep_needs_every_item_and_closes_the_deploy(
+    engine: Engine, clock: FakeClock, chat: RecordingChat
+) -> None:
     d = engine.request_deploy("alice", "#d", "prod", "v1")
     go(engine, d.id)  # type: ignore[arg-type]
     ctx = Context("bob", "#d")
     assert handle_text(engine, "/signoff", "prod", ctx) is None
     card = chat.of_kind("card")[-1].card
-    assert card is not None and card.kind == "signoff" and [b.label for b in card.buttons] == ["Keep", "Roll back"]
+    assert (
+        card is not None
+        and card.kind == "signoff"
+        and [b.label for b in card.buttons] == ["Keep", "Roll back"]
+    )
     refused = handle_action(engine, "keep", str(d.id), ctx)
     assert refused is not None and "tick every sign-off item before Keep (open: 1, 2)" in refused.text
     handle_action(engine, "signoff_checklist", str(d.id), ctx, ticked={1, 2})
@@ -173,7 +185,9 @@ def test_signoff_keep_needs_every_item_and_closes_the_deploy(engine: Engine, clo
     assert not any("not signed off yet" in m.text for m in chat.of_kind("thread"))
 
 
-def test_signoff_roll_back_starts_a_rollback_and_reminders_fire(engine: Engine, clock: FakeClock, chat: RecordingChat) -> None:
+def test_signoff_roll_back_starts_a_rollback_and_reminders_fire(
+    engine: Engine, clock: FakeClock, chat: RecordingChat
+) -> None:
     first = engine.request_deploy("alice", "#d", "prod", "v1")
     go(engine, first.id)  # type: ignore[arg-type]
     second = engine.request_deploy("alice", "#d", "prod", "v2")
@@ -188,7 +202,9 @@ def test_signoff_roll_back_starts_a_rollback_and_reminders_fire(engine: Engine, 
     assert rollback is not None and rollback.kind == "rollback" and rollback.ref == "v1"
 
 
-def test_status_history_and_stats_over_a_known_history(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
+def test_status_history_and_stats_over_a_known_history(
+    engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
     ctx = Context("alice", "#d")
     for ref in ("v1", "v2", "v3"):
         d = engine.request_deploy("alice", "#d", "prod", ref)
@@ -211,16 +227,26 @@ def test_status_history_and_stats_over_a_known_history(engine: Engine, clock: Fa
 def test_audit_export_round_trips(engine: Engine, config: Config, tmp_path: Path) -> None:
     d = engine.request_deploy("alice", "#d", "prod", "v1")
     go(engine, d.id)  # type: ignore[arg-type]
-    engine.lock("bob", "prod", "freeze, with \"quotes\"")
+    engine.lock("bob", "prod", 'freeze, with "quotes"')
     engine.shutdown()
     config_path = tmp_path / "c.toml"
-    config_path.write_text(CONFIG.format(data=tmp_path).replace('data_dir = "', 'store = "sqlite:///' + str(tmp_path / "db.sqlite") + '"\ndata_dir = "'))
+    config_path.write_text(
+        CONFIG.format(data=tmp_path).replace(
+            'data_dir = "', 'store = "sqlite:///' + str(tmp_path / "db.sqlite") + '"\ndata_dir = "'
+        )
+    )
     run = [sys.executable, "-m", "bot.cli", "audit", "export", "--config", str(config_path)]
     jsonl = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     events = [json.loads(line) for line in jsonl.splitlines()]
     assert [e["action"] for e in events][:2] == ["request_deploy", "checklist"]
     assert events[-1]["action"] == "lock" and events[-1]["detail"] == 'freeze, with "quotes"'
-    rows = list(csv.DictReader(io.StringIO(subprocess.run([*run, "--format", "csv"], capture_output=True, text=True, check=True).stdout)))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                subprocess.run([*run, "--format", "csv"], capture_output=True, text=True, check=True).stdout
+            )
+        )
+    )
     assert [r["action"] for r in rows] == [e["action"] for e in events]
     later = subprocess.run([*run, "--since", "2030-01-01"], capture_output=True, text=True, check=True).stdout
     assert later == ""
