@@ -205,6 +205,19 @@ def parse_duration(value: Any) -> float:
     raise ValueError(f"{value!r} is not a duration like 30, '90s', '15m' or '4h'")
 
 
+#: Every key the loader reads, as a schema path (`environments.<env>.steps.<stage>[].run`).
+#: Filled while parsing; the docs test checks each one is documented in docs/CONFIG.md.
+KNOWN_KEYS: set[str] = set()
+_STAGE_RE = re.compile(r"\.steps\.(?:" + "|".join(STAGES) + r")\b")
+
+
+def schema_path(path: str) -> str:
+    """`environments.prod.hosts[2].name` → `environments.<env>.hosts[].name`."""
+    path = re.sub(r"^environments\.[^.\[]+", "environments.<env>", path)
+    path = _STAGE_RE.sub(".steps.<stage>", path)
+    return re.sub(r"\[\d+\]", "[]", path)
+
+
 class _Table:
     """A TOML table being read: typed getters that record problems, and unknown-key checks."""
 
@@ -218,7 +231,9 @@ class _Table:
         self.seen: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+        full = f"{self.path}.{name}" if self.path else name
+        KNOWN_KEYS.add(schema_path(full))
+        return full
 
     def get(
         self,
@@ -228,6 +243,7 @@ class _Table:
         check: Callable[[Any], str | None] | None = None,
     ) -> Any:
         self.seen.add(name)
+        self.key(name)
         if name not in self.data:
             return default
         value = self.data[name]
@@ -258,6 +274,7 @@ class _Table:
 
     def duration(self, name: str, default: float) -> float:
         self.seen.add(name)
+        self.key(name)
         if name not in self.data:
             return default
         try:
