@@ -67,6 +67,19 @@ def _resolver(config: Config) -> object:
     return NullResolver(config.repo.default_branch)
 
 
+SHUTDOWN_GRACE = float(os.environ.get("GONOGO_SHUTDOWN_GRACE", "30"))
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (a supervisor stopping us) behaves like Ctrl-C: a clean, recorded shutdown."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_console(args: argparse.Namespace) -> int:
     """Run the terminal chat."""
     from bot.chat.console import ConsoleChat
@@ -80,12 +93,14 @@ def cmd_console(args: argparse.Namespace) -> int:
     assert isinstance(engine, Engine)
     engine.start()
     console = Console(engine, chat, user=args.user, channel=config.bot.channel)
+    stop_on_signals()
     try:
         return console.run(sys.stdin, interactive=sys.stdin.isatty())
     except KeyboardInterrupt:
+        chat.say("(stopping: running deployments stop after their current step and can be resumed)")
         return 0
     finally:
-        engine.shutdown(wait=True)
+        engine.shutdown(wait=True, grace=SHUTDOWN_GRACE)
         engine.store.close()
 
 

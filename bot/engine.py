@@ -85,7 +85,8 @@ class EnvStatus:
 
 @dataclass
 class _Run:
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)  # abort: after the batch
+    halt: threading.Event = field(default_factory=threading.Event)  # shutdown: after the step
     shutdown: bool = False
 
 
@@ -218,6 +219,7 @@ class Engine:
         self._stopping.set()
         for run in list(self._runs.values()):
             run.shutdown = True
+            run.halt.set()
             run.stop.set()
         if wait:
             self.wait_idle(timeout=grace)
@@ -825,6 +827,7 @@ class Engine:
             redactor=Redactor(secrets.values()),
             on_progress=_ProgressReporter(self, deployment_id),
             stop=run.stop,
+            halt=run.halt,
         )
         stages = ("rollback",) if d.kind == "rollback" else ("pre_deploy", "deploy", "verify")
         done_stages = set(d.details.get("done_stages", ())) if resuming else set()

@@ -76,6 +76,7 @@ class Pipeline:
         redactor: Redactor | None = None,
         on_progress: ProgressSink = _noop,
         stop: threading.Event | None = None,
+        halt: threading.Event | None = None,
     ) -> None:
         self.backend = backend
         self.hosts = list(hosts)
@@ -85,6 +86,9 @@ class Pipeline:
         self.redact = redactor or Redactor()
         self.on_progress = on_progress
         self.stop = stop or threading.Event()
+        # `stop` ends the rollout after the current batch (abort); `halt` after the current
+        # step (shutdown), so the record says exactly where to resume.
+        self.halt = halt or threading.Event()
         self._sessions: dict[str, HostSession] = {}
         self._session_errors: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -145,6 +149,9 @@ class Pipeline:
                 ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
             )
             for step in steps:
+                if self.halt.is_set():
+                    result.aborted = True
+                    break
                 targets = self._targets(step, batch, once_done)
                 if not targets:
                     continue
@@ -153,7 +160,7 @@ class Pipeline:
                 if not step_result.ok:
                     result.failed_step = step_result
                     break
-            if result.failed_step is not None:
+            if result.failed_step is not None or result.aborted:
                 break
             result.completed_batches = index + 1
         return result
