@@ -133,6 +133,11 @@ def test_signoff_card_validates() -> None:
     blocks = card_blocks(build_signoff_card(d, env))
     validate(blocks)
     assert "Sign-off checklist" in texts(blocks)
+    checklist = next(b for b in blocks if b.get("block_id") == "signoff_checklist:42")
+    assert checklist["accessory"]["action_id"] == "signoff_checklist"
+    assert [o["value"] for o in checklist["accessory"]["initial_options"]] == ["1"]
+    actions = next(b for b in blocks if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == ["keep", "signoff_rollback"]
 
 
 def test_huge_changelog_long_texts_and_eleven_items_are_cut_within_limits() -> None:
@@ -210,4 +215,4 @@ def test_escaping_truncation_and_thread_tails() -> None:
     tail = truncate_tail(log, 3000)
     assert len(tail) <= 3000 and tail.endswith("line 1999") and "earlier characters cut" in tail
     assert len(thread_text(log)) <= 3000
-    assert "Capitalised WORDS ARE not USERS" == thread_text("Capitalised WORDS ARE not USERS")
+    assert thread_text("Capitalised WORDS ARE not USERS") == "Capitalised WORDS ARE not USERS"

@@ -1,0 +1,302 @@
+"""A local stand-in for the Slack Web API: a threaded HTTP server that records every call.
+
+Point a `slack_sdk.WebClient(base_url=fake.api_url)` at it. It answers the methods gonogo uses
+the way Slack does (`auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
+`usergroups.users.list`, `users.info`, `apps.connections.open`), keeps the messages it was
+sent (so a test can read the latest blocks of a card), accepts `response_url` posts under
+`/response/...`, and can be told to answer the next N calls of a method with HTTP 429 and
+`Retry-After`. Unknown methods answer `{"ok": false, "error": "unknown_method"}` like Slack.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+BOT_TOKEN = "xoxb-test-token"
+BOT_USER = "U0GONOGO"
+TEAM = "T0TEAM"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received: the API method and its parameters (JSON, form or query)."""
+
+    method: str
+    params: dict[str, Any]
+    status: int
+    at: float
+
+
+@dataclass
+class Message:
+    """A message as the fake stores it (latest version after chat.update)."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    updates: int = 0
+
+
+@dataclass
+class FakeSlack:
+    """The fake's state. Thread-safe; every public method may be called from tests."""
+
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    token: str = BOT_TOKEN
+    socket_url: str = "ws://127.0.0.1:1/link"
+    calls: list[Call] = field(default_factory=list)
+    messages: dict[str, Message] = field(default_factory=dict)
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(100))
+    _fail: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
+    server: ThreadingHTTPServer | None = None
+
+    # -- control ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Base URL of the server (no trailing slash)."""
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """What to pass as `WebClient(base_url=...)` / `SLACK_API_URL`."""
+        return self.url + "/api/"
+
+    def fail_next(self, method: str, times: int = 1, *, status: int = 429, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with `status` (429 carries Retry-After)."""
+        with self._lock:
+            self._fail.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def calls_of(self, method: str) -> list[Call]:
+        """Recorded calls of one method, oldest first (failed attempts included)."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def ok_calls(self, method: str) -> list[Call]:
+        """Recorded calls of one method that were answered 200."""
+        return [c for c in self.calls_of(method) if c.status == 200]
+
+    def message(self, ts: str) -> Message:
+        """A snapshot of the stored message with this ts."""
+        with self._lock:
+            return copy.deepcopy(self.messages[ts])
+
+    def cards(self) -> list[Message]:
+        """Snapshots of the top-level messages with blocks (cards and alerts), oldest first."""
+        with self._lock:
+            return [copy.deepcopy(m) for m in self.messages.values() if m.blocks and m.thread_ts is None]
+
+    def thread(self, ts: str) -> list[str]:
+        """Texts posted in the thread of `ts`, oldest first."""
+        with self._lock:
+            return [m.text for m in self.messages.values() if m.thread_ts == ts]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+        """Poll `predicate` until it returns something truthy; fail the test after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; calls: {self.summary()}")
+            with self._lock:
+                self._lock.wait(0.05)
+
+    def summary(self) -> str:
+        """The calls so far, one short line each (for failure messages)."""
+        with self._lock:
+            return "\n".join(f"{c.status} {c.method} {str(c.params)[:160]}" for c in self.calls)
+
+    # -- request handling --------------------------------------------------------------------
+    def handle(
+        self, method: str, params: dict[str, Any], auth: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Answer one API call: (status, JSON body, extra headers)."""
+        with self._lock:
+            queued = self._fail.get(method)
+            if queued:
+                status, retry_after = queued.pop(0)
+                self._record(method, params, status)
+                headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+                return status, {"ok": False, "error": "ratelimited"}, headers
+            self._record(method, params, 200)
+            if not method.startswith("response/") and auth != f"Bearer {self.token}":
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, self._answer(method, params), {}
+
+    def _record(self, method: str, params: dict[str, Any], status: int) -> None:
+        self.calls.append(Call(method, params, status, time.monotonic()))
+        self._lock.notify_all()
+
+    def _next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
+        blocks = _blocks(p.get("blocks"))
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "url": "https://acme.slack.com/",
+                "team": "Acme",
+                "user": "gonogo",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "bot_id": "B0GONOGO",
+                "is_enterprise_install": False,
+            }
+        if method == "chat.postMessage":
+            channel = _channel_id(str(p.get("channel", "")))
+            if not channel:
+                return {"ok": False, "error": "channel_not_found"}
+            if not p.get("text") and not blocks:
+                return {"ok": False, "error": "no_text"}
+            ts = self._next_ts()
+            thread = p.get("thread_ts")
+            if thread is not None and thread not in self.messages:
+                return {"ok": False, "error": "thread_not_found"}
+            msg = Message(channel, ts, str(p.get("text", "")), blocks, thread)
+            self.messages[ts] = msg
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "message": {"type": "message", "text": msg.text, "blocks": blocks, "ts": ts},
+            }
+        if method == "chat.update":
+            ts = str(p.get("ts", ""))
+            stored = self.messages.get(ts)
+            if stored is None or stored.channel != p.get("channel"):
+                return {"ok": False, "error": "message_not_found"}
+            stored.text = str(p.get("text", stored.text))
+            if "blocks" in p:
+                stored.blocks = blocks
+            stored.updates += 1
+            return {"ok": True, "channel": stored.channel, "ts": ts, "text": stored.text}
+        if method == "chat.postEphemeral":
+            if not p.get("channel") or not p.get("user"):
+                return {"ok": False, "error": "invalid_arguments"}
+            if str(p.get("channel")).startswith("CNOTIN"):
+                return {"ok": False, "error": "not_in_channel"}
+            return {"ok": True, "message_ts": self._next_ts()}
+        if method == "usergroups.users.list":
+            group = str(p.get("usergroup", ""))
+            if group not in self.groups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": list(self.groups[group])}
+        if method == "users.info":
+            user = str(p.get("user", ""))
+            if user not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            return {"ok": True, "user": {"id": user, "name": self.users[user], "team_id": TEAM}}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url}
+        if method.startswith("response/"):
+            return {"ok": True}
+        return {"ok": False, "error": "unknown_method"}
+
+
+def _channel_id(channel: str) -> str:
+    if channel.startswith("#"):
+        return "C0" + channel[1:].upper().replace("-", "")[:9]
+    return channel
+
+
+def _blocks(raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return list(json.loads(raw))
+    return list(raw)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        url = urlsplit(self.path)
+        params: dict[str, Any] = dict(parse_qsl(url.query))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        ctype = self.headers.get("Content-Type", "")
+        if body:
+            if "json" in ctype:
+                params.update(json.loads(body))
+            else:
+                params.update(parse_qsl(body.decode()))
+        path = url.path
+        if path.startswith("/api/"):
+            method = path[len("/api/") :]
+        elif path.startswith("/response/"):
+            method = path.lstrip("/")
+        else:
+            self._send(404, {"ok": False, "error": "not_found"}, {})
+            return
+        status, answer, headers = self.server.fake.handle(method, params, self.headers.get("Authorization"))
+        self._send(status, answer, headers)
+
+    def _send(self, status: int, answer: dict[str, Any], headers: dict[str, str]) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeSlack
+
+
+def start_fake_slack(**kwargs: Any) -> FakeSlack:
+    """Start a fake Slack Web API on a free loopback port (stop it with `stop_fake_slack`)."""
+    fake = FakeSlack(**kwargs)
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.fake = fake
+    fake.server = server
+    threading.Thread(target=server.serve_forever, name="fake-slack", daemon=True).start()
+    return fake
+
+
+def stop_fake_slack(fake: FakeSlack) -> None:
+    """Shut the fake's server down."""
+    if fake.server is not None:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+@pytest.fixture
+def slack_api() -> Iterator[FakeSlack]:
+    """A running fake Slack Web API."""
+    fake = start_fake_slack()
+    yield fake
+    stop_fake_slack(fake)
