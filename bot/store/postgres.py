@@ -174,17 +174,21 @@ def split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=urlencode(rest))), (schema or None)
 
 
-def conninfo(url: str, schema: str | None = None, **overrides: str) -> str:
-    """A libpq conninfo for `url`: CONNECT_DEFAULTS (overridable by the URL), then `overrides`;
-    with `schema`, its `search_path` is added to the connection options."""
+def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **overrides: str) -> str:
+    """A libpq conninfo for `url`: CONNECT_DEFAULTS (overridable by the URL), then `overrides`.
+
+    `extra_options` (server settings such as `-c name=value`) and, with `schema`, its
+    `search_path` are appended to the URL's own `options`.
+    """
     try:
         params: dict[str, Any] = {**CONNECT_DEFAULTS, **conninfo_to_dict(url), **overrides}
     except psycopg.ProgrammingError as exc:
         raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {exc}") from exc
+    options = [str(params.get("options") or ""), extra_options]
     if schema:
-        options = str(params.get("options") or "")
-        params["options"] = f"{options} -c search_path={schema}".strip()
-    return make_conninfo(**params)
+        options.append(f"-c search_path={schema}")
+    params["options"] = " ".join(o.strip() for o in options if o.strip()) or None
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
 def describe(url: str) -> str:
@@ -229,16 +233,17 @@ class PostgresStore:
         self._migrate(libpq_url)
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             self._conninfo,
-            open=False,
+            open=True,
             min_size=min_size,
             max_size=max_size,
             timeout=pool_timeout,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
+            check=ConnectionPool.check_connection,  # a server restart costs no failed request
             name="gonogo-store",
         )
         try:
-            self._pool.open(wait=True, timeout=pool_timeout)
+            self._pool.wait(timeout=pool_timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {_first_line(exc)}") from exc
