@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.store.postgres import PostgresStore, split_url
+from bot.store.postgres import PostgresStore, describe, split_url
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SCHEMA_PREFIX = "gonogo_test_"
@@ -41,7 +41,7 @@ def _unreachable_reason() -> str | None:
             conn.execute("SELECT 1")
             _sweep_stale_schemas(conn)
     except psycopg.Error as exc:
-        return f"PostgreSQL at {pg_dsn()} is unreachable: {str(exc).strip()}"
+        return f"PostgreSQL at {describe(pg_dsn())} is unreachable ({' '.join(str(exc).split())})"
     return None
 
 
