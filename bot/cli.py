@@ -50,7 +50,10 @@ def build_engine(config: Config, chat: object, **kwargs: object) -> object:
     except StoreError as exc:
         print(f"gonogo: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from bot.leader import leadership_for
+
     resolver = kwargs.pop("resolver", None) or _resolver(config)
+    kwargs.setdefault("leadership", leadership_for(config.bot.store_url))
     return Engine(config, store, chat, resolver=resolver, **kwargs)  # type: ignore[arg-type]
 
 

@@ -10,13 +10,17 @@ import sys
 import textwrap
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from bot.config import parse_config
 from bot.domain import State
 from bot.engine import Engine
-from bot.store.sqlite import SqliteStore
+from bot.store import open_store
 from tests.recording import RecordingChat
+from tests.stores import STORE_BACKENDS
 
 CONFIG = """
 [bot]
@@ -37,12 +41,13 @@ import sys, time, tomllib
 from pathlib import Path
 from bot.config import parse_config
 from bot.engine import Engine
-from bot.store.sqlite import SqliteStore
+from bot.store import open_store
 from tests.recording import RecordingChat
+from tests.stores import STORE_BACKENDS
 
 data = Path(sys.argv[1])
 config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={{}})
-engine = Engine(config, SqliteStore(data / "db.sqlite"), RecordingChat())
+engine = Engine(config, open_store(sys.argv[3]), RecordingChat())
 engine.start()
 d = engine.request_deploy("alice", "#d", "prod", "v1")
 engine.approve("bob", d.id)
@@ -51,12 +56,24 @@ time.sleep(120)
 """
 
 
-def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path) -> None:
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    from tests.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()  # creates the schema; dropped at the end
+    yield schema.schema_url
+    schema.close()
+
+
+def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, store_url: str) -> None:
     text = CONFIG.format(data=tmp_path)
     (tmp_path / "slow").touch()  # h2 hangs until this file goes
     root = Path(__file__).resolve().parent.parent
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD.format()), str(tmp_path), text],
+        [sys.executable, "-c", textwrap.dedent(CHILD.format()), str(tmp_path), text, store_url],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.PIPE,
@@ -76,7 +93,7 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path) -
 
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     chat = RecordingChat()
-    engine = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    engine = Engine(config, open_store(store_url), chat)
     try:
         d = engine.store.deployments("prod")[0]
         assert d.state == State.RUNNING  # nothing recorded before the crash was lost
@@ -98,3 +115,4 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path) -
         assert actions.index("interrupt") < actions.index("resume_requested") < actions.index("resume")
     finally:
         engine.shutdown()
+        engine.store.close()
