@@ -18,7 +18,7 @@ from typing import TypeVar
 import psycopg
 import pytest
 
-from bot.domain import Deployment, Event, EventRecord, State, transition
+from bot.domain import LIVE_STATES, Deployment, Event, EventRecord, State, transition
 from bot.store import (
     ActiveDeploymentExists,
     CheckRecord,
@@ -28,7 +28,7 @@ from bot.store import (
     StoreError,
     open_store,
 )
-from bot.store.postgres import MIGRATIONS, PostgresStore
+from bot.store.postgres import _LIVE, _LIVE_SQL, MIGRATIONS, PostgresStore
 from runners.base import HostResult
 from tests.pgfixtures import (
     DisposablePostgresStore,
@@ -282,3 +282,17 @@ def test_filters_and_event_queries(store: Store) -> None:
     assert [x.id for x in store.events(since=T0 + timedelta(minutes=30))] == [e.id]
     assert len(store.events(limit=3)) == 3
     assert store.events()[-1] == e
+
+
+def test_current_release_reads_its_partial_index(replicas: tuple[PostgresStore, PostgresStore]) -> None:
+    a, _ = replicas
+    assert set(_LIVE) == {s.value for s in LIVE_STATES}  # the index predicate names every live state
+    with a._tx() as conn:  # SET LOCAL: the pooled connection goes back unchanged
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_bitmapscan = off")
+        plan = conn.execute(
+            "EXPLAIN SELECT * FROM deployments WHERE env = 'prod' AND NOT dry_run "
+            f"AND state IN {_LIVE_SQL} ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1"
+        ).fetchall()
+    text = "\n".join(str(row["QUERY PLAN"]) for row in plan)
+    assert "deployments_live" in text and "Sort" not in text, text
