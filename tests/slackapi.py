@@ -4,7 +4,7 @@ Point a `slack_sdk.WebClient(base_url=fake.api_url)` at it. It answers the metho
 the way Slack does (`auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
 `usergroups.users.list`, `users.info`, `apps.connections.open`), keeps the messages it was
 sent (so a test can read the latest blocks of a card), accepts `response_url` posts under
-`/response/...`, and can be told to answer the next N calls of a method with HTTP 429 and
+`/response/...`, counts calls per method at `GET /calls` (for other processes), and can be told to answer the next N calls of a method with HTTP 429 and
 `Retry-After`. Unknown methods answer `{"ok": false, "error": "unknown_method"}` like Slack.
 """
 
@@ -87,6 +87,11 @@ class FakeSlack:
         """Recorded calls of one method, oldest first (failed attempts included)."""
         with self._lock:
             return [c for c in self.calls if c.method == method]
+
+    def ok_calls_snapshot(self) -> list[Call]:
+        """Every call answered 200, oldest first."""
+        with self._lock:
+            return [c for c in self.calls if c.status == 200]
 
     def ok_calls(self, method: str) -> list[Call]:
         """Recorded calls of one method that were answered 200."""
@@ -251,6 +256,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 params.update(parse_qsl(body.decode()))
         path = url.path
+        if path == "/calls":  # for other processes (benchmarks): how many calls of each method
+            counts: dict[str, int] = {}
+            for c in self.server.fake.ok_calls_snapshot():
+                counts[c.method] = counts.get(c.method, 0) + 1
+            self._send(200, {"ok": True, "calls": counts}, {})
+            return
         if path.startswith("/api/"):
             method = path[len("/api/") :]
         elif path.startswith("/response/"):

@@ -7,7 +7,8 @@ never stop because a commit subject was long. Every dynamic text is escaped for 
 user ids in people fields become mentions.
 
 Layout: header · fields · extra lines · warnings · changelog · checklist (checkboxes, action
-`checklist`, option values = item numbers, block_id `checklist:<id>`) · approvals (context) ·
+`checklist` — `signoff_checklist` on a sign-off card —, option values = item numbers, block_id
+`<action>:<deployment id>`) · approvals (context) ·
 status · buttons (action_id = button.action, value = button.value) · footer (context).
 """
 
@@ -166,7 +167,9 @@ def _checklist(card: Card) -> list[Block]:
         return []
     shown = items[:MAX_OPTIONS]
     hidden = len(items) - len(shown)
-    label = "*Pre-deploy checklist*" if card.kind == "deploy" else "*Sign-off checklist*"
+    signoff = card.kind == "signoff"
+    label = "*Sign-off checklist*" if signoff else "*Pre-deploy checklist*"
+    action_id = "signoff_checklist" if signoff else "checklist"
     out: list[Block] = []
     if card.checklist_open:
         options = [
@@ -176,10 +179,10 @@ def _checklist(card: Card) -> list[Block]:
         ticked = [o for o, i in zip(options, shown, strict=True) if i.ticked]
         out.append(
             SectionBlock(
-                block_id=_block_id("checklist", card.deployment_id),
+                block_id=_block_id(action_id, card.deployment_id),
                 text=MarkdownTextObject(text=label),
                 accessory=CheckboxesElement(
-                    action_id="checklist", options=options, initial_options=ticked or None
+                    action_id=action_id, options=options, initial_options=ticked or None
                 ),
             )
         )
