@@ -5,11 +5,18 @@ the strategy splits hosts into batches; within a batch each step runs on the bat
 concurrently (bounded by `max_parallel`). A failure stops the stage after the current step
 of the current batch; later batches are reported as skipped. Sessions are opened lazily,
 once per host, and reused by every stage until `close()`.
+
+This module also owns the *command lines*: `sudo_command` (what `render` emits for `sudo`
+steps) and `remote_command` (how a remote backend wraps a rendered command with the step
+timeout, secrets and sudo). The SSH backend runs exactly what `remote_command` returns and the
+printer backend prints it, so a dry run shows the real command line per host and batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,13 +24,109 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from runners.base import Backend, Host, HostResult, HostSession, HostUnreachable, Step, StepResult
+from runners.base import (
+    Backend,
+    CommandOutcome,
+    Host,
+    HostResult,
+    HostSession,
+    HostStatus,
+    HostUnreachable,
+    Step,
+    StepResult,
+)
 from runners.output import TailBuffer
 from runners.redact import Redactor
 from runners.strategy import Strategy
 from runners.template import render
 
-EventKind = Literal["stage_started", "batch_started", "step_started", "output", "host_done", "step_done"]
+EventKind = Literal[
+    "stage_started", "batch_started", "step_started", "output", "host_done", "step_done", "stage_done"
+]
+
+# -- command lines --------------------------------------------------------------------------
+
+#: Seconds `timeout` waits after SIGTERM before it sends SIGKILL.
+KILL_AFTER = 5
+#: First line of the environment block sent on stdin; everything before it is skipped.
+ENV_MARKER = "#gonogo-env"
+#: Reads the `export` lines sent on stdin (after the marker) into the remote shell.
+ENV_LOADER = "eval \"$(sed -n '/^" + ENV_MARKER + "$/,$p')\""
+_SUDO = ("sudo", "-n", "sh", "-c")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def sudo_command(command: str) -> str:
+    """`command` run as root through passwordless sudo: `sudo -n sh -c '<command>'`."""
+    return f"sudo -n sh -c {shlex.quote(command)}"
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds as `timeout(1)` reads them: `5`, `1.5` (never exponent notation)."""
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class RemoteCommand:
+    """A command line for a remote shell plus what to send on its stdin (then EOF)."""
+
+    line: str
+    stdin: str = ""
+
+
+def remote_command(
+    command: str,
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    sudo_password: str | None = None,
+) -> RemoteCommand:
+    """Wrap a rendered command the way a remote (SSH) backend runs it.
+
+    - `timeout`: `timeout --kill-after=5 N sh -c '<command>'`, so the remote work really stops
+      (exit 124, or 137 when it had to be killed).
+    - `env`: values travel on stdin (never on any command line, so `ps` on the host cannot see
+      them): the line starts with `ENV_LOADER`, which evals the `export K='v'` lines.
+    - sudo steps (`sudo_command` form): the timeout and the exports go *inside* sudo; with a
+      `sudo_password` the line uses `sudo -S -p ''` and the password is the first stdin line.
+    """
+    env = dict(env or {})
+    for name in env:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+    inner, sudo = _unwrap_sudo(command)
+    use_password = sudo and sudo_password is not None
+    body = inner
+    if timeout:
+        body = f"timeout --kill-after={KILL_AFTER} {format_seconds(timeout)} sh -c {shlex.quote(inner)}"
+    stdin_lines: list[str] = []
+    if use_password:
+        stdin_lines.append(str(sudo_password))
+    if env or use_password:
+        body = f"{ENV_LOADER} && {body}"
+        stdin_lines.append(ENV_MARKER)
+        stdin_lines.extend(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
+    stdin = "\n".join(stdin_lines) + "\n" if stdin_lines else ""
+    if not sudo:
+        return RemoteCommand(body, stdin)
+    if body == inner:
+        return RemoteCommand(command, stdin)
+    prefix = "sudo -S -p '' sh -c " if use_password else "sudo -n sh -c "
+    return RemoteCommand(prefix + shlex.quote(body), stdin)
+
+
+def _unwrap_sudo(command: str) -> tuple[str, bool]:
+    if not command.startswith("sudo -n sh -c "):
+        return command, False
+    try:
+        parts = shlex.split(command)
+    except ValueError:
+        return command, False
+    if len(parts) == 5 and tuple(parts[:4]) == _SUDO and sudo_command(parts[4]) == command:
+        return parts[4], True
+    return command, False
 
 
 @dataclass(frozen=True)
@@ -48,11 +151,17 @@ class StageResult:
     failed_step: StepResult | None = None
     aborted: bool = False
     completed_batches: int = 0
+    #: Hosts this stage never touched because it stopped (failure or abort) before their batch.
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when every step succeeded and the stage was not aborted."""
         return self.failed_step is None and not self.aborted
+
+    def skipped_results(self) -> list[HostResult]:
+        """One `skipped` HostResult per untouched host (step `-`), for stores and summaries."""
+        return [HostResult(name, "-", "skipped") for name in self.skipped]
 
 
 ProgressSink = Callable[[ProgressEvent], None]
@@ -124,18 +233,20 @@ class Pipeline:
     def render(self, step: Step, host: Host) -> str:
         """The exact command `step` runs on `host` (templates substituted, shell-quoted)."""
         command = render(step.command, {**self.variables, "host": host.name})
-        if step.sudo:
-            from shlex import quote
-
-            command = f"sudo -n sh -c {quote(command)}"
-        return command
+        return sudo_command(command) if step.sudo else command
 
     def run_stage(self, stage: str, steps: Sequence[Step], *, start_batch: int = 0) -> StageResult:
-        """Run `steps` batch by batch; stop after the batch in which a step fails."""
+        """Run `steps` batch by batch; stop at the end of the batch in which a step fails.
+
+        Within a batch the steps run in order, each on all of the batch's hosts at once; when a
+        step fails on any host, the batch's remaining steps and all later batches are not run
+        and the untouched hosts are listed in `StageResult.skipped`.
+        """
         result = StageResult(stage=stage)
         self.on_progress(ProgressEvent("stage_started", stage))
         batches = self.strategy.batches(self.hosts)
         once_done: set[str] = set()
+        index = start_batch
         for index, batch in enumerate(batches):
             if index < start_batch:
                 continue
@@ -149,9 +260,6 @@ class Pipeline:
                 ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
             )
             for step in steps:
-                if self.halt.is_set():
-                    result.aborted = True
-                    break
                 targets = self._targets(step, batch, once_done)
                 if not targets:
                     continue
@@ -160,9 +268,14 @@ class Pipeline:
                 if not step_result.ok:
                     result.failed_step = step_result
                     break
-            if result.failed_step is not None or result.aborted:
+            if result.failed_step is not None:
+                index += 1
                 break
             result.completed_batches = index + 1
+        else:
+            index = len(batches)
+        result.skipped = [h.name for batch in batches[max(index, start_batch) :] for h in batch]
+        self.on_progress(ProgressEvent("stage_done", stage, hosts=tuple(result.skipped)))
         return result
 
     def _targets(self, step: Step, batch: list[Host], once_done: set[str]) -> list[Host]:
@@ -204,49 +317,84 @@ class Pipeline:
             self.on_progress(ProgressEvent("host_done", stage, step=step.name, result=result))
             return result
         tail = TailBuffer()
+        lines = _LineBuffer()
+
+        def emit(text: str) -> None:
+            text = self.redact(text)
+            tail.write(text)
+            self.on_progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         def sink(chunk: str) -> None:
-            tail.write(chunk)
-            self.on_progress(
-                ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=self.redact(chunk))
-            )
+            # Redact whole lines: a secret split across two chunks is still masked.
+            ready = lines.feed(chunk)
+            if ready:
+                emit(ready)
 
+        outcome: CommandOutcome | None = None
+        error: str | None = None
         try:
             session = self._session(host)
             outcome = session.run(command, timeout=step.timeout, env=self.env, on_output=sink)
         except HostUnreachable as exc:
-            elapsed = time.monotonic() - started
-            result = HostResult(host.name, step.name, "error", duration=elapsed, error=self.redact(str(exc)))
+            # The message names the host ("app3: connection refused"); HostResult adds the name.
+            error = str(exc).removeprefix(f"{host.name}: ")
         except Exception as exc:
-            result = HostResult(
-                host.name,
-                step.name,
-                "error",
-                duration=time.monotonic() - started,
-                error=self.redact(f"{type(exc).__name__}: {exc}"),
-            )
+            error = f"{type(exc).__name__}: {exc}"
+        duration = time.monotonic() - started
+        rest = lines.flush()
+        if rest:
+            emit(rest)
+        output = tail.text() or (self.redact(outcome.output) if outcome is not None else "")
+        status: HostStatus
+        if outcome is None:
+            status, code = "error", None
         else:
-            duration = time.monotonic() - started
-            output = self.redact(outcome.output or tail.text())
+            code, error = outcome.exit_code, outcome.error
             if outcome.timed_out:
-                status: str = "timed_out"
-            elif outcome.exit_code == 0 and outcome.error is None:
+                status = "timed_out"
+            elif code == 0 and error is None:
                 status = "ok"
-            elif outcome.exit_code is None:
+            elif code is None:
                 status = "error"
             else:
                 status = "failed"
-            error = outcome.error
-            if status == "failed" and error is None:
-                error = f"exit {outcome.exit_code} after {duration:.1f}s"
-            result = HostResult(
-                host.name,
-                step.name,
-                status,  # type: ignore[arg-type]
-                exit_code=outcome.exit_code,
-                duration=duration,
-                output=output,
-                error=self.redact(error) if error else None,
-            )
+                error = error or f"exit {code} after {duration:.1f}s"
+        result = HostResult(
+            host.name,
+            step.name,
+            status,
+            exit_code=code,
+            duration=duration,
+            output=output,
+            error=self.redact(error) if error else None,
+        )
         self.on_progress(ProgressEvent("host_done", stage, step=step.name, result=result))
         return result
+
+
+class _LineBuffer:
+    """Holds back an unfinished line so output is emitted (and redacted) whole lines at a time."""
+
+    #: An unfinished line longer than this is emitted anyway, minus a tail kept for redaction.
+    MAX_PENDING = 8192
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: str) -> str:
+        """Add a chunk; return the complete lines now ready (possibly empty)."""
+        with self._lock:
+            text = self._pending + chunk
+            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+            if cut == 0 and len(text) > self.MAX_PENDING:
+                cut = len(text) - self.KEEP
+            ready, self._pending = text[:cut], text[cut:]
+            return ready
+
+    def flush(self) -> str:
+        """Return whatever is left."""
+        with self._lock:
+            rest, self._pending = self._pending, ""
+            return rest

@@ -1,7 +1,9 @@
 """Printer backend (dry run): records the exact command each host would run, runs nothing.
 
 Capistrano/SSHKit's printer backend is the model. The pipeline renders templates before
-calling the backend, so what is printed is exactly what a real backend would execute.
+calling the backend, and the printer wraps them with `remote_command` exactly as the SSH backend
+does (step timeout, secrets loader, sudo), so what is printed is the real remote command line.
+Secret values are never printed: they travel on stdin, so only their names are listed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
+from runners.pipeline import remote_command
 
 
 class PrinterSession:
@@ -27,9 +30,10 @@ class PrinterSession:
         env: Mapping[str, str],
         on_output: OutputSink,
     ) -> CommandOutcome:
-        """Record the command and report success."""
-        prefix = f"timeout {timeout:g} " if timeout else ""
-        line = f"[{self.host.name}] $ {prefix}{command}"
+        """Record the command line the SSH backend would run and report success."""
+        line = f"[{self.host.name}] $ {remote_command(command, timeout=timeout, env=env).line}"
+        if env:
+            line += f"    # stdin: {', '.join(sorted(env))}"
         self._emit(line)
         on_output(line + "\n")
         return CommandOutcome(exit_code=0, output=line)

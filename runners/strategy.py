@@ -1,7 +1,9 @@
 """Host strategies: how a stage fans out over a fleet (Capistrano's parallel/sequence/groups).
 
 A strategy turns the host list into ordered batches; hosts inside a batch work concurrently,
-at most `max_parallel` at once. A failure stops the rollout at the end of the current batch.
+at most `max_parallel` at once (a separate knob from the SSH backend's `max_handshakes`, which
+bounds only connection set-up). A failure stops the rollout at the end of the current batch;
+`pause` seconds separate batches (an abort during the pause stops before the next batch).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Strategy:
             return [[h] for h in hosts]
         if self.kind == "parallel":
             return [hosts]
-        first, rest = hosts[: self.canary], hosts[self.canary :]
+        canary = max(1, self.canary)
+        first, rest = hosts[:canary], hosts[canary:]
         out = [first]
         size = self._batch_size(len(hosts), len(rest))
         out.extend(rest[i : i + size] for i in range(0, len(rest), size))
@@ -50,7 +53,7 @@ class Strategy:
         if self.batch_size:
             return max(1, self.batch_size)
         if self.batch_percent:
-            return max(1, math.ceil(total * self.batch_percent / 100))
+            return max(1, math.ceil(total * min(100, self.batch_percent) / 100))
         return max(1, remaining)
 
     def describe(self) -> str:
