@@ -142,7 +142,10 @@ class FakeSlack:
                 headers = {"Retry-After": str(retry_after)} if status == 429 else {}
                 return status, {"ok": False, "error": "ratelimited"}, headers
             self._record(method, params, 200)
-            if not method.startswith("response/") and auth != f"Bearer {self.token}":
+            if method == "apps.connections.open":
+                if not (auth or "").startswith("Bearer xapp-"):
+                    return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+            elif not method.startswith("response/") and auth != f"Bearer {self.token}":
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
             return 200, self._answer(method, params), {}
 
@@ -303,6 +306,64 @@ def stop_fake_slack(fake: FakeSlack) -> None:
     if fake.server is not None:
         fake.server.shutdown()
         fake.server.server_close()
+
+
+class FakeSocketMode:
+    """A Socket Mode WebSocket endpoint: says hello, sends envelopes, records the acks.
+
+    Point `FakeSlack.socket_url` at `url`; `apps.connections.open` hands it to the client.
+    """
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.acks: list[dict[str, Any]] = []
+        self.connections = 0
+        self._outbox: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}/link"
+        threading.Thread(target=self._server.serve_forever, name="fake-socket-mode", daemon=True).start()
+
+    def send(self, envelope_type: str, payload: dict[str, Any], envelope_id: str) -> None:
+        """Queue an envelope for the connected client."""
+        with self._cond:
+            self._outbox.append(
+                {
+                    "envelope_id": envelope_id,
+                    "type": envelope_type,
+                    "payload": payload,
+                    "accepts_response_payload": envelope_type != "events_api",
+                    "retry_attempt": 0,
+                    "retry_reason": "",
+                }
+            )
+            self._cond.notify_all()
+
+    def _handle(self, ws: Any) -> None:
+        with self._cond:
+            self.connections += 1
+        ws.send(
+            json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0GONOGO"}})
+        )
+        while True:
+            with self._cond:
+                outgoing, self._outbox = self._outbox, []
+            for envelope in outgoing:
+                ws.send(json.dumps(envelope))
+            try:
+                raw = ws.recv(timeout=0.05)
+            except TimeoutError:
+                continue
+            except Exception:
+                return
+            with self._cond:
+                self.acks.append(json.loads(raw))
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop the server."""
+        self._server.shutdown()
 
 
 @pytest.fixture

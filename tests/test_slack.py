@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -32,7 +33,7 @@ from bot.serve import SlackRuntime, build_runtime, http_server, settings_from_en
 from bot.slack.chat import SlackChat, make_client
 from bot.slack.directory import SlackDirectory
 from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config
-from tests.slackapi import BOT_TOKEN, FakeSlack, Message, start_fake_slack, stop_fake_slack
+from tests.slackapi import BOT_TOKEN, FakeSlack, FakeSocketMode, Message, start_fake_slack, stop_fake_slack
 from tests.slacksign import (
     SIGNING_SECRET,
     block_actions_payload,
@@ -573,6 +574,41 @@ def test_serve_runs_http_mode_and_stops_cleanly_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_serve_in_socket_mode_acks_over_the_websocket_and_replies(
+    demo_config_path: Path, slack_api: FakeSlack
+) -> None:
+    socket = FakeSocketMode()
+    slack_api.socket_url = socket.url
+    proc = _serve(
+        demo_config_path,
+        {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": "xapp-1-A0GONOGO-1-secret",
+            "SLACK_API_URL": slack_api.api_url,
+            "PORT": str(free_port()),
+            "HOST": "127.0.0.1",
+        },
+    )
+    try:
+        slack_api.wait_for(lambda: socket.connections, timeout=30, what="the Socket Mode connection")
+        body = dict(parse_qsl(slash_command_body("/status", "demo", user=ALICE, channel=CHANNEL)))
+        socket.send("slash_commands", body, envelope_id="env-1")
+        slack_api.wait_for(lambda: socket.acks, what="the ack over the socket")
+        assert socket.acks[0]["envelope_id"] == "env-1"
+        reply = slack_api.wait_for(lambda: slack_api.ok_calls("chat.postEphemeral"), what="the /status reply")
+        assert "*demo*: nothing deployed yet" in reply[0].params["text"]
+        assert [c.params for c in slack_api.calls_of("apps.connections.open")]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "Socket Mode" in err and "Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        socket.close()
 
 
 def test_serve_with_a_bad_token_stops_at_start_up(demo_config_path: Path, slack_api: FakeSlack) -> None:
