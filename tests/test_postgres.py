@@ -166,6 +166,14 @@ def test_unreachable_server_is_a_clear_store_error_quickly() -> None:
     assert "s3cret" not in message and "\n" not in message
 
 
+def test_a_bad_url_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(
+        StoreError, match=r"^invalid PostgreSQL URL u@h:7/db: invalid URI query parameter"
+    ) as info:
+        open_store("postgresql://u:s3cret@h:7/db?bogus=1")
+    assert "s3cret" not in str(info.value)
+
+
 def test_open_store_with_a_schema_parameter() -> None:
     dsn = require_postgres()
     schema = new_schema_name()

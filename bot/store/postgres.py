@@ -196,7 +196,7 @@ def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **
     try:
         params: dict[str, Any] = {**CONNECT_DEFAULTS, **conninfo_to_dict(url), **overrides}
     except psycopg.ProgrammingError as exc:
-        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {exc}") from exc
+        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {_first_line(exc)}") from exc
     options = [str(params.get("options") or ""), extra_options]
     if schema:
         options.append(f"-c search_path={schema}")
@@ -208,8 +208,12 @@ def describe(url: str) -> str:
     """The URL for messages: user@host:port/dbname, never the password."""
     try:
         p = conninfo_to_dict(split_url(url)[0])
-    except psycopg.Error:
-        return "<unparseable URL>"
+    except (psycopg.Error, ValueError):
+        try:
+            parts = urlsplit(url)
+            p = {"user": parts.username, "host": parts.hostname, "port": parts.port, "dbname": parts.path[1:]}
+        except ValueError:
+            return "<unparseable URL>"
     user = f"{p['user']}@" if p.get("user") else ""
     port = f":{p['port']}" if p.get("port") else ""
     return f"{user}{p.get('host') or 'localhost'}{port}/{p.get('dbname') or ''}"
