@@ -260,6 +260,9 @@ class Pipeline:
                 ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
             )
             for step in steps:
+                if self.halt.is_set():  # shutdown: stop after the step that was running
+                    result.aborted = True
+                    break
                 targets = self._targets(step, batch, once_done)
                 if not targets:
                     continue
@@ -268,6 +271,8 @@ class Pipeline:
                 if not step_result.ok:
                     result.failed_step = step_result
                     break
+            if result.aborted:
+                break
             if result.failed_step is not None:
                 index += 1
                 break
