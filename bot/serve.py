@@ -251,10 +251,21 @@ def serve(config: Config, port: int | None = None, *, environ: Mapping[str, str]
                 assert settings.app_token is not None
                 from bot.ops import OpsServer
 
-                ops = OpsServer(runtime.engine, settings.port, settings.host, runtime.chat.reachable).start()
-                runtime._closers.append(ops.close)
+                try:
+                    ops = OpsServer(runtime.engine, settings.port, settings.host, runtime.chat.reachable)
+                except OSError as exc:
+                    print(
+                        f"gonogo: could not serve the ops endpoints on port {settings.port}: {exc}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                runtime._closers.append(ops.start().close)
                 handler = socket_mode_handler(runtime.app, settings.app_token)
-                handler.connect()
+                try:
+                    handler.connect()
+                except Exception as exc:
+                    print(f"gonogo: could not connect in Socket Mode: {_why(exc)}", file=sys.stderr)
+                    return 2
                 print(
                     f"gonogo: connected to Slack in Socket Mode; ops endpoints on port {ops.port}",
                     file=sys.stderr,
@@ -265,7 +276,7 @@ def serve(config: Config, port: int | None = None, *, environ: Mapping[str, str]
             else:
                 server = http_server(runtime, settings.host, settings.port)
                 print(
-                    f"gonogo: HTTP mode on http://{settings.host}:{settings.port}/slack/events",
+                    f"gonogo: starting HTTP mode on http://{settings.host}:{settings.port}/slack/events",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -281,6 +292,8 @@ def serve(config: Config, port: int | None = None, *, environ: Mapping[str, str]
 def _why(exc: BaseException) -> str:
     """A one-line reason for a start-up failure (no traceback)."""
     text = str(exc)
+    if "apps.connections.open" in text or "not_allowed_token_type" in text:
+        return f"Slack refused SLACK_APP_TOKEN ({text}). It must be {_WHERE['SLACK_APP_TOKEN']}."
     if "auth.test" in text or "invalid_auth" in text:
         return f"Slack refused SLACK_BOT_TOKEN ({text}). It must be {_WHERE['SLACK_BOT_TOKEN']}."
     return f"{type(exc).__name__}: {text}"

@@ -268,6 +268,15 @@ def _seen_options(body: Mapping[str, Any], block_id: str) -> set[int] | None:
     return None
 
 
+class _QuietClientWarning(logging.Filter):
+    """Drop Bolt's "`token` will be unused" warning: Bolt reads SLACK_BOT_TOKEN itself even
+    when given a client, and gonogo always gives one (built with that same token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for that one warning."""
+        return "`token` will be unused" not in record.getMessage()
+
+
 def create_app(
     config: Config,
     engine: Engine,
@@ -288,6 +297,9 @@ def create_app(
     """
     if not socket_mode and not signing_secret:
         raise ValueError("HTTP mode needs the signing secret")
+    bolt_log = logging.getLogger("gonogo.slack.bolt")
+    if not any(isinstance(f, _QuietClientWarning) for f in bolt_log.filters):
+        bolt_log.addFilter(_QuietClientWarning())
     app = App(
         name=config.bot.name,
         client=chat.client,
@@ -295,7 +307,7 @@ def create_app(
         process_before_response=True,
         token_verification_enabled=token_verification_enabled,
         request_verification_enabled=not socket_mode,
-        logger=logging.getLogger("gonogo.slack.bolt"),
+        logger=bolt_log,
     )
     listeners = Listeners(engine, chat, executor, gate)
 
