@@ -293,7 +293,8 @@ class _Table:
             if name not in known:
                 hint = difflib.get_close_matches(name, sorted(known), n=1)
                 suffix = f"; did you mean '{hint[0]}'?" if hint else ""
-                self.problems.add(self.key(name), f"unknown key{suffix}")
+                path = f"{self.path}.{name}" if self.path else name  # not self.key(): not a known key
+                self.problems.add(path, f"unknown key{suffix}")
 
 
 def _type_name(kind: type) -> str:

@@ -41,6 +41,7 @@ def test_every_chat_command_is_in_the_readme() -> None:
 
 
 def test_every_config_key_is_documented() -> None:
+    KNOWN_KEYS.clear()
     load_config(ROOT / "config.example.toml", environ={})  # fills KNOWN_KEYS as it reads
     documented = set(re.findall(r"`([a-z_<>\[\].]+)`", CONFIG_DOC))
     # a row may document siblings together: `hosts[].port` / `hosts[].user`
