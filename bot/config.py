@@ -142,6 +142,7 @@ class Environment:
     tag_pattern: str | None = None
     lock_after_rollback: bool = True
     step_timeout: float | None = None
+    accept_new_host_keys: bool | None = None  # None: as [ssh] says
 
     def stage(self, name: str) -> tuple[Step, ...]:
         """The steps of a stage (empty when not configured)."""
@@ -522,6 +523,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         max_commits=t.get("max_commits", int, 8, _positive),
         tag_pattern=t.get("tag_pattern", str, None),
         lock_after_rollback=t.get("lock_after_rollback", bool, True),
+        accept_new_host_keys=t.get("accept_new_host_keys", bool, None),
         step_timeout=t.duration("step_timeout", 0.0) or None,
     )
     for i, item in enumerate(env.checklist):
