@@ -439,36 +439,16 @@ class Engine:
             self.save(
                 active, Event.SUCCEED, user, "monitoring_stopped", detail="rollback requested", refresh=True
             )
-        now = self.clock.now()
-        d = Deployment(
-            env=env.name,
-            kind="rollback",
-            requester=user,
-            ref=target.ref,
-            sha=target.sha,
-            committed_at=target.committed_at,
-            created_at=now,
-            updated_at=now,
+        return self._start_rollback(
+            user,
+            env,
+            target,
+            undoes=current,
             reason=reason,
-            release_id=target.release_id or target.id,
-            rollback_of=current.id,
-            required_approvals=env.approvals.rollback_required,
+            required=env.approvals.rollback_required,
             channel=env.channel or channel,
-            details={"changelog_note": f"Back to {target.label} ({target.ref} {target.short_sha})"},
-        )
-        event = EventRecord(
-            at=now,
-            actor=user,
-            action="request_rollback",
-            env=env.name,
             detail=f"to {target.label}: {reason or ''}",
         )
-        d = self._create(d, event)
-        self._post_card(d)
-        d = self.store.get(d.id) or d  # type: ignore[arg-type]
-        if d.required_approvals == 0:
-            return self._approve_and_submit(d, user)
-        return d
 
     def _rollback_target(
         self, env: str, current: Deployment, target_id: int | None, target_ref: str | None
@@ -730,32 +710,58 @@ class Engine:
             d.kind == "deploy" and d.state not in (State.FAILED, State.ABORTED, State.INTERRUPTED)
         ):
             raise Refused(f"{d.label} is {d.state.value}; use /rollback {d.env}")
+        return self._start_rollback(
+            user,
+            env,
+            current,
+            undoes=d,
+            reason=f"after failed {d.label}",
+            required=0,
+            channel=d.channel,
+            automatic=automatic,
+        )
+
+    def _start_rollback(
+        self,
+        user: str,
+        env: Environment,
+        target: Deployment,
+        *,
+        undoes: Deployment,
+        reason: str | None,
+        required: int,
+        channel: str | None,
+        automatic: bool = False,
+        detail: str | None = None,
+    ) -> Deployment:
+        """Create a rollback to `target`'s release, post its card, and start it when no approval is due."""
         now = self.clock.now()
         rb = Deployment(
             env=env.name,
             kind="rollback",
             requester=user,
-            ref=current.ref,
-            sha=current.sha,
-            committed_at=current.committed_at,
+            ref=target.ref,
+            sha=target.sha,
+            committed_at=target.committed_at,
             created_at=now,
             updated_at=now,
-            reason=f"after failed {d.label}",
-            release_id=current.release_id or current.id,
-            rollback_of=d.id,
-            required_approvals=0,
-            channel=d.channel,
+            reason=reason,
+            release_id=target.release_id or target.id,
+            rollback_of=undoes.id,
+            required_approvals=required,
+            channel=channel,
             details={
-                "changelog_note": f"Back to {current.label} ({current.ref} {current.short_sha})",
+                "changelog_note": f"Back to {target.label} ({target.ref} {target.short_sha})",
                 "automatic": automatic,
             },
         )
-        rb = self._create(
-            rb, EventRecord(at=now, actor=user, action="request_rollback", env=env.name, detail=rb.reason)
+        event = EventRecord(
+            at=now, actor=user, action="request_rollback", env=env.name, detail=detail or reason
         )
+        rb = self._create(rb, event)
         self._post_card(rb)
         rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
-        return self._approve_and_submit(rb, user)
+        return self._approve_and_submit(rb, user) if required == 0 else rb
 
     # -- sign-off ---------------------------------------------------------------------------
     def signoff(self, user: str, channel: str, env: str) -> Deployment:
