@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.config import load_config
 from bot.domain import State
 from bot.store.sqlite import SqliteStore
-from tests.conftest import write_demo_config
+from tests.conftest import stop_demo_app, write_demo_config
 
 
 def test_sigterm_mid_step_exits_cleanly_and_the_deploy_is_resumable(tmp_path: Path) -> None:
@@ -61,3 +61,4 @@ def test_sigterm_mid_step_exits_cleanly_and_the_deploy_is_resumable(tmp_path: Pa
     }
     assert "stopping" in out
     store.close()
+    stop_demo_app(config.bot.data_dir)
