@@ -146,6 +146,13 @@ class Ansible:
         started = time.perf_counter()
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
         elapsed = time.perf_counter() - started
+        # Ansible leaves its ControlPersist masters running for 60 s: stop them now.
+        for socket_path in control.iterdir():
+            subprocess.run(
+                ["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "bench"],
+                capture_output=True,
+                timeout=10,
+            )
         if proc.returncode != 0:
             raise RuntimeError(f"ansible run failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
         return elapsed
