@@ -444,7 +444,9 @@ def freezes_strategy(draw: st.DrawFn) -> list[Freeze]:
     for _ in range(draw(st.integers(0, 2))):
         start = draw(instants)
         length = draw(st.timedeltas(min_value=timedelta(minutes=1), max_value=timedelta(days=20)))
-        result.append(Freeze(start, start + length, "f"))
+        # Aware-datetime arithmetic in one zone is wall-clock arithmetic: add in UTC.
+        end = (start.astimezone(UTC) + length).astimezone(start.tzinfo)
+        result.append(Freeze(start, end, "f"))
     return result
 
 
