@@ -1,6 +1,6 @@
 """Ack latency of signed slash commands: gonogo's real HTTP app versus ack-only Bolt apps.
 
-    python bench/ack_latency.py [--requests 400] [--concurrency 20] [--rounds 2]
+    python bench/ack_latency.py [--requests 400] [--concurrency 20] [--rounds 5]
 
 Times, from sending a signed `/deploy demo v1` to receiving the HTTP answer, `requests` requests
 with `concurrency` client threads (a fresh connection per request, as Slack's are), against:
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=400, help="measured requests per app per round")
     p.add_argument("--concurrency", type=int, default=20, help="client threads")
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per app")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per app")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
