@@ -145,6 +145,7 @@ class Engine:
         self._inflight: set[Future[None]] = set()
         self._idle = threading.Condition()
         self._runs: dict[int, _Run] = {}
+        self._card_lock = threading.Lock()
         self._accepting = True
         self._stopping = threading.Event()
         self._watchdog: threading.Thread | None = None
@@ -1110,9 +1111,17 @@ class Engine:
             self.update(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))  # type: ignore[arg-type]
 
     def refresh_card(self, d: Deployment) -> None:
-        """Update the deployment's card in place."""
-        if d.channel and d.message_ts:
-            self.chat.update_card(MessageRef(d.channel, d.message_ts), self.card(d))
+        """Update the deployment's card in place, always with its latest stored state.
+
+        Threads race to refresh (the approver's thread and the worker it started): reading the
+        store and handing the card to the chat under one lock keeps updates in state order, so
+        a slow thread can never put an older card over a newer one.
+        """
+        with self._card_lock:
+            fresh = self.store.get(d.id) if d.id is not None else None
+            d = fresh or d
+            if d.channel and d.message_ts:
+                self.chat.update_card(MessageRef(d.channel, d.message_ts), self.card(d))
 
     def thread(self, d: Deployment, text: str) -> None:
         """Post details in the deployment's thread."""

@@ -225,3 +225,12 @@ def test_dry_run_prints_exact_commands_and_changes_nothing(
     )
     assert not (tmp_path / "staging").exists()
     assert engine.status("staging")[0].current is None
+
+
+def test_a_late_refresh_never_puts_an_older_card_over_a_newer_one(
+    engine: Engine, chat: RecordingChat
+) -> None:
+    stale = engine.request_deploy("alice", "#deploys", "staging", "v1")  # the object a slow thread holds
+    approve_fully(engine, stale.id)  # type: ignore[arg-type]
+    engine.refresh_card(stale)  # that thread refreshes late, with its old copy
+    assert chat.of_kind("update")[-1].card.state == State.SUCCEEDED  # type: ignore[union-attr]
