@@ -372,8 +372,7 @@ class Engine:
         d = self._create(
             d, EventRecord(at=now, actor=user, action=action, env=env.name, detail=detail or None)
         )
-        self._post_card(d)
-        d = self.store.get(d.id) or d  # type: ignore[arg-type]
+        d = self._post_card_or_cancel(d, user)
         if dry_run:
             return self._approve_and_submit(d, user)
         if env.approval_ttl:
@@ -760,8 +759,11 @@ class Engine:
             at=now, actor=user, action="request_rollback", env=env.name, detail=detail or reason
         )
         rb = self._create(rb, event)
-        self._post_card(rb)
-        rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
+        if automatic:  # a rollback the bot decided goes ahead even when its card cannot be shown
+            self._post_card(rb)
+            rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
+        else:
+            rb = self._post_card_or_cancel(rb, user)
         return self._approve_and_submit(rb, user) if required == 0 else rb
 
     # -- sign-off ---------------------------------------------------------------------------
@@ -1103,12 +1105,21 @@ class Engine:
         }
 
     # -- chat ---------------------------------------------------------------------------------
-    def _post_card(self, d: Deployment) -> None:
+    def _post_card(self, d: Deployment) -> bool:
         if not d.channel:
-            return
+            return False
         ref = self.chat.post_card(d.channel, self.card(d))
         if ref is not None:
             self.update(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))  # type: ignore[arg-type]
+        return ref is not None
+
+    def _post_card_or_cancel(self, d: Deployment, user: str) -> Deployment:
+        """Post the card of a human request; without a card nobody could approve it, so cancel it."""
+        if self._post_card(d):
+            return self.store.get(d.id) or d  # type: ignore[arg-type]
+        why = f"could not post the card in {d.channel} (is the bot invited to this channel?)"
+        self.save(d, Event.CANCEL, "gonogo", "cancel", detail=why, error=why)
+        raise Refused(f"{why}; {d.label} was cancelled, nothing ran")
 
     def refresh_card(self, d: Deployment) -> None:
         """Update the deployment's card in place, always with its latest stored state.

@@ -234,3 +234,22 @@ def test_a_late_refresh_never_puts_an_older_card_over_a_newer_one(
     approve_fully(engine, stale.id)  # type: ignore[arg-type]
     engine.refresh_card(stale)  # that thread refreshes late, with its old copy
     assert chat.of_kind("update")[-1].card.state == State.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_a_card_that_cannot_be_posted_cancels_the_request_with_a_reason(
+    config: Config, tmp_path: Path
+) -> None:
+    class Mute(RecordingChat):
+        def post_card(self, channel: str, card: object) -> None:  # type: ignore[override]
+            return None  # e.g. Slack's not_in_channel
+
+    engine = Engine(config, SqliteStore(tmp_path / "db.sqlite"), Mute())
+    try:
+        with pytest.raises(
+            Refused, match=r"could not post the card in #private .*invited.*cancelled, nothing ran"
+        ):
+            engine.request_deploy("alice", "#private", "staging", "v1")
+        assert engine.store.deployments("staging")[0].state == State.CANCELLED
+        assert engine.store.active("staging") is None  # the environment is not held by a card nobody sees
+    finally:
+        engine.shutdown()
