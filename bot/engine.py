@@ -155,6 +155,7 @@ class Engine:
         self.scheduler.register(EXPIRY, self._expire)
         self.scheduler.register(SCHEDULED_START, self._scheduled_start)
         self.scheduler.register(RETENTION, self._retention)
+        self.scheduler.every(RETENTION, 86400, first_in=3600)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, *, run_scheduler: bool = True) -> None:
@@ -176,8 +177,6 @@ class Engine:
                 self._leader.start()
             else:
                 self.scheduler.start_leading()
-            if not any(row.kind == RETENTION for row in self.store.pending_schedules()):
-                self.scheduler.add_in(RETENTION, 3600)
         self._watchdog = threading.Thread(target=self._watch, name="gonogo-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -956,7 +955,6 @@ class Engine:
     def _retention(self, schedule: Schedule) -> None:
         removed = self.store.prune(self.clock.now() - timedelta(days=self.retention_days))
         log.info("retention: pruned %s old check results and host outputs", removed)
-        self.scheduler.add_in(RETENTION, 86400)
 
     # -- helpers for bot/ modules ---------------------------------------------------------
     def env(self, name: str | None) -> Environment:

@@ -93,9 +93,14 @@ class Monitoring:
             f"for {_secs(env.monitor.duration)} ({rounds} rounds; fails after {env.monitor.failure_limit} "
             "consecutive failures)",
         )
-        self.engine.scheduler.add_in(ROUND, env.monitor.interval, deployment_id=d.id, round=1, rounds=rounds)
+        self.engine.scheduler.add_in(
+            ROUND, env.monitor.interval, deployment_id=d.id, key=f"{ROUND}:{d.id}:1", round=1, rounds=rounds
+        )
 
     def _round(self, schedule: Schedule) -> None:
+        """One round of the window. Replay-safe (the scheduler fires a round again when the
+        process running it died): a round whose results are stored is judged from them, not run
+        again; a round already judged only does what follows it."""
         engine = self.engine
         if schedule.deployment_id is None:
             return
@@ -105,28 +110,36 @@ class Monitoring:
         env = engine.env(d.env)
         round_no = int(schedule.payload.get("round", 1))
         rounds = int(schedule.payload.get("rounds", 1))
-        results = self.run(d, env.monitored(), round_no)
         tracker = FailureTracker(env.monitor.failure_limit)
         if saved := d.details.get("tracker"):
             try:
                 tracker = FailureTracker.from_dict(saved)
             except ValueError:
                 log.warning("%s: bad tracker state, starting over", d.label)
-        verdict = tracker.record(results)
-        line = f"Round {round_no}/{rounds}: " + " · ".join(r.summary() for r in results)
-        d = engine.update(
-            d.id,  # type: ignore[arg-type]
-            lambda cur: _with_details(cur, tracker=tracker.to_dict(), card_lines=[line]),
-        )
-        engine.refresh_card(d)
-        engine.thread(d, line)
-        for t in verdict.newly_failing:
-            engine.say(d, f"⚠️ {d.env}: check {t.result.summary()} is failing ({d.label})")
-        for t in verdict.recovered:
-            engine.say(d, f"✅ {d.env}: check {t.name} recovered ({d.label})")
-        if verdict.failed:
-            failed = [r for r in results if r.name in verdict.failed_checks and not r.ok]
-            why = "; ".join(r.summary() for r in failed) or ", ".join(verdict.failed_checks)
+        if int(d.details.get("monitor_round", 0)) < round_no:
+            stored = engine.store.check_results(deployment_id=d.id, round=round_no, limit=1000)
+            results = [_result(r) for r in stored] if stored else self.run(d, env.monitored(), round_no)
+            verdict = tracker.record(results)
+            line = f"Round {round_no}/{rounds}: " + " · ".join(r.summary() for r in results)
+            d = engine.update(
+                d.id,  # type: ignore[arg-type]
+                lambda cur: _with_details(
+                    cur, tracker=tracker.to_dict(), monitor_round=round_no, card_lines=[line]
+                ),
+            )
+            engine.refresh_card(d)
+            engine.thread(d, line)
+            for t in verdict.newly_failing:
+                engine.say(d, f"⚠️ {d.env}: check {t.result.summary()} is failing ({d.label})")
+            for t in verdict.recovered:
+                engine.say(d, f"✅ {d.env}: check {t.name} recovered ({d.label})")
+            failed_checks = verdict.failed_checks
+        else:
+            results = []
+            failed_checks = tuple(n for n, c in tracker.consecutive.items() if c >= tracker.failure_limit)
+        if failed_checks:
+            failed = [r for r in results if r.name in failed_checks and not r.ok]
+            why = "; ".join(r.summary() for r in failed) or ", ".join(failed_checks)
             d = engine.save(
                 d,
                 Event.FAIL,
@@ -146,7 +159,12 @@ class Monitoring:
             engine.after_success(d)
             return
         engine.scheduler.add_in(
-            ROUND, env.monitor.interval, deployment_id=d.id, round=round_no + 1, rounds=rounds
+            ROUND,
+            env.monitor.interval,
+            deployment_id=d.id,
+            key=f"{ROUND}:{d.id}:{round_no + 1}",
+            round=round_no + 1,
+            rounds=rounds,
         )
 
     # -- failure: alert, hold, automatic rollback ---------------------------------------------
@@ -236,6 +254,13 @@ class _CommandRunner:
         finally:
             backend.close()
         return out
+
+
+def _result(r: CheckRecord) -> CheckResult:
+    """A stored result as the checks returned it."""
+    return CheckResult(
+        name=r.name, kind=r.kind, ok=r.ok, observed=r.observed, latency=r.latency, error=r.error, at=r.at
+    )
 
 
 def _with_details(d: Deployment, **extra: object) -> Deployment:

@@ -12,6 +12,7 @@ import pytest
 from bot.config import Config, load_config
 from bot.domain import State
 from bot.engine import Engine
+from bot.store.base import CheckRecord
 from bot.store.sqlite import SqliteStore
 from tests.conftest import free_port, stop_demo_app, write_demo_config
 from tests.healthapp import HealthApp
@@ -202,3 +203,35 @@ def test_a_restart_mid_window_resumes_the_window(tmp_path: Path, engines: list[E
     second = start(config, tmp_path, engines)
     wait_for(lambda: second.deployment(d).state == State.SUCCEEDED)
     assert {c.round for c in second.store.check_results(deployment_id=d)} >= {1, 2, 3, 4}
+
+
+def test_a_round_orphaned_by_a_dead_process_is_finished_by_the_next_one(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    config = demo(
+        tmp_path,
+        monitor=MONITOR.replace('interval = "0.3s"', 'interval = "0.5s"').replace(
+            'duration = "0.9s"', 'duration = "2s"'
+        ),
+    )
+    first = start(config, tmp_path, engines)
+    d = ship(first, "v1")
+    wait_for(lambda: any(c.round == 1 for c in first.store.check_results(deployment_id=d)))
+    first.shutdown(grace=5)
+    engines.remove(first)
+    # What a process SIGKILLed in the middle of the next round leaves: the round's row claimed
+    # and never finished, its checks run and stored, but not judged and no next round added.
+    store = SqliteStore(tmp_path / "db.sqlite")
+    (row,) = [s for s in store.pending_schedules() if s.deployment_id == d]
+    assert row.id is not None and store.claim_schedule(row.id, row.run_at, "dead-process")
+    round_no = int(row.payload["round"])
+    store.record_check_results(
+        d, "demo", [CheckRecord("health", "http", True, row.run_at, "200", 0.01, None, round_no, d, "demo")]
+    )
+    store.close()
+
+    second = start(config, tmp_path, engines)
+    wait_for(lambda: second.deployment(d).state == State.SUCCEEDED)
+    results = second.store.check_results(deployment_id=d, limit=100)
+    assert sorted(c.round for c in results if c.round) == [1, 2, 3, 4]  # every round, none twice
+    assert second.store.orphaned_schedules(second.scheduler.owner) == []

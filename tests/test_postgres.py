@@ -236,6 +236,27 @@ def test_schedules(store: Store) -> None:
     assert [(s.id, s.state) for s in store.pending_schedules()] == [(other.id, "pending")]
 
 
+def test_schedule_keys_claimers_and_orphans(store: Store) -> None:
+    first = store.add_schedule(Schedule(kind="monitor_round", run_at=T0, deployment_id=1, key="r:1:2"))
+    again = store.add_schedule(Schedule(kind="monitor_round", run_at=T0 + timedelta(1), key="r:1:2"))
+    assert again.id == first.id and again.run_at == T0  # a replayed add adds nothing
+    assert [s.id for s in store.pending_schedules()] == [first.id]
+    plain = store.add_schedule(Schedule(kind="expiry", run_at=T0))
+    assert first.id is not None and plain.id is not None
+
+    assert store.claim_schedule(first.id, T0, "dead") and store.claim_schedule(plain.id, T0, "dead")
+    store.finish_schedule(plain.id, T0)
+    orphans = store.orphaned_schedules("alive")
+    assert [(o.id, o.state, o.claimed_by, o.key) for o in orphans] == [(first.id, "claimed", "dead", "r:1:2")]
+    assert store.orphaned_schedules("dead") == []  # a claimer's own unfinished rows are not orphans
+    assert store.reclaim_schedule(first.id, T0, "alive", "dead")
+    assert not store.reclaim_schedule(first.id, T0, "other", "dead")  # exactly one takes it over
+    assert store.orphaned_schedules("alive") == []
+    store.finish_schedule(first.id, T0)
+    assert store.orphaned_schedules("anyone") == [] and store.pending_schedules() == []
+    assert store.cancel_schedules(1) == 0  # done rows stay done
+
+
 def test_check_results_and_prune(store: Store) -> None:
     d = store.create_deployment(new(), ev())
     assert d.id is not None
@@ -254,6 +275,8 @@ def test_check_results_and_prune(store: Store) -> None:
     ]
     assert got[1] == CheckRecord("health", "http", True, old, "200", 0.01, None, 1, d.id, "prod")
     assert [c.name for c in store.check_results(deployment_id=d.id)] == ["health"]
+    assert [c.name for c in store.check_results(deployment_id=d.id, round=1)] == ["health"]
+    assert store.check_results(deployment_id=d.id, round=2) == []
     assert len(store.check_results(limit=1)) == 1
 
     store.record_host_results(d.id, "deploy", [HostResult("web1", "run", "ok", 0, 1.0, "done")])

@@ -29,7 +29,12 @@ class Schedule:
     deployment_id: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
-    state: str = "pending"  # pending | claimed | cancelled
+    state: str = "pending"  # pending | claimed | done | cancelled
+    #: Idempotency: a second add with the same key returns the first row instead of a new one.
+    key: str | None = None
+    #: The scheduler (one per process) that claimed the row; a claimed row whose claimer is gone
+    #: is an orphan the next leader fires again (see `bot.scheduler`).
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,15 +156,27 @@ class Store(Protocol):
 
     # -- schedules: timed work (monitor rounds, expiries, scheduled deploys) ----------------
     def add_schedule(self, s: Schedule) -> Schedule:
-        """Insert a schedule row (id assigned)."""
+        """Insert a schedule row (id assigned); with a `key` already used, return that row instead."""
         ...
 
     def pending_schedules(self, *, due_before: datetime | None = None) -> list[Schedule]:
         """Schedules not yet claimed or cancelled, soonest first (optionally only those due)."""
         ...
 
-    def claim_schedule(self, schedule_id: int, at: datetime) -> bool:
-        """Mark a schedule as taken; True for exactly one caller across every replica."""
+    def claim_schedule(self, schedule_id: int, at: datetime, owner: str = "") -> bool:
+        """Mark a pending schedule as taken by `owner`; True for exactly one caller across replicas."""
+        ...
+
+    def finish_schedule(self, schedule_id: int, at: datetime) -> None:
+        """Mark a claimed schedule as done (its handler returned)."""
+        ...
+
+    def orphaned_schedules(self, owner: str) -> list[Schedule]:
+        """Schedules claimed by someone other than `owner` and never finished, oldest first."""
+        ...
+
+    def reclaim_schedule(self, schedule_id: int, at: datetime, owner: str, previous: str | None) -> bool:
+        """Take over an orphan claimed by `previous`; True for exactly one caller."""
         ...
 
     def cancel_schedules(self, deployment_id: int, kind: str | None = None) -> int:
@@ -174,9 +191,14 @@ class Store(Protocol):
         ...
 
     def check_results(
-        self, *, env: str | None = None, deployment_id: int | None = None, limit: int = 50
+        self,
+        *,
+        env: str | None = None,
+        deployment_id: int | None = None,
+        round: int | None = None,
+        limit: int = 50,
     ) -> list[CheckRecord]:
-        """Check results newest first."""
+        """Check results newest first (optionally one monitoring round of a deployment)."""
         ...
 
     def prune(self, older_than: datetime) -> int:

@@ -150,6 +150,8 @@ def schedule_from_row(row: dict[str, Any]) -> Schedule:
         deployment_id=row["deployment_id"],
         payload=json.loads(payload) if isinstance(payload, str) else dict(payload or {}),
         state=row["state"],
+        key=row.get("key"),
+        claimed_by=row.get("claimed_by"),
     )
 
 

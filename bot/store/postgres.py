@@ -166,10 +166,21 @@ def m003_current_release_index(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+def m004_schedule_claims(conn: psycopg.Connection[Any]) -> None:
+    """Who claimed a schedule and when it finished (orphans of a dead leader are fired again),
+    and idempotency keys for schedules a handler may add twice when it is replayed."""
+    conn.execute("ALTER TABLE schedules ADD COLUMN claimed_by TEXT")
+    conn.execute("ALTER TABLE schedules ADD COLUMN done_at TIMESTAMPTZ")
+    conn.execute("ALTER TABLE schedules ADD COLUMN key TEXT")
+    conn.execute("CREATE UNIQUE INDEX schedules_key ON schedules (key)")
+    conn.execute("CREATE INDEX schedules_claimed ON schedules (id) WHERE state = 'claimed'")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_schedules_and_checks", m002_schedules_and_checks),
     ("m003_current_release_index", m003_current_release_index),
+    ("m004_schedule_claims", m004_schedule_claims),
 ]
 
 
@@ -523,14 +534,17 @@ class PostgresStore:
 
     # -- schedules -----------------------------------------------------------------------
     def add_schedule(self, s: Schedule) -> Schedule:
-        """Insert a schedule."""
-        with self._conn() as conn:
+        """Insert a schedule (or return the row already holding its key)."""
+        with self._tx() as conn:
             row = conn.execute(
-                "INSERT INTO schedules (kind, run_at, deployment_id, payload, state) "
-                "VALUES (%s, %s, %s, %s, 'pending') RETURNING id",
-                [s.kind, s.run_at, s.deployment_id, json.dumps(s.payload, default=str)],
+                "INSERT INTO schedules (kind, run_at, deployment_id, payload, state, key) "
+                "VALUES (%s, %s, %s, %s, 'pending', %s) ON CONFLICT (key) DO NOTHING RETURNING id",
+                [s.kind, s.run_at, s.deployment_id, json.dumps(s.payload, default=str), s.key],
             ).fetchone()
-        assert row is not None
+            if row is None:
+                existing = conn.execute("SELECT * FROM schedules WHERE key = %s", [s.key]).fetchone()
+                assert existing is not None
+                return schedule_from_row(existing)
         return replace(s, id=int(row["id"]), state="pending")
 
     def pending_schedules(self, *, due_before: datetime | None = None) -> list[Schedule]:
@@ -542,12 +556,40 @@ class PostgresStore:
             params.append(due_before)
         return [schedule_from_row(r) for r in self._rows(query + " ORDER BY run_at, id", params)]
 
-    def claim_schedule(self, schedule_id: int, at: datetime) -> bool:
+    def claim_schedule(self, schedule_id: int, at: datetime, owner: str = "") -> bool:
         """Compare-and-set pending -> claimed: exactly one caller sees True."""
         with self._conn() as conn:
             cur = conn.execute(
-                "UPDATE schedules SET state = 'claimed', claimed_at = %s WHERE id = %s AND state = 'pending'",
+                "UPDATE schedules SET state = 'claimed', claimed_at = %s, claimed_by = %s "
+                "WHERE id = %s AND state = 'pending'",
+                [at, owner, schedule_id],
+            )
+            return cur.rowcount == 1
+
+    def finish_schedule(self, schedule_id: int, at: datetime) -> None:
+        """Claimed -> done."""
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE schedules SET state = 'done', done_at = %s WHERE id = %s AND state = 'claimed'",
                 [at, schedule_id],
+            )
+
+    def orphaned_schedules(self, owner: str) -> list[Schedule]:
+        """Claimed, unfinished rows of other claimers."""
+        rows = self._rows(
+            "SELECT * FROM schedules WHERE state = 'claimed' AND claimed_by IS DISTINCT FROM %s "
+            "ORDER BY run_at, id",
+            [owner],
+        )
+        return [schedule_from_row(r) for r in rows]
+
+    def reclaim_schedule(self, schedule_id: int, at: datetime, owner: str, previous: str | None) -> bool:
+        """Compare-and-set the claimer of an orphan."""
+        with self._conn() as conn:
+            cur = conn.execute(
+                "UPDATE schedules SET claimed_at = %s, claimed_by = %s "
+                "WHERE id = %s AND state = 'claimed' AND claimed_by IS NOT DISTINCT FROM %s",
+                [at, owner, schedule_id, previous],
             )
             return cur.rowcount == 1
 
@@ -579,17 +621,20 @@ class PostgresStore:
             )
 
     def check_results(
-        self, *, env: str | None = None, deployment_id: int | None = None, limit: int = 50
+        self,
+        *,
+        env: str | None = None,
+        deployment_id: int | None = None,
+        round: int | None = None,
+        limit: int = 50,
     ) -> list[CheckRecord]:
         """Check results newest first."""
         clauses: list[str] = []
         params: list[Any] = []
-        if env is not None:
-            clauses.append("env = %s")
-            params.append(env)
-        if deployment_id is not None:
-            clauses.append("deployment_id = %s")
-            params.append(deployment_id)
+        for column, value in (("env", env), ("deployment_id", deployment_id), ("round", round)):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [check_from_row(r) for r in rows]

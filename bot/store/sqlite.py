@@ -132,6 +132,16 @@ def m003_current_release_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m004_schedule_claims(db: sqlite_utils.Database) -> None:
+    """Who claimed a schedule and when it finished (orphans of a dead process are fired again),
+    and idempotency keys for schedules a handler may add twice when it is replayed."""
+    db.execute("ALTER TABLE schedules ADD COLUMN claimed_by TEXT")
+    db.execute("ALTER TABLE schedules ADD COLUMN done_at TEXT")
+    db.execute("ALTER TABLE schedules ADD COLUMN key TEXT")
+    db.execute("CREATE UNIQUE INDEX schedules_key ON schedules (key)")
+
+
 class SqliteStore:
     """The default store: one SQLite file (or `:memory:`)."""
 
@@ -363,12 +373,16 @@ class SqliteStore:
 
     # -- schedules -----------------------------------------------------------------------
     def add_schedule(self, s: Schedule) -> Schedule:
-        """Insert a schedule."""
+        """Insert a schedule (or return the row already holding its key)."""
         with self._tx() as conn:
             cur = conn.execute(
-                "INSERT INTO schedules (kind, run_at, deployment_id, payload, state) VALUES (?, ?, ?, ?, 'pending')",
-                [s.kind, ts(s.run_at), s.deployment_id, json.dumps(s.payload, default=str)],
+                "INSERT INTO schedules (kind, run_at, deployment_id, payload, state, key) "
+                "VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (key) DO NOTHING",
+                [s.kind, ts(s.run_at), s.deployment_id, json.dumps(s.payload, default=str), s.key],
             )
+            if cur.rowcount == 0:
+                row = conn.execute("SELECT * FROM schedules WHERE key = ?", [s.key]).fetchone()
+                return schedule_from_row(dict(row))
         return replace(s, id=cur.lastrowid, state="pending")
 
     def pending_schedules(self, *, due_before: datetime | None = None) -> list[Schedule]:
@@ -380,12 +394,39 @@ class SqliteStore:
             params.append(ts(due_before))
         return [schedule_from_row(r) for r in self._rows(sql + " ORDER BY run_at, id", params)]
 
-    def claim_schedule(self, schedule_id: int, at: datetime) -> bool:
+    def claim_schedule(self, schedule_id: int, at: datetime, owner: str = "") -> bool:
         """Compare-and-set pending -> claimed."""
         with self._tx() as conn:
             cur = conn.execute(
-                "UPDATE schedules SET state = 'claimed', claimed_at = ? WHERE id = ? AND state = 'pending'",
+                "UPDATE schedules SET state = 'claimed', claimed_at = ?, claimed_by = ? "
+                "WHERE id = ? AND state = 'pending'",
+                [ts(at), owner, schedule_id],
+            )
+            return cur.rowcount == 1
+
+    def finish_schedule(self, schedule_id: int, at: datetime) -> None:
+        """Claimed -> done."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE schedules SET state = 'done', done_at = ? WHERE id = ? AND state = 'claimed'",
                 [ts(at), schedule_id],
+            )
+
+    def orphaned_schedules(self, owner: str) -> list[Schedule]:
+        """Claimed, unfinished rows of other claimers."""
+        rows = self._rows(
+            "SELECT * FROM schedules WHERE state = 'claimed' AND claimed_by IS NOT ? ORDER BY run_at, id",
+            [owner],
+        )
+        return [schedule_from_row(r) for r in rows]
+
+    def reclaim_schedule(self, schedule_id: int, at: datetime, owner: str, previous: str | None) -> bool:
+        """Compare-and-set the claimer of an orphan."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE schedules SET claimed_at = ?, claimed_by = ? "
+                "WHERE id = ? AND state = 'claimed' AND claimed_by IS ?",
+                [ts(at), owner, schedule_id, previous],
             )
             return cur.rowcount == 1
 
@@ -426,17 +467,20 @@ class SqliteStore:
             )
 
     def check_results(
-        self, *, env: str | None = None, deployment_id: int | None = None, limit: int = 50
+        self,
+        *,
+        env: str | None = None,
+        deployment_id: int | None = None,
+        round: int | None = None,
+        limit: int = 50,
     ) -> list[CheckRecord]:
         """Check results newest first."""
         clauses: list[str] = []
         params: list[Any] = []
-        if env is not None:
-            clauses.append("env = ?")
-            params.append(env)
-        if deployment_id is not None:
-            clauses.append("deployment_id = ?")
-            params.append(deployment_id)
+        for column, value in (("env", env), ("deployment_id", deployment_id), ("round", round)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [check_from_row(r) for r in rows]
