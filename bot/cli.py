@@ -7,12 +7,14 @@ terminal chat. Everything is wired here and only here: config → store → engi
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bot.config import Config, ConfigError, load_config
+from bot.logs import FORMATS, LEVELS
 
 DEFAULT_CONFIG = "config.example.toml"
 
@@ -70,7 +72,29 @@ def _resolver(config: Config) -> object:
     return NullResolver(config.repo.default_branch)
 
 
-SHUTDOWN_GRACE = float(os.environ.get("GONOGO_SHUTDOWN_GRACE", "30"))
+DEFAULT_SHUTDOWN_GRACE = 30.0
+
+
+class UsageError(Exception):
+    """A bad setting from the command line or the environment: printed as `gonogo: ...`, exit 2."""
+
+
+def shutdown_grace(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a running step may take to finish on shutdown: `$GONOGO_SHUTDOWN_GRACE` or 30.
+
+    Read when it is needed, not at import, so a bad value is a clear error, not a traceback.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get("GONOGO_SHUTDOWN_GRACE", "").strip()
+    if not raw:
+        return DEFAULT_SHUTDOWN_GRACE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"GONOGO_SHUTDOWN_GRACE={raw!r} is not a number of seconds (e.g. 30)")
+    return value
 
 
 def stop_on_signals() -> None:
@@ -88,7 +112,11 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.chat.console import ConsoleChat
     from bot.console import Console
 
+    grace = shutdown_grace()
     config = _load(_config_path(args.config))
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # a script with bytes that are not UTF-8 gets them replaced (and refused), not a traceback
+        sys.stdin.reconfigure(errors="replace")
     chat = ConsoleChat(channel=config.bot.channel)
     engine = build_engine(config, chat)
     from bot.engine import Engine
@@ -103,7 +131,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         chat.say("(stopping: running deployments stop after their current step and can be resumed)")
         return 0
     finally:
-        engine.shutdown(wait=True, grace=SHUTDOWN_GRACE)
+        engine.shutdown(wait=True, grace=grace)
         engine.store.close()
 
 
@@ -188,13 +216,17 @@ def parser() -> argparse.ArgumentParser:
         help=f"config file (default: $GONOGO_CONFIG or {DEFAULT_CONFIG})",
     )
     common.add_argument(
-        "--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING (default), ERROR"
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="DEBUG, INFO, WARNING (default: $GONOGO_LOG_LEVEL or WARNING), ERROR, CRITICAL",
     )
     common.add_argument(
         "--log-format",
-        choices=["text", "json"],
+        choices=FORMATS,
         default=argparse.SUPPRESS,
-        help="text (default) or json lines",
+        help="text (default: $GONOGO_LOG_FORMAT or text) or json lines",
     )
     p = argparse.ArgumentParser(prog="gonogo", description="Slack ChatOps deploy bot.", parents=[common])
     sub = p.add_subparsers(dest="command")
@@ -246,21 +278,56 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """The log level and format: options first, then $GONOGO_LOG_LEVEL / $GONOGO_LOG_FORMAT."""
+    level = getattr(args, "log_level", None) or os.environ.get("GONOGO_LOG_LEVEL", "").strip() or "WARNING"
+    fmt = getattr(args, "log_format", None) or os.environ.get("GONOGO_LOG_FORMAT", "").strip() or "text"
+    if level.upper() not in LEVELS:
+        raise UsageError(f"GONOGO_LOG_LEVEL={level!r} is not one of {', '.join(LEVELS)}")
+    if fmt not in FORMATS:
+        raise UsageError(f"GONOGO_LOG_FORMAT={fmt!r} is not one of {', '.join(FORMATS)}")
+    return level.upper(), fmt
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of our stdout went away (`gonogo audit export | head`): stop quietly.
+
+    Later writes (and the flush at exit) go to /dev/null instead of raising again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `gonogo` console script."""
+    """Entry point of the `gonogo` console script.
+
+    A bad setting is one line on stderr and exit status 2; a closed output pipe ends the
+    command quietly with the status of a process stopped by SIGPIPE (141).
+    """
     p = parser()
     args = p.parse_args(argv)
-    args.config = getattr(args, "config", None)
-    args.log_level = getattr(args, "log_level", None) or os.environ.get("GONOGO_LOG_LEVEL", "WARNING")
-    args.log_format = getattr(args, "log_format", None) or os.environ.get("GONOGO_LOG_FORMAT", "text")
-    _LOGGING.update(level=str(args.log_level).upper(), format=args.log_format)
-    from bot.logs import setup_logging
-
-    setup_logging(_LOGGING["level"], _LOGGING["format"])
     if not getattr(args, "func", None):
         args = p.parse_args(["run", *(argv if argv is not None else sys.argv[1:])])
-        args.config = getattr(args, "config", None)
-    return int(args.func(args))
+    args.config = getattr(args, "config", None)
+    try:
+        level, fmt = _log_settings(args)
+        args.log_level, args.log_format = level, fmt
+        _LOGGING.update(level=level, format=fmt)
+        from bot.logs import setup_logging
+
+        setup_logging(level, fmt)
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return status
+    except UsageError as exc:
+        print(f"gonogo: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 141
 
 
 if __name__ == "__main__":

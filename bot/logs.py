@@ -18,6 +18,11 @@ from runners.redact import Redactor
 
 _DEPLOY_ID = re.compile(r"#(\d+)")
 
+LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The log levels `--log-level` and `$GONOGO_LOG_LEVEL` accept (any case)."""
+FORMATS: tuple[str, ...] = ("text", "json")
+"""The log formats `--log-format` and `$GONOGO_LOG_FORMAT` accept."""
+
 
 class RedactingFilter(logging.Filter):
     """Masks secret values in the rendered message and adds `deployment_id` when it can."""
@@ -58,7 +63,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "WARNING", fmt: str = "text", secrets: Iterable[str] = ()) -> None:
-    """Configure the root logger once (replacing earlier handlers)."""
+    """Configure the root logger once (replacing earlier handlers).
+
+    Raises ValueError for a level not in LEVELS or a format not in FORMATS.
+    """
+    if level.upper() not in LEVELS:
+        raise ValueError(f"unknown log level {level!r} (one of {', '.join(LEVELS)})")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (one of {', '.join(FORMATS)})")
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter(secrets))
     if fmt == "json":
