@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.domain import EventRecord
@@ -44,8 +44,11 @@ def export_events(events: Iterable[EventRecord], out: TextIO, fmt: str = "jsonl"
 
 
 def parse_since(text: str) -> datetime:
-    """`2026-11-01` or an ISO date-time (UTC when no offset is given)."""
-    from datetime import UTC
+    """`2026-11-01` or an ISO date-time, as an aware datetime **in UTC**.
 
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    No offset means UTC; an offset (`+01:00`) is converted, so the store, which compares the
+    ISO text it keeps in UTC, sees the same instant however it was written. ValueError if it
+    is not a date.
+    """
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
