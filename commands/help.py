@@ -11,9 +11,9 @@ COMMANDS: tuple[str, ...] = ("/deploy", "/rollback", "/status", "/signoff")
 
 COMMAND_DESCRIPTIONS: dict[str, str] = {
     "/deploy": "Deploy a ref to an environment; also lock, unlock, history, abort, cancel, stats, help",
-    "/rollback": "Roll an environment back to its previous (or a given) deployment",
-    "/status": "Show what is deployed where, locks and deployments in progress",
-    "/signoff": "Sign off the deployment waiting for approval on an environment",
+    "/rollback": "Roll an environment back to its previous good release (or a given deployment or ref)",
+    "/status": "What runs where and since when, what is in flight, locks and the last check results",
+    "/signoff": "Post the sign-off checklist (Keep / Roll back) for what an environment runs now",
 }
 
 COMMAND_USAGE_HINTS: dict[str, str] = {
@@ -43,23 +43,49 @@ GENERAL_USAGE = (
 
 _DESCRIPTIONS: dict[str, str] = {
     "deploy": (
-        "Deploy `ref` (branch, tag or sha; default: the environment's default branch) to `env`.\n"
-        "`--reason` takes the words up to the next option (quotes work), `--dry-run`/`-n` only "
-        "shows the plan, `--force` skips checks your role may skip, `--at` schedules it."
+        "Deploy `ref` (branch, tag or sha; default: the environment's default branch) to `env`: "
+        "posts a card with the changelog, the checklist and Go / No-go.\n"
+        "`--reason` takes the words up to the next option (quotes work). `--dry-run`/`-n` prints "
+        "the exact commands per host without running them (no approval needed). `--force` "
+        "(break-glass users only) deploys outside the deploy window or behind what runs, asks for "
+        "one more approval and is recorded. `--at` schedules the start (HH:MM in the environment's "
+        "time zone, or an ISO date-time, at most 30 days ahead)."
     ),
     "lock": "Lock `env` so nobody can deploy to it until it is unlocked; the reason is shown to others.",
-    "unlock": "Remove the lock from `env`; some setups require a reason.",
-    "history": "List the last N deployments to `env` (N from 1 to 100, default 10).",
-    "abort": "Stop the deployment to `env` that is running now (hosts already done stay done).",
-    "cancel": "Cancel a pending or scheduled deployment by its id.",
-    "stats": "Deployment statistics for `env` over the last N days (1 to 365, default 30).",
+    "unlock": (
+        "Remove the lock from `env`. A lock gonogo set itself (after an automatic rollback) needs a reason."
+    ),
+    "history": (
+        "List the last N deployments to `env`, newest first, with who approved them; dry runs "
+        "are marked (N from 1 to 100, default 10)."
+    ),
+    "abort": (
+        "Stop what is in flight in `env`: a running deploy stops after its current batch (hosts "
+        "already done stay done) and you are offered a rollback; a pending or scheduled one is "
+        "cancelled; a monitoring window is stopped."
+    ),
+    "cancel": "Cancel a pending or scheduled deployment by its id (its requester, or an operator).",
+    "stats": (
+        "The four DORA figures for `env` from gonogo's own records (deploy frequency, lead time, "
+        "change failure rate, time to restore) over the last N days (1 to 365, default 30)."
+    ),
     "help": "Show help: an overview, or details on one topic.",
     "rollback": (
-        "Roll `env` back to the previous good deployment, or to a given deployment id or ref.\n"
+        "Roll `env` back to the previous good release, taken from gonogo's history (never guessed "
+        "from git), or to an earlier deployment given by id or ref. It posts a card needing the "
+        "environment's rollback approvals (often one).\n"
         "`--reason` takes the words up to the next option."
     ),
-    "status": "Show what is deployed, locks and running deployments, for one or all environments.",
-    "signoff": "Approve (sign off) the deployment waiting for approval on `env`.",
+    "status": (
+        "Every environment at a glance: what runs (ref, commit, who, since when), what is in "
+        "flight, locks and the last check results. `/status <env>` adds the monitoring state and "
+        "the recent deployments."
+    ),
+    "signoff": (
+        "Post the sign-off checklist for the release `env` runs now, with Keep / Roll back "
+        "buttons. Keep (every item ticked) closes the deploy as signed off; Roll back undoes it. "
+        "The decision is recorded."
+    ),
 }
 
 _EXAMPLES: dict[str, tuple[str, ...]] = {

@@ -350,6 +350,31 @@ def test_help_text_topic(topic: str) -> None:
     assert help_text("/" + topic.upper()) == text
 
 
+@pytest.mark.parametrize(
+    ("topic", "says", "never"),
+    [
+        # /signoff posts the sign-off checklist for what runs now; it approves nothing
+        ("signoff", ("sign-off checklist", "runs now", "Keep", "Roll back"), ("waiting for approval",)),
+        ("status", ("check results", "in flight", "monitoring"), ()),
+        ("stats", ("DORA",), ()),
+        ("rollback", ("history", "approval"), ()),
+        ("deploy", ("break-glass", "exact commands", "time zone"), ("skips checks your role may skip",)),
+        ("abort", ("current batch", "cancelled", "rollback"), ()),
+        ("unlock", ("after an automatic rollback",), ("some setups",)),
+    ],
+)
+def test_help_says_what_the_command_does(topic: str, says: tuple[str, ...], never: tuple[str, ...]) -> None:
+    text = help_text(topic)
+    command = "/" + topic if "/" + topic in COMMAND_DESCRIPTIONS else None
+    short = COMMAND_DESCRIPTIONS.get(command or "", "")
+    for phrase in says:
+        assert phrase in text, (topic, phrase)
+    for phrase in never:
+        assert phrase not in text and phrase not in short, (topic, phrase)
+    if topic == "signoff":
+        assert "sign-off checklist" in short and "approval" not in short
+
+
 def test_help_text_unknown_topic() -> None:
     text = help_text("frobnicate")
     assert "No help for 'frobnicate'" in text
