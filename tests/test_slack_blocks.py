@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
 from bot.card import Button, Card, ChecklistItem, build_card, build_signoff_card
@@ -24,6 +25,8 @@ from bot.slack.blocks import (
     truncate_tail,
     unescape,
 )
+from bot.slack.chat import make_client
+from tests.slackapi import BOT_TOKEN, block_errors, start_fake_slack, stop_fake_slack
 
 T0 = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
 ENV = Environment(name="prod", checklist=("Backup verified", "Migrations reviewed"))
@@ -55,6 +58,7 @@ def deployment(state: State, **changes: Any) -> Deployment:
 def validate(blocks: list[dict[str, Any]]) -> None:
     """Parse every block back with slack_sdk and re-validate it; check the universal limits."""
     assert 0 < len(blocks) <= MAX_BLOCKS
+    assert block_errors(blocks) == []  # what the fake Web API (like Slack) would refuse
     for raw in blocks:
         block = Block.parse(raw)
         assert block is not None, raw
@@ -216,3 +220,87 @@ def test_escaping_truncation_and_thread_tails() -> None:
     assert len(tail) <= 3000 and tail.endswith("line 1999") and "earlier characters cut" in tail
     assert len(thread_text(log)) <= 3000
     assert thread_text("Capitalised WORDS ARE not USERS") == "Capitalised WORDS ARE not USERS"
+
+
+def _button(text: str = "Go", value: str = "1", action_id: str = "go") -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
+        "action_id": action_id,
+    }
+
+
+def _option(n: int, text: str = "item") -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": text}, "value": str(n)}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+OVER_LIMIT = {
+    "51 blocks": [_section("x") for _ in range(51)],
+    "section text 3001": [_section("x" * 3001)],
+    "header 151": [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+    "button text 76": [{"type": "actions", "elements": [_button(text="b" * 76)]}],
+    "button value 2001": [{"type": "actions", "elements": [_button(value="v" * 2001)]}],
+    "11 checkbox options": [
+        {
+            **_section("list"),
+            "accessory": {
+                "type": "checkboxes",
+                "action_id": "checklist",
+                "options": [_option(i) for i in range(11)],
+            },
+        }
+    ],
+    "action_id 256": [{"type": "actions", "elements": [_button(action_id="a" * 256)]}],
+    "block_id 256": [{**_section("x"), "block_id": "b" * 256}],
+    "11 fields": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
+    "11 context elements": [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+}
+
+
+@pytest.mark.parametrize("case", list(OVER_LIMIT))
+def test_the_fake_web_api_refuses_blocks_over_slacks_limits_like_slack(case: str) -> None:
+    """The fake answers invalid_blocks (with a JSON pointer) to posts and updates over a limit."""
+    fake = start_fake_slack()
+    try:
+        client = make_client(BOT_TOKEN, fake.api_url)
+        posted = client.chat_postMessage(channel="C0DEPLOYS", text="ok", blocks=[_section("fine")])
+        with pytest.raises(SlackApiError) as refused:
+            client.chat_postMessage(channel="C0DEPLOYS", text="x", blocks=OVER_LIMIT[case])
+        assert refused.value.response["error"] == "invalid_blocks"
+        assert "json-pointer:/blocks" in refused.value.response["errors"][0]
+        with pytest.raises(SlackApiError) as refused:
+            client.chat_update(channel="C0DEPLOYS", ts=posted["ts"], text="x", blocks=OVER_LIMIT[case])
+        assert refused.value.response["error"] == "invalid_blocks"
+        assert fake.message(posted["ts"]).blocks == [_section("fine")]  # the refused update changed nothing
+    finally:
+        stop_fake_slack(fake)
+
+
+def test_limits_just_inside_are_accepted() -> None:
+    inside = [
+        {"type": "header", "text": {"type": "plain_text", "text": "h" * 150}},
+        {**_section("x" * 3000), "block_id": "b" * 255},
+        {
+            **_section("list"),
+            "accessory": {
+                "type": "checkboxes",
+                "action_id": "c" * 255,
+                "options": [_option(i, "t" * 75) for i in range(10)],
+                "initial_options": [_option(3, "t" * 75)],
+            },
+        },
+        {"type": "actions", "elements": [_button(text="b" * 75, value="v" * 2000)]},
+        *[_section("filler") for _ in range(46)],
+    ]
+    assert len(inside) == 50 and block_errors(inside) == []
+
+
+def test_alert_messages_with_long_text_and_many_buttons_stay_inside_the_limits() -> None:
+    buttons = tuple(Button("L" * 200, "a" * 300, "3:" + "v" * 3000) for _ in range(40))
+    _, blocks = message_blocks("t" * 10000, buttons, ("U0ALICE1",) * 20)
+    validate(blocks)
