@@ -97,11 +97,14 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     if d.kind == "rollback" and d.rollback_of:
         fields.append(("Rolls back", f"#{d.rollback_of}"))
     if d.force:
-        fields.append(("Forced", "yes: safeties ignored (recorded)"))
+        ignored = (d.details or {}).get("ignored_safeties")
+        fields.append(
+            ("Forced", "yes: safeties ignored (recorded)" if ignored else "yes (no safety was in the way)")
+        )
     if d.scheduled_at:
         fields.append(("Scheduled", d.scheduled_at.strftime("%Y-%m-%d %H:%M %Z")))
 
-    status = f"{STATE_ICON[d.state]} {STATE_TEXT[d.state]}"
+    status = f"{STATE_ICON[d.state]} {_state_text(d)}"
     if d.progress and d.state in (State.RUNNING, State.INTERRUPTED, State.MONITORING):
         status += f": {d.progress}"
     if d.error and d.state in (State.FAILED, State.INTERRUPTED, State.ABORTED):
@@ -133,6 +136,9 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
         )
     footer = f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None
     lines = tuple(str(x) for x in details.get("card_lines", ()))
+    live = details.get("live")
+    if d.state == State.RUNNING and isinstance(live, dict) and live.get("hosts"):
+        lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live["hosts"].items())[:10]))
     if details.get("ignored_safeties"):
         warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details["ignored_safeties"]))
     return Card(
@@ -153,6 +159,17 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     )
 
 
+def _state_text(d: Deployment) -> str:
+    """What the state means for this kind of deployment (a dry run deploys nothing)."""
+    if d.state == State.SUCCEEDED and d.dry_run:
+        return "dry run finished: nothing was changed"
+    if d.state == State.SUCCEEDED and d.kind == "rollback":
+        return "rolled back: the earlier release runs again"
+    if d.state == State.RUNNING and d.kind == "rollback":
+        return "rolling back"
+    return STATE_TEXT[d.state]
+
+
 def build_signoff_card(d: Deployment, env: Environment) -> Card:
     """The sign-off request for a live deployment: its checklist with Keep / Roll back."""
     assert d.id is not None
@@ -164,7 +181,9 @@ def build_signoff_card(d: Deployment, env: Environment) -> Card:
         for i, text in enumerate(env.signoff_checklist)
     )
     if decided:
-        status = f"🏁 {decided} by {signoff.get('by')}"
+        at = str(signoff.get("at") or "")
+        when = f" at {at[:16].replace('T', ' ')} UTC" if at else ""
+        status = f"🏁 {decided} by {signoff.get('by')}{when}"
         buttons: tuple[Button, ...] = ()
     else:
         status = "waiting for sign-off"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time as monotonic_time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,9 @@ class Refused(Exception):
 class Leadership(Protocol):
     """Leader election (see `bot.leader`): only the leader runs the scheduler."""
 
+    #: True when this process is the only one using the store (no replicas can be running).
+    single_process: bool
+
     def start(self) -> None:
         """Begin campaigning; callbacks fire on election and loss."""
         ...
@@ -88,6 +92,12 @@ class _Run:
     stop: threading.Event = field(default_factory=threading.Event)  # abort: after the batch
     halt: threading.Event = field(default_factory=threading.Event)  # shutdown: after the step
     shutdown: bool = False
+    #: The run lost its claim on the deployment (declared interrupted elsewhere): it stops,
+    #: and writes nothing more about the deployment.
+    fenced: bool = False
+    #: `_finish` is recording the outcome: the state leaves `running` by this run's own hand.
+    finishing: bool = False
+    pipeline: Pipeline | None = None
 
 
 def default_backend_factory(config: Config) -> BackendFactory:
@@ -148,10 +158,15 @@ class Engine:
         self._card_lock = threading.Lock()
         self._accepting = True
         self._stopping = threading.Event()
+        self._watch_stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._leader = (
             leadership(self.scheduler.start_leading, self.scheduler.stop_leading) if leadership else None
         )
+        #: With replicas, a heartbeat is judged stale only after this process has watched it stand
+        #: still for the limit on its own monotonic clock (replicas' wall clocks may disagree).
+        self._single_process = self._leader is None or bool(getattr(self._leader, "single_process", False))
+        self._beats_seen: dict[int, tuple[datetime | None, float]] = {}
         self.scheduler.register(EXPIRY, self._expire)
         self.scheduler.register(SCHEDULED_START, self._scheduled_start)
         self.scheduler.register(RETENTION, self._retention)
@@ -162,8 +177,13 @@ class Engine:
         """Pick up where the last process left off, and start the timers and the watchdog.
 
         Pending cards are shown again; approved work is queued; a running deployment whose
-        heartbeat is stale (its process died) becomes `interrupted` with Resume / Roll back.
+        heartbeat is stale (its process died) becomes `interrupted` with Resume / Roll back,
+        and (in a single process) one left interrupted before is announced again, so whoever
+        is in the channel now can decide.
         """
+        earlier = (
+            [] if not self._single_process else self.store.deployments(states=[State.INTERRUPTED], limit=50)
+        )
         for d in self.store.deployments(states=[State.PENDING, State.APPROVED], limit=500):
             if self._env_or_none(d.env) is None:
                 continue
@@ -171,7 +191,10 @@ class Engine:
                 self.refresh_card(d)
             else:
                 self._submit(d)
-        self.recover_stale()
+        self.recover_stale(startup=True)
+        for d in earlier:
+            if self._env_or_none(d.env) is not None:
+                self._announce_interrupted(d, d.error or "its run stopped before it finished", again=True)
         if run_scheduler:
             if self._leader is not None:
                 self._leader.start()
@@ -180,28 +203,50 @@ class Engine:
         self._watchdog = threading.Thread(target=self._watch, name="gonogo-watchdog", daemon=True)
         self._watchdog.start()
 
-    def recover_stale(self) -> list[Deployment]:
-        """Interrupt running deployments nobody is heartbeating (their process died)."""
-        limit = timedelta(seconds=max(3 * self.config.bot.heartbeat_interval, 1))
-        now = self.clock.now()
+    def recover_stale(self, *, startup: bool = False) -> list[Deployment]:
+        """Interrupt running deployments nobody is heartbeating (their process died).
+
+        A single process (SQLite) trusts its own clock: a heartbeat older than the limit is
+        stale. With replicas, a heartbeat counts as stale only once this process has seen it
+        stand still for the limit, so a replica whose clock runs ahead never interrupts a live
+        run elsewhere.
+        """
+        seconds = max(3 * self.config.bot.heartbeat_interval, 1)
+        now, mono = self.clock.now(), monotonic_time.monotonic()
         out = []
-        for d in self.store.deployments(states=[State.RUNNING], limit=500):
-            if d.id in self._runs:
+        running = self.store.deployments(states=[State.RUNNING], limit=500)
+        for d in running:
+            if d.id is None or d.id in self._runs:
                 continue
             beat = d.heartbeat_at or d.started_at or d.updated_at or d.created_at
-            if now - beat >= limit:
+            if self._single_process:
+                stale = now - beat >= timedelta(seconds=seconds)
+            else:
+                seen = self._beats_seen.get(d.id)
+                if seen is None or seen[0] != beat:
+                    self._beats_seen[d.id] = (beat, mono)
+                stale = seen is not None and seen[0] == beat and mono - seen[1] >= seconds
+            if stale:
                 out.append(self._interrupt(d, "its process stopped while it was running"))
+        live = {d.id for d in running}
+        for gone in [k for k in self._beats_seen if k not in live]:
+            del self._beats_seen[gone]
         return [d for d in out if d is not None]
 
     def _watch(self) -> None:
+        """Heartbeat this process's runs (until the last one ended, shutdown included) and
+        look for runs of dead processes."""
         interval = self.config.bot.heartbeat_interval
-        while not self._stopping.wait(interval):
+        while not self._watch_stop.wait(interval):
             now = self.clock.now()
-            for deployment_id in list(self._runs):
+            for deployment_id, run in list(self._runs.items()):
                 try:
-                    self.store.heartbeat(deployment_id, now)
+                    if not self.store.heartbeat(deployment_id, now) and not run.finishing:
+                        self._fence(deployment_id)
                 except Exception:
                     log.exception("heartbeat for #%s failed", deployment_id)
+            if self._stopping.is_set():
+                continue
             try:
                 self.recover_stale()
             except Exception:
@@ -213,20 +258,40 @@ class Engine:
             return self._idle.wait_for(lambda: not self._inflight, timeout=timeout)
 
     def shutdown(self, wait: bool = True, *, grace: float = 30.0) -> None:
-        """Stop taking work; running deployments stop after their current step (up to `grace`
-        seconds) and are recorded as `interrupted` so a restart can resume them."""
+        """Stop taking work; running deployments stop after their current step and are
+        recorded as `interrupted` so a restart can resume them.
+
+        A step still running after `grace` seconds is not waited for: its deployment is
+        recorded as interrupted at once (Resume runs that batch again) and its connections
+        are closed. Heartbeats go on until then, so no replica takes a run over early.
+        """
         self._accepting = False
         self._stopping.set()
         for run in list(self._runs.values()):
             run.shutdown = True
             run.halt.set()
             run.stop.set()
-        if wait:
-            self.wait_idle(timeout=grace)
+        if wait and not self.wait_idle(timeout=grace):
+            for deployment_id, run in list(self._runs.items()):
+                self._abandon(deployment_id, run, grace)
+            self.wait_idle(timeout=5)
         if self._leader is not None:
             self._leader.stop()
         self.scheduler.stop_leading()
+        self._watch_stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _abandon(self, deployment_id: int, run: _Run, grace: float) -> None:
+        """Shutdown's last resort for a step that outlived the grace period."""
+        d = self.store.get(deployment_id)
+        run.fenced = True
+        if d is not None and d.state == State.RUNNING:
+            self._interrupt(d, f"the bot shut down and its step did not finish within {grace:g}s")
+        if run.pipeline is not None:
+            try:
+                run.pipeline.close()
+            except Exception:
+                log.exception("%s: closing connections at shutdown failed", d.label if d else deployment_id)
 
     # -- queries --------------------------------------------------------------------------
     def environments(self) -> list[str]:
@@ -312,7 +377,7 @@ class Engine:
         ignored: list[str] = []
         if not dry_run:
             self._refuse_if_locked(env.name, user)
-            self._refuse_if_active(env.name)
+            self._refuse_if_active(env.name, user)
             window = self._window_refusal(env, scheduled_at or now)
             if window and not force:
                 self._record_refusal(user, env.name, "deploy", window)
@@ -429,8 +494,11 @@ class Engine:
         current = self.store.current_release(env.name)
         if current is None:
             raise Refused(f"{env.name} has no successful deployment to roll back from")
-        target = self._rollback_target(env.name, current, target_id, target_ref)
         active = self.store.active(env.name)
+        if active is not None and active.state == State.INTERRUPTED and target_id is None and not target_ref:
+            # What runs is still the last good release: put it back on every host.
+            return self.rollback_failed(user, active.id)  # type: ignore[arg-type]
+        target = self._rollback_target(env.name, current, target_id, target_ref)
         if active is not None:
             if active.state != State.MONITORING:
                 raise Refused(self._busy_message(active))
@@ -452,12 +520,15 @@ class Engine:
     def _rollback_target(
         self, env: str, current: Deployment, target_id: int | None, target_ref: str | None
     ) -> Deployment:
-        good = [State.SUCCEEDED, State.SIGNED_OFF, State.ROLLED_BACK, State.MONITORING]
+        # A release that was rolled back is not "good" by default; named explicitly, one that
+        # went live (its release is its own) may be put back.
+        good = [State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING]
         if target_id is not None:
             target = self.store.get(target_id)
             if target is None or target.env != env or target.dry_run:
                 raise Refused(f"#{target_id} is not a deployment of {env}")
-            if target.state not in good or target.kind != "deploy":
+            went_live = target.state == State.ROLLED_BACK and target.release_id == target.id
+            if (target.state not in good and not went_live) or target.kind != "deploy":
                 raise Refused(f"#{target_id} is not a successful deploy of {env} ({target.state.value})")
             if (target.release_id or target.id) == (current.release_id or current.id):
                 raise Refused(f"{env} already runs the release of #{target_id}")
@@ -530,15 +601,25 @@ class Engine:
                 raise Refused(f"you already approved {d.label}")
             if not d.checklist_done():
                 open_items = [str(i + 1) for i, v in enumerate(d.checklist) if not v]
-                raise Refused(f"tick every checklist item before Go (open: {', '.join(open_items)})")
+                why = f"tick every checklist item before Go (open: {', '.join(open_items)})"
+                self._record_refusal(user, d.env, "approve", why, d.id)
+                raise Refused(why)
             lock = self.store.get_lock(d.env)
             if lock is not None and d.kind == "deploy":
-                raise Refused(f"{d.env} is locked by {lock.owner}: {lock.reason}")
+                why = f"{d.env} is locked by {lock.owner}: {lock.reason}"
+                self._record_refusal(user, d.env, "approve", why, d.id)
+                raise Refused(why)
             now = self.clock.now()
             approvals = (*d.approvals, Approval(user, now))
             new = replace(d, approvals=approvals, updated_at=now)
             done = len(approvals) >= d.required_approvals
             later = done and d.scheduled_at is not None and d.scheduled_at > now
+            if done and not later and d.kind == "deploy" and not d.force and not d.dry_run:
+                # The window was open when the card was posted; it must still be open at Go.
+                window = self._window_refusal(env, now)
+                if window:
+                    self._record_refusal(user, d.env, "approve", window, d.id)
+                    raise Refused(f"{window}. Go again then, or request it with --at.")
             try:
                 if done:
                     new = transition(new, Event.SCHEDULE if later else Event.APPROVE, at=now)
@@ -563,13 +644,14 @@ class Engine:
         env = self.env(d.env)
         if d.state not in (State.PENDING, State.SCHEDULED):
             raise Refused(f"{d.label} is already {d.state.value}")
-        self.scheduler.cancel(d.id)  # type: ignore[arg-type]
         if user == d.requester:
+            self.scheduler.cancel(d.id)  # type: ignore[arg-type]
             return self.save(d, Event.CANCEL, user, "cancel", detail=reason, refresh=True)
         refusal = may_approve(env, d, user, self.directory)
         if refusal:
             self._record_refusal(user, d.env, "decline", refusal, d.id)
             raise Refused(refusal)
+        self.scheduler.cancel(d.id)  # type: ignore[arg-type]
         if d.state == State.SCHEDULED:
             return self.save(d, Event.CANCEL, user, "decline", detail=reason, refresh=True)
         return self.save(d, Event.DECLINE, user, "decline", detail=reason, refresh=True)
@@ -655,9 +737,20 @@ class Engine:
             return self.save(d, Event.CANCEL, user, "abort", refresh=True)
         if d.state == State.MONITORING:
             self.scheduler.cancel(d.id)  # type: ignore[arg-type]
-            return self.save(
+            d = self.save(
                 d, Event.SUCCEED, user, "monitoring_stopped", detail="aborted by " + user, refresh=True
             )
+            self.alert(
+                d,
+                f"Monitoring of {d.label} stopped by {user}; {d.env} keeps {d.ref}. Roll it back?",
+                (Button("Roll back", "rollback_now", str(d.id), "danger"),),
+                [],
+            )
+            return d
+        if d.state == State.INTERRUPTED:
+            d = self.save(d, Event.FAIL, user, "give_up", error=f"given up by {user}", refresh=True)
+            self.monitoring.on_failure(d, f"interrupted run given up by {user}", automatic=False)
+            return d
         if d.state != State.RUNNING:
             raise Refused(f"{d.label} is {d.state.value}; nothing to abort")
         run = self._runs.get(d.id)  # type: ignore[arg-type]
@@ -681,7 +774,8 @@ class Engine:
         """Hold: stop an automatic rollback from starting; the deployment stays as it is."""
         d = self.deployment(deployment_id)
         self._refuse_if(may_operate(self.env(d.env), user, self.directory), user, d.env, "hold", d.id)
-        self.scheduler.cancel(d.id, "auto_rollback")  # type: ignore[arg-type]
+        if not self.scheduler.cancel(d.id, "auto_rollback"):  # type: ignore[arg-type]
+            raise Refused(f"no automatic rollback of {d.label} is waiting: nothing to hold")
         d = self.update(d.id, lambda cur: replace(cur, details={**cur.details, "hold": user}))  # type: ignore[arg-type]
         self.store.append_event(self.event(user, "hold", d, None))
         return d
@@ -692,9 +786,6 @@ class Engine:
         env = self.env(d.env)
         if not automatic:
             self._refuse_if(may_request(env, user, self.directory), user, d.env, "rollback", d.id)
-        current = self.store.current_release(d.env)
-        if current is None:
-            raise Refused(f"{d.env} has no good release to roll back to")
         if d.state == State.INTERRUPTED:
             d = self.save(
                 d, Event.FAIL, user, "give_up", error="rolled back after interruption", refresh=True
@@ -702,6 +793,9 @@ class Engine:
         if d.state == State.MONITORING:
             self.scheduler.cancel(d.id)  # type: ignore[arg-type]
             d = self.save(d, Event.FAIL, user, "fail", error="rolled back by " + user, refresh=True)
+        current = self.store.current_release(d.env)  # after the failure: never the failed one
+        if current is None:
+            raise Refused(f"{d.env} has no good release to roll back to")
         active = self.store.active(env.name)
         if active is not None:
             raise Refused(self._busy_message(active))
@@ -709,6 +803,8 @@ class Engine:
             d.kind == "deploy" and d.state not in (State.FAILED, State.ABORTED, State.INTERRUPTED)
         ):
             raise Refused(f"{d.label} is {d.state.value}; use /rollback {d.env}")
+        if not automatic:
+            self.scheduler.cancel(d.id, "auto_rollback")  # type: ignore[arg-type]  # a human was faster
         return self._start_rollback(
             user,
             env,
@@ -793,10 +889,13 @@ class Engine:
     def _run_guarded(self, deployment_id: int) -> None:
         try:
             self._run(deployment_id)
+        except Refused as exc:  # a transition lost to another actor (the run was fenced off)
+            log.warning("deployment #%s: %s", deployment_id, exc, extra={"deployment_id": deployment_id})
         except Exception:
             log.exception("deployment #%s: unexpected error in the worker", deployment_id)
+            run = self._runs.get(deployment_id)
             d = self.store.get(deployment_id)
-            if d is not None and d.state == State.RUNNING:
+            if d is not None and d.state == State.RUNNING and not (run and run.fenced):
                 try:
                     self.save(
                         d,
@@ -809,6 +908,8 @@ class Engine:
                     )
                 except Exception:
                     log.exception("deployment #%s: could not record the failure", deployment_id)
+        finally:
+            self._runs.pop(deployment_id, None)
 
     def _run(self, deployment_id: int) -> None:
         d = self.store.get(deployment_id)
@@ -823,7 +924,7 @@ class Engine:
         except Refused:
             return  # someone else started it (another click, another replica)
         run = _Run()
-        self._runs[deployment_id] = run
+        self._runs[deployment_id] = run  # until _finish is done: verify heartbeats too
         backend = self.backends(env, d.dry_run)
         secrets = {name: value for name in env.secrets if (value := os.environ.get(name))}
         pipeline = Pipeline(
@@ -837,6 +938,7 @@ class Engine:
             stop=run.stop,
             halt=run.halt,
         )
+        run.pipeline = pipeline
         stages = ("rollback",) if d.kind == "rollback" else ("pre_deploy", "deploy", "verify")
         done_stages = set(d.details.get("done_stages", ())) if resuming else set()
         cursor = d.details.get("cursor", {}) if resuming else {}
@@ -861,19 +963,24 @@ class Engine:
                 )
         finally:
             pipeline.close()
-            self._runs.pop(deployment_id, None)
         self._finish(deployment_id, failure, run)
 
     def _finish(self, deployment_id: int, failure: StageResult | None, run: _Run) -> None:
         d = self.deployment(deployment_id)
+        if run.fenced or d.state != State.RUNNING:
+            log.warning(
+                "%s is %s: this process no longer runs it", d.label, d.state.value,
+                extra={"deployment_id": deployment_id},
+            )  # fmt: skip
+            return
+        run.finishing = True
         if failure is not None and failure.aborted and failure.failed_step is None:
             if run.shutdown:
                 self._interrupt(d, "the bot shut down during the deployment")
                 return
-            d = self.save(
-                d, Event.ABORT, "gonogo", "aborted", error="aborted after the current batch", refresh=True
-            )
-            self.monitoring.on_failure(d, "aborted after the current batch", automatic=False)
+            why = "aborted after the current batch" + _skipped_note(failure)
+            d = self.save(d, Event.ABORT, "gonogo", "aborted", error=why, refresh=True)
+            self.monitoring.on_failure(d, why, automatic=False)
             return
         if failure is not None:
             step = failure.failed_step
@@ -881,6 +988,7 @@ class Engine:
             summary = f"{failure.stage} › {step.step}: " + "; ".join(
                 h.describe() for h in step.failures()[:3]
             )
+            summary += _skipped_note(failure)
             d = self.save(d, Event.FAIL, "gonogo", "fail", detail=summary, error=summary, refresh=True)
             tails = "\n".join(f"{h.host}: {h.output[-500:]}" for h in step.failures()[:3] if h.output)
             if tails:
@@ -940,9 +1048,15 @@ class Engine:
             d = self.save(d, Event.INTERRUPT, "gonogo", "interrupt", detail=why, error=why, refresh=True)
         except Refused:
             return None
+        self._announce_interrupted(d, why)
+        return d
+
+    def _announce_interrupted(self, d: Deployment, why: str, *, again: bool = False) -> None:
+        """The Resume / Roll back alert of an interrupted deployment."""
+        still = "is still interrupted" if again else "was interrupted"
         self.alert(
             d,
-            f"⚠️ Deployment {d.label} of {d.ref} to {d.env} was interrupted: {why}. "
+            f"⚠️ Deployment {d.label} of {d.ref} to {d.env} {still}: {why}. "
             "Resume it, or roll back; the environment stays held until someone decides.",
             (
                 Button("Resume", "resume", str(d.id), "primary"),
@@ -950,7 +1064,6 @@ class Engine:
             ),
             [d.requester, *self.env(d.env).on_call],
         )
-        return d
 
     def _retention(self, schedule: Schedule) -> None:
         removed = self.store.prune(self.clock.now() - timedelta(days=self.retention_days))
@@ -992,6 +1105,12 @@ class Engine:
                     raise Refused(f"{d.label} no longer exists") from None
                 d = fresh
                 continue
+            if saved.state != d.state:
+                log.info(
+                    "%s %s: %s -> %s (%s by %s)%s", saved.label, saved.env, d.state.value, saved.state.value,
+                    action, actor, f": {detail}" if detail else "",
+                    extra={"deployment_id": saved.id, "env": saved.env},
+                )  # fmt: skip
             if saved.state in _COUNTED and saved.state != d.state:
                 metrics.DEPLOYMENTS.labels(saved.env, saved.kind, saved.state.value).inc()
             if refresh:
@@ -1033,10 +1152,12 @@ class Engine:
         verb = "rollback" if active.kind == "rollback" else "deployment"
         return f"{active.env} is busy: {verb} {active.label} of {active.ref} by {active.requester} is {active.state.value}"
 
-    def _refuse_if_active(self, env: str) -> None:
+    def _refuse_if_active(self, env: str, user: str) -> None:
         active = self.store.active(env)
         if active is not None:
-            raise Refused(self._busy_message(active))
+            why = self._busy_message(active)
+            self._record_refusal(user, env, "deploy", why)
+            raise Refused(why)
 
     def _refuse_if_locked(self, env: str, user: str) -> None:
         lock = self.store.get_lock(env)
@@ -1065,13 +1186,49 @@ class Engine:
             )
         )
 
-    def _set_progress(self, deployment_id: int, text: str | None) -> Deployment:
-        d = self.update(deployment_id, lambda d: replace(d, progress=text, heartbeat_at=self.clock.now()))
-        self.refresh_card(d)
-        return d
+    def _set_progress(self, deployment_id: int, text: str | None) -> None:
+        d = self._update_running(
+            deployment_id, lambda d: replace(d, progress=text, heartbeat_at=self.clock.now())
+        )
+        if d is not None:
+            self.refresh_card(d)
 
-    def _save_details(self, deployment_id: int, extra: dict[str, object]) -> Deployment:
-        return self.update(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
+    def _save_details(self, deployment_id: int, extra: dict[str, object]) -> None:
+        self._update_running(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
+
+    def _update_running(
+        self, deployment_id: int, change: Callable[[Deployment], Deployment]
+    ) -> Deployment | None:
+        """`update` for the run's own bookkeeping: only while the deployment is still running.
+
+        When it is not (another replica declared it interrupted, or shutdown gave up on it),
+        the run is fenced: it stops after the current step and writes nothing more.
+        """
+        for _ in range(MAX_CAS_RETRIES):
+            d = self.deployment(deployment_id)
+            run = self._runs.get(deployment_id)
+            if d.state != State.RUNNING or (run is not None and run.fenced):
+                self._fence(deployment_id)
+                return None
+            try:
+                return self.store.transition(change(d), d.version)
+            except StaleDeployment:
+                continue
+        return None
+
+    def _fence(self, deployment_id: int) -> None:
+        run = self._runs.get(deployment_id)
+        if run is None:
+            return
+        if not run.fenced:
+            log.warning(
+                "deployment #%s is no longer running here (interrupted elsewhere): stopping after this step",
+                deployment_id,
+                extra={"deployment_id": deployment_id},
+            )
+        run.fenced = True
+        run.halt.set()
+        run.stop.set()
 
     def _variables(self, env: Environment, d: Deployment) -> dict[str, object]:
         data_dir = str(self.config.bot.data_dir)
@@ -1155,24 +1312,56 @@ class Engine:
 
 
 class _ProgressReporter:
-    """Turns pipeline progress into stored host results, card progress, the resume cursor and thread lines."""
+    """Turns pipeline progress into stored host results, card progress, the resume cursor,
+    live output tails and thread lines.
+
+    Output is streamed into the deployment's record (`details["live"]`: the last line of each
+    host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs
+    one store write and one coalesced card update per interval, not one per line.
+    """
+
+    LIVE_INTERVAL = 1.0
+    _LINE = 200
 
     def __init__(self, engine: Engine, deployment_id: int) -> None:
         self.engine = engine
         self.deployment_id = deployment_id
+        self._lock = threading.Lock()
+        self._live: dict[str, str] = {}
+        self._dirty = False
+        self._flushed = 0.0
 
     def __call__(self, event: ProgressEvent) -> None:
         engine = self.engine
-        if event.kind == "batch_started":
+        if event.kind == "output" and event.text and event.hosts:
+            self._output(event.hosts[0], event.text)
+        elif event.kind == "batch_started":
             engine._save_details(self.deployment_id, {"cursor": {"stage": event.stage, "batch": event.batch}})
         elif event.kind == "step_started":
+            with self._lock:
+                self._live.clear()
+                self._dirty = False
             hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
-            engine._set_progress(self.deployment_id, f"{event.stage} › {event.step} on {hosts}")
+            engine._update_running(
+                self.deployment_id,
+                lambda d: replace(
+                    d,
+                    progress=f"{event.stage} › {event.step} on {hosts}",
+                    heartbeat_at=engine.clock.now(),
+                    details={**d.details, "live": {"step": event.step, "hosts": {}}},
+                ),
+            )
+            engine.refresh_card(engine.deployment(self.deployment_id))
         elif event.kind == "host_done" and isinstance(event.result, HostResult):
+            self._flush(force=False)
             env = engine.deployment(self.deployment_id).env
             metrics.STEP_SECONDS.labels(env, event.stage, event.result.status).observe(event.result.duration)
         elif event.kind == "step_done" and isinstance(event.result, StepResult):
             result = event.result
+            with self._lock:
+                self._live.clear()
+                self._dirty = False
+            engine._save_details(self.deployment_id, {"live": {}})
             engine.store.record_host_results(self.deployment_id, event.stage, result.hosts)
             mark = "✓" if result.ok else "✗"
             line = f"{mark} {event.stage} › {result.step}: " + "; ".join(
@@ -1181,6 +1370,38 @@ class _ProgressReporter:
             if len(result.hosts) > 10:
                 line += f"; …and {len(result.hosts) - 10} more hosts"
             engine.thread(engine.deployment(self.deployment_id), line)
+
+    def _output(self, host: str, text: str) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            return
+        with self._lock:
+            self._live[host] = lines[-1][-self._LINE :]
+            self._dirty = True
+        self._flush(force=False)
+
+    def _flush(self, *, force: bool) -> None:
+        """Write the live tails when they changed and the interval has passed (or `force`)."""
+        now = monotonic_time.monotonic()
+        with self._lock:
+            if not self._dirty or (not force and now - self._flushed < self.LIVE_INTERVAL):
+                return
+            self._flushed, self._dirty = now, False
+            live = dict(self._live)
+        d = self.engine._update_running(
+            self.deployment_id,
+            lambda d: replace(d, details={**d.details, "live": {**d.details.get("live", {}), "hosts": live}}),
+        )
+        if d is not None:
+            self.engine.refresh_card(d)
+
+
+def _skipped_note(stage: StageResult) -> str:
+    """`; not started on web4, web5 (2 hosts)`, or nothing when every host was reached."""
+    if not stage.skipped:
+        return ""
+    names = ", ".join(stage.skipped[:5]) + (", …" if len(stage.skipped) > 5 else "")
+    return f"; not started on {names} ({len(stage.skipped)} host{'s' if len(stage.skipped) != 1 else ''})"
 
 
 def _stats_record(d: Deployment) -> StatsRecord:

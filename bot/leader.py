@@ -48,6 +48,9 @@ _SERVER_KEEPALIVES = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c t
 class Leadership(Protocol):
     """Who runs the scheduler. `on_elected`/`on_lost` are given at construction."""
 
+    #: True when no other process can be using the same store (so no replica can be running).
+    single_process: bool
+
     def is_leader(self) -> bool:
         """True while this process holds leadership."""
         ...
@@ -77,6 +80,8 @@ def _call(what: str, callback: Callback) -> bool:
 
 class AlwaysLeader:
     """The only replica: leader from `start()` until `stop()`."""
+
+    single_process = True
 
     def __init__(self, on_elected: Callback | None = None, on_lost: Callback | None = None) -> None:
         self._on_elected = on_elected or _noop
@@ -111,6 +116,8 @@ class PostgresLeader:
     `dsn` may be the store URL (a `?schema=` parameter is removed and folded into the lock
     name, so gonogo installations in different schemas of one database elect separately).
     """
+
+    single_process = False
 
     def __init__(
         self,

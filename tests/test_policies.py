@@ -178,7 +178,7 @@ def test_signoff_keep_needs_every_item_and_closes_the_deploy(
     assert kept is not None and "signed off (KEEP) by bob" in kept.text
     closed = engine.deployment(d.id)  # type: ignore[arg-type]
     assert closed.state == State.SIGNED_OFF and closed.details["signoff"]["by"] == "bob"
-    assert chat.of_kind("update")[-1].card.status_line == "🏁 KEEP by bob"  # type: ignore[union-attr]
+    assert chat.of_kind("update")[-1].card.status_line == "🏁 KEEP by bob at 2026-11-23 10:00 UTC"  # type: ignore[union-attr]
     # the reminder no longer fires once signed off
     clock.advance(hours=3)
     engine.scheduler.run_due()

@@ -288,13 +288,20 @@ def test_check_results_and_prune(store: Store) -> None:
     assert [e.action for e in store.events(deployment_id=d.id)] == ["request_deploy"]  # events are kept
 
 
-def test_heartbeat_does_not_bump_the_version(store: Store) -> None:
-    d = store.create_deployment(new(), ev())
-    store.heartbeat(d.id, T0 + timedelta(seconds=5))  # type: ignore[arg-type]
+def test_heartbeat_does_not_bump_the_version_and_fences_a_run_that_is_over(store: Store) -> None:
+    created = store.create_deployment(new(), ev())
+    assert not store.heartbeat(created.id, T0)  # type: ignore[arg-type]  # not running: nothing to prove
+    approved = store.transition(transition(created, Event.APPROVE, at=T0), created.version)
+    d = store.transition(transition(approved, Event.START, at=T0), approved.version)
+    assert store.heartbeat(d.id, T0 + timedelta(seconds=5))  # type: ignore[arg-type]
     got = store.get(d.id)  # type: ignore[arg-type]
     assert got is not None and got.version == d.version
     assert got.heartbeat_at == T0 + timedelta(seconds=5)
     store.transition(replace(got, progress="1/3"), d.version)  # a heartbeat never makes a write stale
+    interrupted = store.get(d.id)  # type: ignore[arg-type]
+    assert interrupted is not None
+    store.transition(transition(interrupted, Event.INTERRUPT, at=T0), interrupted.version)
+    assert not store.heartbeat(d.id, T0 + timedelta(seconds=10))  # type: ignore[arg-type]
 
 
 def test_filters_and_event_queries(store: Store) -> None:

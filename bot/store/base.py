@@ -150,8 +150,12 @@ class Store(Protocol):
         """Idempotency: True the first time `key` is claimed, False every time after."""
         ...
 
-    def heartbeat(self, deployment_id: int, at: datetime) -> None:
-        """Record that the process running a deployment is alive (does not bump version)."""
+    def heartbeat(self, deployment_id: int, at: datetime) -> bool:
+        """Record that the process running a deployment is alive (does not bump version).
+
+        False when the deployment is no longer running (another process declared it
+        interrupted): the caller's run is fenced off and must stop.
+        """
         ...
 
     # -- schedules: timed work (monitor rounds, expiries, scheduled deploys) ----------------

@@ -527,10 +527,14 @@ class PostgresStore:
             )
             return cur.rowcount == 1
 
-    def heartbeat(self, deployment_id: int, at: datetime) -> None:
-        """Touch heartbeat_at without bumping the version."""
+    def heartbeat(self, deployment_id: int, at: datetime) -> bool:
+        """Touch heartbeat_at of a running deployment without bumping the version."""
         with self._conn() as conn:
-            conn.execute("UPDATE deployments SET heartbeat_at = %s WHERE id = %s", [at, deployment_id])
+            cur = conn.execute(
+                "UPDATE deployments SET heartbeat_at = %s WHERE id = %s AND state = 'running'",
+                [at, deployment_id],
+            )
+            return cur.rowcount == 1
 
     # -- schedules -----------------------------------------------------------------------
     def add_schedule(self, s: Schedule) -> Schedule:

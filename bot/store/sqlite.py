@@ -366,10 +366,14 @@ class SqliteStore:
             )
             return cur.rowcount == 1
 
-    def heartbeat(self, deployment_id: int, at: datetime) -> None:
-        """Touch heartbeat_at without bumping the version."""
+    def heartbeat(self, deployment_id: int, at: datetime) -> bool:
+        """Touch heartbeat_at of a running deployment without bumping the version."""
         with self._tx() as conn:
-            conn.execute("UPDATE deployments SET heartbeat_at = ? WHERE id = ?", [ts(at), deployment_id])
+            cur = conn.execute(
+                "UPDATE deployments SET heartbeat_at = ? WHERE id = ? AND state = 'running'",
+                [ts(at), deployment_id],
+            )
+            return cur.rowcount == 1
 
     # -- schedules -----------------------------------------------------------------------
     def add_schedule(self, s: Schedule) -> Schedule:
