@@ -137,6 +137,8 @@ class Deployment:
     scheduled_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: When its release went live (verify passed): the time lead time and restores are measured to.
+    live_at: datetime | None = None
     heartbeat_at: datetime | None = None
     updated_at: datetime | None = None
     error: str | None = None
@@ -180,6 +182,8 @@ def transition(d: Deployment, event: Event, *, at: datetime, **changes: Any) -> 
         stamps["started_at"] = at
     if target in FINAL_STATES and target != State.ROLLED_BACK and d.finished_at is None:
         stamps["finished_at"] = at
+    if target in LIVE_STATES and d.live_at is None:
+        stamps["live_at"] = at
     return replace(d, **{**stamps, **changes})
 
 

@@ -1410,7 +1410,7 @@ def _stats_record(d: Deployment) -> StatsRecord:
     ):
         outcome = "success"
     elif d.state == State.ROLLED_BACK:
-        outcome = "rolled_back"
+        outcome = "rolled_back" if d.live_at is not None else "failed"  # undone after it failed
     elif d.state == State.FAILED:
         outcome = "failed"
     elif d.state == State.ABORTED:
@@ -1426,4 +1426,5 @@ def _stats_record(d: Deployment) -> StatsRecord:
         requested_at=d.created_at,
         finished_at=d.finished_at,
         committed_at=d.committed_at,
+        live_at=d.live_at,
     )

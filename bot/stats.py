@@ -9,13 +9,15 @@ Definitions (over records whose ``requested_at`` is in ``[now - days, now]``):
   and are ignored by every metric;
 * *deployments* are successful attempts (``success`` or ``rolled_back``: a deploy that
   succeeded and was later rolled back still shipped);
-* *lead time* is ``committed_at -> finished_at`` over deployments having both;
+* *lead time* is ``committed_at -> live_at`` (the moment the release went live, verify
+  passed; a monitoring window after it does not count) over deployments having both;
 * *change failure rate* is (``failed`` + ``rolled_back``) / attempts;
 * *time to restore*: for each failure (``failed`` or ``rolled_back``) with a
-  ``finished_at``, the time until the ``finished_at`` of the next successful record
-  (a deploy with outcome ``success``/``rolled_back``, or a rollback with outcome
-  ``success``) in the same env that finished strictly later; failures with no such record
-  are counted as ``unrestored``.
+  ``finished_at``, the time until the next successful record (a deploy with outcome
+  ``success``/``rolled_back``, or a rollback with outcome ``success``) in the same env went
+  live, strictly later; failures with no such record are counted as ``unrestored``.
+
+``live_at`` falls back to ``finished_at`` for records that do not carry it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class StatsRecord:
     """One deployment or rollback as recorded by gonogo (aware datetimes).
 
     ``rolled_back`` is a deploy that succeeded but was later rolled back; ``failed`` is a
-    deploy that itself failed. ``committed_at`` is the commit time of the deployed sha.
+    deploy that itself failed (rolled back or not). ``committed_at`` is the commit time of
+    the deployed sha; ``live_at`` when its release went live.
     """
 
     id: int
@@ -50,6 +53,12 @@ class StatsRecord:
     requested_at: datetime
     finished_at: datetime | None
     committed_at: datetime | None
+    live_at: datetime | None = None
+
+    @property
+    def live(self) -> datetime | None:
+        """When the release went live (`finished_at` when that is not recorded)."""
+        return self.live_at or self.finished_at
 
 
 @dataclass(frozen=True)
@@ -120,8 +129,8 @@ def _median(values: Sequence[timedelta]) -> timedelta | None:
 
 
 def _restores(record: StatsRecord) -> bool:
-    """Whether a record put the env in a good state when it finished."""
-    if record.finished_at is None:
+    """Whether a record put the env in a good state when it went live."""
+    if record.live is None:
         return False
     if record.kind == "deploy":
         return record.outcome in _SHIPPED_OUTCOMES
@@ -146,9 +155,9 @@ def compute_dora(records: Sequence[StatsRecord], *, now: datetime, days: int) ->
     failures = [r for r in attempts if r.outcome in _FAILURE_OUTCOMES]
 
     lead_times = [
-        _utc(r.finished_at) - _utc(r.committed_at)
+        _utc(live) - _utc(r.committed_at)
         for r in shipped
-        if r.finished_at is not None and r.committed_at is not None
+        if (live := r.live) is not None and r.committed_at is not None
     ]
 
     restorers = [r for r in period if _restores(r)]
@@ -159,9 +168,9 @@ def compute_dora(records: Sequence[StatsRecord], *, now: datetime, days: int) ->
             continue  # cannot be measured either way
         failed_at = _utc(failure.finished_at)
         later = [
-            _utc(r.finished_at)
+            _utc(live)
             for r in restorers
-            if r.env == failure.env and r.finished_at is not None and _utc(r.finished_at) > failed_at
+            if r.env == failure.env and (live := r.live) is not None and _utc(live) > failed_at
         ]
         if later:
             restore_times.append(min(later) - failed_at)

@@ -334,3 +334,15 @@ def test_current_release_reads_its_partial_index(replicas: tuple[PostgresStore, 
         ).fetchall()
     text = "\n".join(str(row["QUERY PLAN"]) for row in plan)
     assert "deployments_live" in text and "Sort" not in text, text
+
+
+def test_times_in_any_offset_filter_and_order_as_instants(store: Store) -> None:
+    paris = timezone(timedelta(hours=1))
+    early = store.append_event(EventRecord(at=T0, actor="a", action="one"))
+    late = store.append_event(
+        EventRecord(at=(T0 + timedelta(minutes=30)).astimezone(paris), actor="a", action="two")
+    )
+    # 10:15 UTC written as 11:15+01:00: as text it sorts after 10:30Z, as an instant before it
+    since = (T0 + timedelta(minutes=15)).astimezone(paris)
+    assert [e.id for e in store.events(since=since)] == [late.id]
+    assert [e.id for e in store.events(since=T0.astimezone(paris))] == [early.id, late.id]

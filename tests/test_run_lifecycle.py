@@ -20,6 +20,7 @@ from bot.config import Config, parse_config
 from bot.domain import Event, State, transition
 from bot.engine import Engine, Refused
 from bot.leader import leadership_for
+from bot.refs import NullResolver, Resolution
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from tests.pgfixtures import DisposablePostgresStore
@@ -388,3 +389,66 @@ def test_go_outside_the_window_is_refused_even_if_the_card_was_posted_inside(
     assert e.deployment(d.id).state == State.PENDING  # type: ignore[arg-type]
     assert "refused_approve" in actions(e, d.id)  # type: ignore[arg-type]
     assert log_lines(tmp_path) == []  # nothing ran
+
+
+# -- the record afterwards -----------------------------------------------------------------
+
+
+class CommittedTwoHoursBefore(NullResolver):
+    """Refs as labels, each committed two hours before it is requested."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def resolve(self, env: str, ref: str | None, current_sha: str | None, *, force: bool) -> Resolution:
+        return replace(
+            super().resolve(env, ref, current_sha, force=force), committed_at=self.clock.now() - 2 * HOUR
+        )
+
+
+HOUR = timedelta(hours=1)
+
+
+def test_stats_measure_to_going_live_and_count_a_failed_then_undone_deploy_as_a_failure(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    monitored = """
+[environments.prod.monitor]
+interval = "60s"
+duration = "600s"
+[[environments.prod.checks]]
+name = "alive"
+type = "command"
+command = "true"
+"""
+    config = make_config(tmp_path, step="test {ref} != v2", extra=monitored)
+    clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    e = Engine(
+        config,
+        SqliteStore(tmp_path / "db.sqlite"),
+        RecordingChat(),
+        clock=clock,
+        resolver=CommittedTwoHoursBefore(clock),
+    )
+    engines.append(e)
+    e.start(run_scheduler=False)
+    v1 = ship(e, "v1")
+    assert e.wait_idle(30)
+    assert e.deployment(v1).state == State.MONITORING and e.deployment(v1).live_at == clock.now()
+    for _ in range(10):  # the whole window: ten minutes
+        clock.advance(60)
+        e.scheduler.run_due()
+    assert e.deployment(v1).state == State.SUCCEEDED
+    clock.advance(hours=1)
+    v2 = ship(e, "v2")
+    assert e.wait_idle(30) and e.deployment(v2).state == State.FAILED
+    clock.advance(minutes=5)
+    e.rollback_failed("bob", v2)
+    assert e.wait_idle(30)
+    assert e.deployment(v2).state == State.ROLLED_BACK
+    dora = e.stats("prod", days=7)
+    assert dora.deployments == 1  # v2 never shipped
+    assert dora.lead_time_median == 2 * HOUR  # commit to live; the monitoring window is not lead time
+    assert (dora.change_failures, dora.attempts) == (1, 2)
+    assert dora.time_to_restore_median == timedelta(minutes=5)

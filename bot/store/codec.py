@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain import Approval, Deployment, EventRecord, Lock, State
@@ -13,13 +13,19 @@ DEPLOYMENT_COLUMNS = (
     "env", "kind", "state", "active", "version", "requester", "ref", "sha", "reason", "dry_run",
     "force", "checklist", "approvals", "required_approvals", "channel", "message_ts", "release_id",
     "rollback_of", "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at",
-    "created_at", "updated_at", "error", "progress", "details",
+    "created_at", "updated_at", "error", "progress", "details", "live_at",
 )  # fmt: skip
 
 
 def ts(value: datetime | None) -> str | None:
-    """A datetime as ISO text (None stays None)."""
-    return value.isoformat() if value is not None else None
+    """A datetime as ISO text in UTC (None stays None).
+
+    Always UTC, so that stored times compare correctly as text (SQLite orders and filters
+    them as strings): `10:00+01:00` and `09:30Z` would otherwise sort the wrong way round.
+    """
+    if value is None:
+        return None
+    return (value.astimezone(UTC) if value.utcoffset() is not None else value).isoformat()
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -60,6 +66,7 @@ def deployment_row(d: Deployment) -> dict[str, Any]:
         "error": d.error,
         "progress": d.progress,
         "details": json.dumps(d.details, default=str),
+        "live_at": ts(d.live_at),
     }
 
 
@@ -99,6 +106,7 @@ def deployment_from_row(row: dict[str, Any]) -> Deployment:
         error=row["error"],
         progress=row["progress"],
         details=json.loads(row["details"] or "{}"),
+        live_at=parse_ts(row.get("live_at")),
     )
 
 

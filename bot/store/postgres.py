@@ -67,6 +67,7 @@ _ONE_ACTIVE = "deployments_one_active"
 _BOOL_COLUMNS = ("active", "dry_run", "force")
 _TIME_COLUMNS = (
     "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at", "updated_at",
+    "live_at",
 )  # fmt: skip
 _LIVE = ("monitoring", "succeeded", "signed_off")
 #: Literal, not a parameter, so the planner matches the partial index `deployments_live`.
@@ -176,11 +177,21 @@ def m004_schedule_claims(conn: psycopg.Connection[Any]) -> None:
     conn.execute("CREATE INDEX schedules_claimed ON schedules (id) WHERE state = 'claimed'")
 
 
+def m005_live_at(conn: psycopg.Connection[Any]) -> None:
+    """When a deployment's release went live (lead time and time to restore end there)."""
+    conn.execute("ALTER TABLE deployments ADD COLUMN live_at TIMESTAMPTZ")
+    conn.execute(
+        "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
+        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_schedules_and_checks", m002_schedules_and_checks),
     ("m003_current_release_index", m003_current_release_index),
     ("m004_schedule_claims", m004_schedule_claims),
+    ("m005_live_at", m005_live_at),
 ]
 
 

@@ -142,6 +142,16 @@ def m004_schedule_claims(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX schedules_key ON schedules (key)")
 
 
+@migrations()
+def m005_live_at(db: sqlite_utils.Database) -> None:
+    """When a deployment's release went live (lead time and time to restore end there)."""
+    db.execute("ALTER TABLE deployments ADD COLUMN live_at TEXT")
+    db.execute(
+        "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
+        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
+    )
+
+
 class SqliteStore:
     """The default store: one SQLite file (or `:memory:`)."""
 
