@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from bot.config import Environment
 from bot.domain import Deployment, Lock, State
@@ -102,7 +103,8 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
             ("Forced", "yes: safeties ignored (recorded)" if ignored else "yes (no safety was in the way)")
         )
     if d.scheduled_at:
-        fields.append(("Scheduled", d.scheduled_at.strftime("%Y-%m-%d %H:%M %Z")))
+        local = d.scheduled_at.astimezone(ZoneInfo(env.timezone))
+        fields.append(("Scheduled", local.strftime("%a %Y-%m-%d %H:%M %Z")))
 
     status = f"{STATE_ICON[d.state]} {_state_text(d)}"
     if d.progress and d.state in (State.RUNNING, State.INTERRUPTED, State.MONITORING):

@@ -425,7 +425,8 @@ class Engine:
             force=force,
             scheduled_at=scheduled_at,
             checklist=tuple(False for _ in env.checklist),
-            required_approvals=0 if dry_run else env.approvals.required + (1 if force else 0),
+            # --force asks for one more approval, when it really set a safety aside
+            required_approvals=0 if dry_run else env.approvals.required + (1 if ignored else 0),
             channel=env.channel or channel,
             details=details,
         )
@@ -464,6 +465,8 @@ class Engine:
             if len(at) <= 5 and ":" in at:
                 hh, mm = (int(x) for x in at.split(":"))
                 when = datetime.combine(local_now.date(), time(hh, mm), tzinfo=tz)
+                if timedelta(0) <= local_now - when < timedelta(minutes=1):
+                    raise Refused(f"--at {at} is now: leave out --at to deploy at once")
                 if when <= local_now:
                     when += timedelta(days=1)
             else:

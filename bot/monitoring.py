@@ -177,6 +177,9 @@ class Monitoring:
         env = engine.env(d.env)
         can_roll_back = d.kind == "deploy" and engine.store.current_release(d.env) is not None
         mentions = [d.requester, *env.on_call]
+        if d.kind == "rollback" and d.rollback_of is not None:
+            undone = engine.store.get(d.rollback_of)  # an automatic rollback's requester is gonogo
+            mentions = [m for m in (undone.requester if undone else None, *mentions) if m and m != "gonogo"]
         if d.kind == "rollback":
             engine.alert(d, f"🚨 Rollback {d.label} of {d.env} FAILED: {why}", (), mentions)
             return

@@ -252,3 +252,23 @@ def test_audit_export_round_trips(engine: Engine, config: Config, tmp_path: Path
     assert later == ""
     bad = subprocess.run([*run, "--since", "yesterday"], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def test_force_inside_an_open_window_sets_nothing_aside_and_asks_no_extra_approval(
+    engine: Engine, chat: RecordingChat
+) -> None:
+    d = engine.request_deploy("root", "#d", "prod", "hotfix", force=True)  # Monday 11:00: open
+    assert d.required_approvals == 1
+    card = chat.last_card(d.id)  # type: ignore[arg-type]
+    assert ("Forced", "yes (no safety was in the way)") in card.fields
+    assert not any("Safeties ignored" in w for w in card.warnings)
+
+
+def test_at_the_current_minute_is_refused_and_the_card_shows_the_environments_time(
+    engine: Engine, clock: FakeClock, chat: RecordingChat
+) -> None:
+    clock.advance(seconds=20)  # 11:00:20 in Paris
+    with pytest.raises(Refused, match="--at 11:00 is now: leave out --at"):
+        engine.request_deploy("alice", "#d", "prod", "v1", at="11:00")
+    d = engine.request_deploy("alice", "#d", "prod", "v1", at="15:30")
+    assert ("Scheduled", "Mon 2026-11-23 15:30 CET") in chat.last_card(d.id).fields  # type: ignore[arg-type]

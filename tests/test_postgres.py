@@ -346,3 +346,20 @@ def test_times_in_any_offset_filter_and_order_as_instants(store: Store) -> None:
     since = (T0 + timedelta(minutes=15)).astimezone(paris)
     assert [e.id for e in store.events(since=since)] == [late.id]
     assert [e.id for e in store.events(since=T0.astimezone(paris))] == [early.id, late.id]
+
+
+def test_prune_forgets_old_idempotency_keys_and_finished_schedules(store: Store) -> None:
+    old = T0 - timedelta(days=40)
+    assert store.claim("slack:event:Ev1", old) and store.claim("slack:event:Ev2", T0)
+    done = store.add_schedule(Schedule(kind="expiry", run_at=old))
+    kept_pending = store.add_schedule(Schedule(kind="expiry", run_at=old, deployment_id=7))
+    recent = store.add_schedule(Schedule(kind="expiry", run_at=T0))
+    assert done.id is not None and recent.id is not None
+    for s in (done, recent):
+        assert s.id is not None and store.claim_schedule(s.id, s.run_at, "me")
+        store.finish_schedule(s.id, s.run_at)
+    assert store.prune(T0 - timedelta(days=30)) == 2  # one key, one finished schedule
+    assert store.claim("slack:event:Ev1", T0)  # forgotten: a delivery that old is not a retry
+    assert not store.claim("slack:event:Ev2", T0)
+    assert [s.id for s in store.pending_schedules()] == [kept_pending.id]  # pending work is kept
+    assert store.orphaned_schedules("anyone") == []

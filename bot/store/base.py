@@ -206,7 +206,8 @@ class Store(Protocol):
         ...
 
     def prune(self, older_than: datetime) -> int:
-        """Retention: delete check results and host output older than `older_than`; returns rows removed.
+        """Retention: delete check results, host output of finished deployments, idempotency keys
+        and finished schedules older than `older_than`; returns rows removed.
 
         Deployments and the event log are kept.
         """

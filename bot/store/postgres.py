@@ -663,6 +663,10 @@ class PostgresStore:
                 "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < %s)",
                 [older_than],
             ).rowcount
+            removed += conn.execute("DELETE FROM idempotency_keys WHERE at < %s", [older_than]).rowcount
+            removed += conn.execute(
+                "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < %s", [older_than]
+            ).rowcount
         return removed
 
     def close(self) -> None:

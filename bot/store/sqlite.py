@@ -509,6 +509,10 @@ class SqliteStore:
                 "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < ?)",
                 [cutoff],
             ).rowcount
+            removed += conn.execute("DELETE FROM idempotency_keys WHERE at < ?", [cutoff]).rowcount
+            removed += conn.execute(
+                "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < ?", [cutoff]
+            ).rowcount
         return removed
 
     def close(self) -> None:
