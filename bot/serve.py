@@ -105,6 +105,7 @@ class SlackRuntime:
     chat: Any  # bot.slack.chat.SlackChat
     executor: ThreadPoolExecutor
     gate: Any  # bot.slack.app.AckGate
+    signing_secret: str | None = None  # HTTP mode: requests are verified before Bolt parses them
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def asgi(self, *, threads: int = 8) -> Any:
@@ -112,7 +113,14 @@ class SlackRuntime:
         from bot.ops import PATHS
         from bot.slack.app import AsgiHandler
 
-        handler = AsgiHandler(self.app, threads=threads, ops=self.ops, ops_paths=PATHS, gate=self.gate)
+        handler = AsgiHandler(
+            self.app,
+            threads=threads,
+            ops=self.ops,
+            ops_paths=PATHS,
+            gate=self.gate,
+            signing_secret=self.signing_secret,
+        )
         self._closers.append(handler.close)
         return handler
 
@@ -171,7 +179,7 @@ def build_runtime(
         chat.close(timeout=1)
         engine.store.close()
         raise
-    return SlackRuntime(config, engine, app, chat, executor, gate)
+    return SlackRuntime(config, engine, app, chat, executor, gate, signing_secret=signing_secret)
 
 
 def socket_mode_handler(app: Any, app_token: str) -> Any:

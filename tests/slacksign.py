@@ -23,14 +23,14 @@ TEAM = "T0TEAM"
 _trigger = itertools.count(1)
 
 
-def signature(secret: str, timestamp: str, body: str) -> str:
+def signature(secret: str, timestamp: str, body: str | bytes) -> str:
     """The `X-Slack-Signature` value for a body sent at `timestamp`."""
-    base = f"v0:{timestamp}:{body}".encode()
+    base = f"v0:{timestamp}:".encode() + (body.encode() if isinstance(body, str) else body)
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
 def signed_headers(
-    body: str,
+    body: str | bytes,
     *,
     secret: str = SIGNING_SECRET,
     timestamp: int | None = None,
@@ -161,9 +161,10 @@ def event_body(event: dict[str, Any], *, event_id: str = "Ev0001") -> str:
     )
 
 
-def post(url: str, body: str, headers: dict[str, str], *, timeout: float = 10.0) -> tuple[int, str]:
+def post(url: str, body: str | bytes, headers: dict[str, str], *, timeout: float = 10.0) -> tuple[int, str]:
     """POST `body` with `headers`; (status, response text), HTTP errors included."""
-    req = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
@@ -173,7 +174,7 @@ def post(url: str, body: str, headers: dict[str, str], *, timeout: float = 10.0)
 
 def send_signed(
     url: str,
-    body: str,
+    body: str | bytes,
     *,
     secret: str = SIGNING_SECRET,
     timestamp: int | None = None,

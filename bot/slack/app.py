@@ -14,11 +14,19 @@ made safe by the engine's compare-and-set.
 
 Replies go back as the handler says: ephemeral → `chat.postEphemeral` to the user (falling
 back to the command's `response_url` where the bot cannot post), public → `chat.postMessage`.
+
+In HTTP mode, `AsgiHandler` checks every request before Bolt sees it: the signature over the
+raw body first (slack_sdk's `SignatureVerifier`, timestamps more than 5 minutes off refused)
+→ 401; then the body must parse and have the shape its kind needs (`request_problem`) → else
+400 with a short reason. Bolt parses the body before it verifies anything and trusts its
+shape, so junk would otherwise end in a 500 and a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import threading
@@ -27,11 +35,13 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 from slack_bolt import Ack, App, BoltRequest, BoltResponse
 from slack_bolt.adapter.asgi.base_handler import BaseSlackRequestHandler
 from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Config
 from bot.engine import Engine, Refused
@@ -109,13 +119,22 @@ class Listeners:
 
     # -- Bolt listeners (run on the request thread: ack, hand off, return) -------------------
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
-        """A slash command: ack empty, then run it on our pool."""
+        """A slash command: ack empty, then run it on our pool (a malformed one: ack the reason)."""
+        problem = request_problem(body)
+        if problem:
+            log.warning("malformed slash command ignored: %s", problem)
+            ack(f"gonogo could not read this command: {problem}")
+            return
         ack()
         self._submit(self.run_command, body)
 
     def on_action(self, ack: Ack, body: dict[str, Any]) -> None:
         """A click (button or checklist checkbox): ack, then run it on our pool."""
         ack()
+        problem = request_problem(body)
+        if problem:
+            log.warning("malformed click ignored: %s", problem)
+            return
         self._submit(self.run_action, body)
 
     def _submit(self, fn: Callable[[dict[str, Any]], None], body: dict[str, Any]) -> None:
@@ -143,19 +162,23 @@ class Listeners:
     # -- the work (on our pool) ------------------------------------------------------------
     def run_command(self, body: dict[str, Any]) -> None:
         """Run a slash command and send its reply."""
-        user, channel = str(body["user_id"]), str(body["channel_id"])
+        user, channel = str(body.get("user_id") or ""), str(body.get("channel_id") or "")
+        if not user or not channel:
+            log.warning("slash command without user or channel ignored: %s", body.get("command"))
+            return
         trigger = body.get("trigger_id")
         if trigger and not self._claim(f"slack:command:{trigger}"):
             log.info("duplicate delivery of %s (trigger %s) ignored", body.get("command"), trigger)
             return
         text = unescape(str(body.get("text") or ""))
-        reply = handle_text(self.engine, str(body["command"]), text, Context(user, channel))
+        reply = handle_text(self.engine, str(body.get("command") or ""), text, Context(user, channel))
         self.reply(reply, channel=channel, user=user, response_url=body.get("response_url"))
 
     def run_action(self, body: dict[str, Any]) -> None:
         """Run a click and send the reply (refusals go to the clicker alone)."""
         actions = body.get("actions") or []
-        if not actions:
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], Mapping):
+            log.warning("click without a readable action ignored")
             return
         action = actions[0]
         action_id = str(action.get("action_id", ""))
@@ -237,6 +260,11 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _obj(value: Any) -> Mapping[str, Any]:
+    """`value` if it is a JSON object, else an empty one (payload fields may be anything)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _user(body: Mapping[str, Any]) -> str | None:
     user = body.get("user")
     if isinstance(user, Mapping):
@@ -248,27 +276,81 @@ def _channel(body: Mapping[str, Any]) -> str | None:
     channel = body.get("channel")
     if isinstance(channel, Mapping) and channel.get("id"):
         return str(channel["id"])
-    container = body.get("container") or {}
+    container = _obj(body.get("container"))
     if container.get("channel_id"):
         return str(container["channel_id"])
     return str(body["channel_id"]) if body.get("channel_id") else None
 
 
 def _message_ts(body: Mapping[str, Any]) -> str | None:
-    container = body.get("container") or {}
+    container = _obj(body.get("container"))
     if container.get("message_ts"):
         return str(container["message_ts"])
-    message = body.get("message") or {}
+    message = _obj(body.get("message"))
     return str(message["ts"]) if message.get("ts") else None
 
 
 def _seen_options(body: Mapping[str, Any], block_id: str) -> set[int] | None:
     """Ticked item numbers in the message as the clicker saw it; None when not in the payload."""
-    for block in (body.get("message") or {}).get("blocks") or []:
-        if block.get("block_id") != block_id:
+    blocks = _obj(body.get("message")).get("blocks")
+    for block in blocks if isinstance(blocks, list) else ():
+        if not isinstance(block, Mapping) or block.get("block_id") != block_id:
             continue
-        element = block.get("accessory") or {}
-        return {int(v) for o in element.get("initial_options") or [] if (v := str(o.get("value"))).isdigit()}
+        return _option_numbers(_obj(block.get("accessory")).get("initial_options"))
+    return None
+
+
+def _option_numbers(options: Any) -> set[int]:
+    """The item numbers among checkbox options (their values), ignoring anything else."""
+    if not isinstance(options, list):
+        return set()
+    return {int(v) for o in options if isinstance(o, Mapping) and (v := str(o.get("value"))).isdigit()}
+
+
+def _text_fields(body: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            return f"no {name}"
+    return None
+
+
+def request_problem(body: Any) -> str | None:
+    """Why a (verified) request body cannot be acted on, in a few words; None when it can.
+
+    Checks the shape of what gonogo and Bolt read: slash commands need `command`, `user_id`
+    and `channel_id`; clicks (`block_actions`) a `user` with an id and a list of action objects
+    with an `action_id`; Events API callbacks an `event` object with a `type`. Other kinds go
+    on to Bolt, which answers what it has no listener for with 404.
+    """
+    if not isinstance(body, Mapping):
+        return "the body is not an object"
+    kind = body.get("type")
+    if "command" in body:
+        return _text_fields(body, "command", "user_id", "channel_id")
+    if kind == "block_actions":
+        user = body.get("user")
+        if not isinstance(user, Mapping) or not isinstance(user.get("id"), str) or not user["id"]:
+            return "block_actions without a user id"
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions:
+            return "block_actions without a list of actions"
+        for i, action in enumerate(actions):
+            if not isinstance(action, Mapping) or not isinstance(action.get("action_id"), str):
+                return f"block_actions: actions[{i}] is not an action with an action_id"
+            selected = action.get("selected_options")
+            if selected is not None and not isinstance(selected, list):
+                return f"block_actions: actions[{i}].selected_options is not a list"
+        for name in ("container", "channel", "message", "state", "team"):
+            if body.get(name) is not None and not isinstance(body[name], Mapping):
+                return f"block_actions: {name} is not an object"
+        return None
+    if kind == "event_callback":
+        event = body.get("event")
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+            return "event_callback without an event object with a type"
+        if body.get("event_id") is not None and not isinstance(body["event_id"], str):
+            return "event_callback: event_id is not a string"
     return None
 
 
@@ -343,6 +425,23 @@ def create_app(
 OpsHandler = Callable[[str], tuple[int, str, bytes]]
 
 
+class _RawBodyVerifier(SignatureVerifier):
+    """slack_sdk's verifier (5-minute staleness rule included), signing the raw bytes as sent:
+    a body that is not UTF-8 is still checked (and refused as unsigned or as malformed)."""
+
+    def generate_signature(self, *, timestamp: str, body: str | bytes) -> str | None:
+        """`v0=` + HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret."""
+        if timestamp is None:
+            return None
+        raw = body.encode() if isinstance(body, str) else body or b""
+        base = f"v0:{timestamp}:".encode() + raw
+        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def _plain(status: int, text: str) -> BoltResponse:
+    return BoltResponse(status=status, body=text, headers={"content-type": "text/plain; charset=utf-8"})
+
+
 class AsgiHandler(BaseSlackRequestHandler):
     """ASGI front for a sync Bolt app that keeps the event loop free.
 
@@ -350,6 +449,11 @@ class AsgiHandler(BaseSlackRequestHandler):
     (a first `auth.test`, a store write in a middleware) stalls every other connection. Here
     each dispatch runs on a small thread pool; with `threads=0` it runs inline like Bolt's.
     `GET` on one of `ops_paths` is answered by `ops(path)` (the ops endpoints, `bot.ops`).
+
+    With `signing_secret`, a request is verified on its raw body before anything parses it
+    (401 when unsigned, badly signed or stale), and a body that does not parse or lacks what
+    its kind needs gets 400 with a short reason (`request_problem`), never a 500. Bolt then
+    verifies the signature again, as it always does.
     """
 
     def __init__(
@@ -361,9 +465,11 @@ class AsgiHandler(BaseSlackRequestHandler):
         ops: OpsHandler | None = None,
         ops_paths: Collection[str] = (),
         gate: AckGate | None = None,
+        signing_secret: str | None = None,
     ) -> None:
         self.app = app
         self.path = path
+        self._verifier = _RawBodyVerifier(signing_secret) if signing_secret else None
         self.gate = gate or AckGate()
         self.ops = ops
         self.ops_paths = frozenset(ops_paths)
@@ -387,16 +493,61 @@ class AsgiHandler(BaseSlackRequestHandler):
         return await super()._get_http_response(method, path, request)
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
-        """Dispatch one request to the Bolt app."""
-        bolt_request = BoltRequest(
-            body=await request.get_raw_body(), query=request.query_string, headers=request.get_headers()
-        )
+        """Verify, parse and check one request, then dispatch it to the Bolt app."""
+        raw = await _raw_body(request)
+        headers = request.get_headers()
+        if self._verifier is not None and not self._signed(raw, headers):
+            if _is_ssl_check(raw):
+                return _plain(200, "")  # Slack's certificate check: answered, never acted on
+            return _plain(401, "invalid request signature")
+        try:
+            body = raw.decode("utf-8")
+            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+        except Exception as exc:  # Bolt parses (and reads fields) in its constructor
+            log.warning("malformed Slack request refused (400): %s: %.200s", type(exc).__name__, exc)
+            return _plain(400, "malformed request: the body could not be parsed")
+        problem = request_problem(bolt_request.body)
+        if problem:
+            log.warning("malformed Slack request refused (400): %s", problem)
+            return _plain(400, f"malformed request: {problem}")
         if self._pool is None:
             return self.app.dispatch(bolt_request)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.app.dispatch, bolt_request)
 
+    def _signed(self, raw: bytes, headers: Mapping[str, Any]) -> bool:
+        assert self._verifier is not None
+        try:
+            return self._verifier.is_valid(
+                raw,
+                timestamp=_header(headers, "x-slack-request-timestamp"),
+                signature=_header(headers, "x-slack-signature"),
+            )
+        except (ValueError, TypeError):  # a timestamp that is not a number
+            return False
+
     def close(self) -> None:
         """Stop the dispatch pool."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+
+
+def _is_ssl_check(raw: bytes) -> bool:
+    """Is this Slack's `ssl_check=1` probe (which Bolt, too, answers before verifying)?"""
+    try:
+        form = dict(parse_qsl(raw.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return form.get("ssl_check") == "1" and "command" not in form and "payload" not in form
+
+
+async def _raw_body(request: AsgiHttpRequest) -> bytes:
+    """The request body as sent (Bolt's reader decodes it, failing on bytes that are not UTF-8)."""
+    chunks = bytearray()
+    while True:
+        chunk = await request.receive()
+        if chunk["type"] != "http.request":
+            raise ConnectionError("the client went away before sending the whole body")
+        chunks.extend(chunk.get("body", b""))
+        if not chunk.get("more_body", False):
+            return bytes(chunks)
