@@ -33,6 +33,8 @@ from bot.chat.base import Chat, Directory, MessageRef, StaticDirectory
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Environment
 from bot.domain import Approval, Deployment, Event, EventRecord, IllegalTransition, Lock, State, transition
+from bot.errors import Refused
+from bot.monitoring import Monitoring
 from bot.policy import may_approve, may_force, may_operate, may_request
 from bot.refs import NullResolver, RefError, RefResolver
 from bot.scheduler import Scheduler
@@ -54,10 +56,6 @@ MAX_CAS_RETRIES = 20
 EXPIRY = "approval_expiry"
 SCHEDULED_START = "scheduled_start"
 RETENTION = "retention"
-
-
-class Refused(Exception):
-    """A user-facing refusal: the message says why (policy, lock, state, bad input)."""
 
 
 class Leadership(Protocol):
@@ -135,7 +133,6 @@ class Engine:
         leadership: Callable[[Callable[[], None], Callable[[], None]], Leadership] | None = None,
         retention_days: float = 30,
     ) -> None:
-        from bot.monitoring import Monitoring
         from bot.signoff import SignOff
 
         self.config = config

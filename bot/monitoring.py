@@ -20,6 +20,7 @@ from bot import metrics
 from bot.card import Button
 from bot.config import Environment
 from bot.domain import Deployment, Event, State
+from bot.errors import Refused
 from bot.store.base import CheckRecord, Schedule
 from runners.base import Host
 from runners.checks import Check, CheckResult, FailureTracker, run_checks
@@ -224,8 +225,6 @@ class Monitoring:
             engine.say(d, f"Automatic rollback of {d.label} could not start: {exc}")
             return
         if env.lock_after_rollback:
-            from bot.engine import Refused
-
             try:
                 engine.lock(
                     "gonogo", d.env, f"locked by gonogo after rollback of {d.label}: {why}", automatic=True
