@@ -1,18 +1,32 @@
 """The real ref seam: refs resolved against a bare mirror of `[repo] url` (GitPython).
 
 Every deploy names an exact commit. The card gets the changelog since what the environment
-runs now, with warnings (too many commits, not on the default branch, stale mirror); refs
-outside the environment's `allowed_refs` globs are refused with the rule shown; a target
+runs now, with warnings (too many commits, not on the environment's branch, stale mirror);
+refs outside the environment's `allowed_refs` globs are refused with the rule shown; a target
 *behind* what is deployed is flagged so the engine can demand `--force` or `/rollback`.
+
+"The environment's branch" is its branch rules: the `branch:` patterns of `allowed_refs`;
+without any, its `default_ref` when that is a branch, else `[repo] default_branch`.
+Deploy tags (`tag_pattern`) are kept out of the mirror's pruning fetch, so a tag made without
+a push remote stays in the mirror.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 
-from bot.config import Config
+from bot.config import Config, Environment
 from bot.refs import RefError, Resolution
-from runners.git import GitError, Mirror, changelog_warnings, next_tag_name, ref_allowed
+from runners.git import (
+    GitError,
+    Mirror,
+    branch_rules,
+    changelog_warnings,
+    next_tag_name,
+    ref_allowed,
+    tag_glob,
+)
 
 log = logging.getLogger("gonogo.git")
 CHANGELOG_LINES = 10
@@ -25,8 +39,21 @@ class GitResolver:
         assert config.repo.url
         self.config = config
         self.mirror = Mirror(
-            config.repo.url, config.bot.data_dir / "mirror.git", fetch_timeout=config.repo.fetch_timeout
+            config.repo.url,
+            config.bot.data_dir / "mirror.git",
+            fetch_timeout=config.repo.fetch_timeout,
+            keep_tags=deploy_tag_globs(config),
         )
+
+    def branches_for(self, environment: Environment) -> list[str]:
+        """The environment's branch rules (globs): see the module docstring."""
+        rules = branch_rules(environment.allowed_refs)
+        if rules:
+            return rules
+        default = environment.default_ref
+        if default and default.removeprefix("refs/heads/") in self.mirror.branches():
+            return [default.removeprefix("refs/heads/")]
+        return [self.config.repo.default_branch]
 
     def resolve(self, env: str, ref: str | None, current_sha: str | None, *, force: bool) -> Resolution:
         """Fetch, resolve, check the allowed-ref rules, and describe the change."""
@@ -42,11 +69,13 @@ class GitResolver:
             raise RefError(refusal)
         try:
             changelog = self.mirror.changelog(current_sha, resolved.sha, limit=CHANGELOG_LINES)
-            on_branch = self.mirror.contains(branch, resolved.sha)
+            rules = self.branches_for(environment)
+            containing = self.mirror.branches_containing(resolved.sha)
         except GitError as exc:
             raise RefError(str(exc)) from None
+        on_branch = any(fnmatch.fnmatchcase(b, rule) for b in containing for rule in rules)
         warnings = changelog_warnings(
-            changelog, max_commits=environment.max_commits, branch_ok=on_branch, branch=branch
+            changelog, max_commits=environment.max_commits, branch_ok=on_branch, branches=rules
         )
         if not fetched.ok:
             when = fetched.fetched_at.strftime("%Y-%m-%d %H:%M UTC") if fetched.fetched_at else "never"
@@ -89,3 +118,15 @@ class GitResolver:
             log.warning("deploy #%s: tagging %s failed: %s", deploy_id, name, exc)
             return f"Could not tag {sha[:7]} as {name}: {exc}"
         return f"Tagged {sha[:7]} as {name} in the mirror (no push remote configured)"
+
+
+def deploy_tag_globs(config: Config) -> tuple[str, ...]:
+    """The tags gonogo makes (every environment's `tag_pattern`), as globs the fetch keeps."""
+    globs = []
+    for name, env in config.environments.items():
+        if env.tag_pattern:
+            try:
+                globs.append(tag_glob(env.tag_pattern, name))
+            except GitError as exc:
+                log.warning("%s: tag_pattern %r: %s", name, env.tag_pattern, exc)
+    return tuple(dict.fromkeys(globs))

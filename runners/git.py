@@ -14,9 +14,12 @@ Module functions::
 
     validate_ref(ref: str) -> None                                  # raises InvalidRef
     ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None = None) -> str | None
+    branch_rules(patterns: Sequence[str]) -> list[str]              # the `branch:` globs
     next_tag_name(pattern: str, env: str, number: int) -> str       # "deploy/{env}/{n}"
+    tag_glob(pattern: str, env: str) -> str                         # "deploy/prod/*"
     changelog_warnings(cl: Changelog, *, max_commits: int = DEFAULT_MAX_COMMITS,
-                       branch_ok: bool = True, branch: str | None = None) -> list[str]
+                       branch_ok: bool = True, branch: str | None = None,
+                       branches: Sequence[str] = ()) -> list[str]
     DEFAULT_MAX_COMMITS = 8
 
 Data (frozen dataclasses)::
@@ -28,12 +31,14 @@ Data (frozen dataclasses)::
 
 The mirror::
 
-    m = Mirror(url, path, *, fetch_timeout=30.0, initial_fetch_timeout=None)
+    m = Mirror(url, path, *, fetch_timeout=30.0, initial_fetch_timeout=None, keep_tags=())
     m.fetch() -> FetchResult
     m.resolve(ref: str | None, default_branch: str) -> ResolvedRef
     m.changelog(from_sha: str | None, to_sha: str, *, limit=20) -> Changelog
     m.is_ancestor(a: str, b: str) -> bool
     m.contains(branch: str, sha: str) -> bool
+    m.branches() -> list[str]
+    m.branches_containing(sha: str) -> list[str]
     m.create_tag(name: str, sha: str, message: str, *, tagger_name="gonogo",
                  tagger_email="gonogo@localhost") -> None
     m.push_tag(name: str, remote: str) -> None
@@ -42,8 +47,11 @@ Behaviour worth knowing:
 
 * ``fetch()`` mirrors ``+refs/heads/*:refs/heads/*`` and ``+refs/tags/*:refs/tags/*`` with
   ``--prune --force`` straight from the URL, so deleted branches/tags and force-pushes are
-  mirrored too. That also means a tag made with ``create_tag`` and *not* pushed to the mirrored
-  remote is pruned by the next fetch: push it (``push_tag``) to keep it.
+  mirrored too, **except** the tags matching ``keep_tags`` (globs of short tag names with at
+  most one ``*``, e.g. ``deploy/prod/*``): they are left out of the fetch with negative
+  refspecs (``^refs/tags/deploy/prod/*``, git >= 2.29), so the remote neither prunes nor
+  overwrites them. gonogo's own deploy tags live there: made with ``create_tag`` and not
+  pushed, they stay in the mirror.
 * A failed fetch (unreachable URL, timeout: the git process is killed) returns
   ``FetchResult(ok=False, stale=True, error=..., fetched_at=<last good fetch or None>)`` and keeps
   the mirrored data; it raises :class:`FetchFailed` only when nothing was ever mirrored.
@@ -87,9 +95,11 @@ __all__ = [
     "Mirror",
     "RefNotFound",
     "ResolvedRef",
+    "branch_rules",
     "changelog_warnings",
     "next_tag_name",
     "ref_allowed",
+    "tag_glob",
     "validate_ref",
 ]
 
@@ -259,9 +269,11 @@ def ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None
     """Return None if ``ref`` of ``kind`` matches one of ``patterns``, else a short reason.
 
     Patterns are case-sensitive globs (:func:`fnmatch.fnmatchcase`; ``*`` also matches ``/``),
-    optionally prefixed ``branch:``, ``tag:`` or ``sha:`` to apply to that kind only.
-    Unprefixed patterns apply to every kind. Empty ``patterns`` allows everything.
-    ``refs/heads/``/``refs/tags/`` prefixes of ``ref`` are ignored when matching.
+    optionally prefixed ``branch:``, ``tag:`` or ``sha:`` to apply to that kind only:
+    ``["branch:main", "tag:v*"]`` allows the branch main and tags starting with v. An
+    unprefixed pattern applies to **every** kind (``v*`` also allows a branch named
+    ``v-experimental``), which the refusal message points out. Empty ``patterns`` allows
+    everything. ``refs/heads/``/``refs/tags/`` prefixes of ``ref`` are ignored when matching.
     """
     if not patterns:
         return None
@@ -276,7 +288,24 @@ def ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None
             return None
     where = f" in {env}" if env else ""
     label = {"branch": "branch", "tag": "tag", "sha": "commit"}.get(kind, "ref")
-    return f"{label} '{name}' is not allowed{where} (allowed: {', '.join(patterns)})"
+    hint = ""
+    if any(_pattern_kind(p) == "" for p in patterns):
+        hint = "; a pattern without branch:, tag: or sha: matches every kind of ref"
+    return f"{label} '{name}' is not allowed{where} (allowed: {', '.join(patterns)}{hint})"
+
+
+def _pattern_kind(pattern: str) -> str:
+    """`branch`, `tag` or `sha` for a prefixed allowed-ref pattern, `` for an unprefixed one."""
+    pat_kind, sep, _ = pattern.partition(":")
+    return pat_kind if sep and pat_kind in ("branch", "tag", "sha") else ""
+
+
+def branch_rules(patterns: Sequence[str]) -> list[str]:
+    """The branch globs of allowed-ref ``patterns`` (those prefixed ``branch:``), in order.
+
+    ``branch_rules(["branch:main", "branch:release/*", "tag:v*"]) == ["main", "release/*"]``.
+    """
+    return [p.partition(":")[2] for p in patterns if _pattern_kind(p) == "branch"]
 
 
 def next_tag_name(pattern: str, env: str, number: int) -> str:
@@ -295,6 +324,29 @@ def next_tag_name(pattern: str, env: str, number: int) -> str:
     return name
 
 
+def tag_glob(pattern: str, env: str) -> str:
+    """The glob of short tag names ``pattern`` gives for ``env``, for :class:`Mirror` ``keep_tags``.
+
+    ``{env}`` is substituted and ``{n}`` becomes ``*``; a git refspec allows one ``*``, so with
+    several the glob stops at the first: ``tag_glob("deploy/{env}/{n}", "prod") == "deploy/prod/*"``.
+    Raises :class:`InvalidRef` when the result cannot name tags.
+    """
+    glob = pattern.replace("{env}", env).replace("{n}", "*")
+    if glob.count("*") > 1:
+        glob = glob[: glob.index("*") + 1]
+    _check_tag_glob(glob)
+    return glob
+
+
+def _check_tag_glob(glob: str) -> None:
+    if glob.count("*") > 1 or glob in ("", "*"):
+        raise InvalidRef(f"tag glob {glob!r} must be a tag name with at most one '*' and more than '*'")
+    try:
+        validate_ref(glob.replace("*", "x"))
+    except InvalidRef as exc:
+        raise InvalidRef(f"tag glob {glob!r} cannot name tags: {exc}") from None
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -305,11 +357,13 @@ def changelog_warnings(
     max_commits: int = DEFAULT_MAX_COMMITS,
     branch_ok: bool = True,
     branch: str | None = None,
+    branches: Sequence[str] = (),
 ) -> list[str]:
     """Human warnings about a changelog, for the go/no-go card (empty list: nothing to say).
 
-    ``branch_ok`` is whether the target is on the allowed branch (see :meth:`Mirror.contains`);
-    ``branch`` names it in the message.
+    ``branch_ok`` is whether the target is on an allowed branch (see :meth:`Mirror.contains`
+    and :meth:`Mirror.branches_containing`); ``branch`` names the one branch, or ``branches``
+    the branch globs, in the message.
     """
     warnings: list[str] = []
     if cl.unknown_base:
@@ -330,7 +384,13 @@ def changelog_warnings(
     if not cl.first_deploy and not cl.unknown_base and cl.total > max_commits:
         warnings.append(f"{cl.total} commits to ship (more than {max_commits}): check the changelog")
     if not branch_ok:
-        where = f"'{branch}'" if branch else "the allowed branch"
+        names = list(branches) or ([branch] if branch else [])
+        if len(names) == 1 and not any(c in names[0] for c in "*?["):
+            where = f"'{names[0]}'"
+        elif names:
+            where = f"an allowed branch ({', '.join(names)})"
+        else:
+            where = "the allowed branch"
         warnings.append(f"target commit is not on {where}")
     return warnings
 
@@ -397,14 +457,19 @@ class Mirror:
         *,
         fetch_timeout: float = 30.0,
         initial_fetch_timeout: float | None = None,
+        keep_tags: Sequence[str] = (),
     ) -> None:
         """Describe the mirror; nothing touches the disk or network until :meth:`fetch`.
 
         ``initial_fetch_timeout`` (default: ``fetch_timeout``) applies while nothing has
-        been mirrored yet, since a first clone is much slower than an update.
+        been mirrored yet, since a first clone is much slower than an update. ``keep_tags``
+        are globs of tags the fetch leaves alone (see the module docstring).
         """
         if not url or url.startswith("-"):
             raise GitError(f"invalid repository url {url!r}")
+        for glob in keep_tags:
+            _check_tag_glob(glob)
+        self.keep_tags = tuple(dict.fromkeys(keep_tags))
         self.url = url
         self.path = Path(path)
         self.fetch_timeout = fetch_timeout
@@ -572,6 +637,7 @@ class Mirror:
                 self.url,
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
+                *(f"^{_TAGS}{glob}" for glob in self.keep_tags),
                 timeout=timeout,
                 env=_NET_ENV,
             )
@@ -757,6 +823,23 @@ class Mirror:
             return False
         return self._is_ancestor(commit, _HEADS + name)
 
+    def branches(self) -> list[str]:
+        """Every mirrored branch (short names, sorted)."""
+        return sorted(_short_name(r) for r in self._refs() if r.startswith(_HEADS))
+
+    def branches_containing(self, sha: str) -> list[str]:
+        """The mirrored branches (short names, sorted) from which commit ``sha`` is reachable.
+
+        Empty when the commit is unknown. One git call, however many branches there are.
+        """
+        self._require_mirror()
+        try:
+            commit = self._sha_arg(sha)
+        except RefNotFound:
+            return []
+        out = self._out("for-each-ref", "--format=%(refname)", f"--contains={commit}", _HEADS)
+        return sorted(_short_name(line.strip()) for line in out.splitlines() if line.strip())
+
     # ---------------------------------------------------------------- tags
 
     def create_tag(
@@ -771,8 +854,8 @@ class Mirror:
         """Create the annotated tag ``name`` on commit ``sha`` in the mirror.
 
         A no-op if the tag already exists on that commit; GitError if it exists elsewhere or a
-        branch has the same name. Note that the next fetch prunes it unless it was pushed to
-        the mirrored remote.
+        branch has the same name. The next fetch prunes it unless it matches ``keep_tags`` or
+        was pushed to the mirrored remote.
         """
         validate_ref(name)
         if name.startswith("refs/"):

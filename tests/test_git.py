@@ -22,9 +22,11 @@ from runners.git import (
     InvalidRef,
     Mirror,
     RefNotFound,
+    branch_rules,
     changelog_warnings,
     next_tag_name,
     ref_allowed,
+    tag_glob,
     validate_ref,
 )
 from tests.gitfixtures import (
@@ -290,13 +292,20 @@ def test_ref_allowed_globs() -> None:
     assert ref_allowed("Main", "branch", patterns) is not None  # case-sensitive
     assert (
         ref_allowed("feature/x", "branch", patterns, env="prod")
-        == "branch 'feature/x' is not allowed in prod (allowed: main, v*)"
+        == "branch 'feature/x' is not allowed in prod (allowed: main, v*; "
+        "a pattern without branch:, tag: or sha: matches every kind of ref)"
     )
+    # the pitfall the hint is about: an unprefixed "v*" lets a *branch* named v-experimental in
+    assert ref_allowed("v-experimental", "branch", patterns) is None
     assert ref_allowed("anything", "sha", []) is None
     # kind-restricted patterns
     kinded = ["branch:main", "tag:v*"]
     assert ref_allowed("v2", "tag", kinded) is None
     assert ref_allowed("v2", "branch", kinded) is not None
+    assert ref_allowed("v-experimental", "branch", kinded) == (
+        "branch 'v-experimental' is not allowed (allowed: branch:main, tag:v*)"
+    )
+    assert ref_allowed("refs/tags/v2", "tag", kinded) is None
     assert ref_allowed("main", "tag", kinded) is not None
     assert (
         ref_allowed("abc1234", "sha", kinded)
@@ -570,3 +579,64 @@ def test_concurrent_fetches_are_serialised(
     for t in threads:
         t.join()
     assert peak == 1 and len(results) == 4 and all(r.ok for r in results)
+
+
+# --------------------------------------------------------------------------- deploy tags and branches
+
+
+def test_branch_rules_and_tag_globs() -> None:
+    assert branch_rules(["branch:main", "tag:v*", "branch:release/*", "v*", "sha:*"]) == ["main", "release/*"]
+    assert branch_rules(["main", "v*"]) == []
+    assert tag_glob("deploy/{env}/{n}", "prod") == "deploy/prod/*"
+    assert tag_glob("{env}-release-{n}-ok", "prod") == "prod-release-*-ok"
+    assert tag_glob("d/{n}/{n}", "prod") == "d/*"  # a refspec allows one '*'
+    assert tag_glob("deployed-{env}", "prod") == "deployed-prod"
+    for bad in ("{n}", "{env} {n}", "../{n}"):
+        with pytest.raises(InvalidRef):
+            tag_glob(bad, "prod")
+    with pytest.raises(InvalidRef):
+        Mirror("/nowhere", Path("/tmp/x.git"), keep_tags=["a/*/*"])
+
+
+def test_deploy_tags_survive_the_next_fetch_without_a_push(remote: RemoteRepo, tmp_path: Path) -> None:
+    mirror = Mirror(remote.url, tmp_path / "kept.git", fetch_timeout=10, keep_tags=["deploy/prod/*"])
+    assert mirror.fetch().ok
+    main = remote.rev("main")
+    mirror.create_tag("deploy/prod/1", main, "deploy #1 to prod")
+    mirror.create_tag("deploy/staging/1", main, "not in keep_tags")
+    # the remote still prunes and moves every other tag
+    remote.git("push", "--quiet", "origin", "--delete", "v1.0")
+    assert mirror.fetch().ok
+    assert mirror.fetch().ok
+    assert mirror.resolve("deploy/prod/1", "main").sha == main
+    tags = run_git(f"--git-dir={mirror.path}", "tag", "--list").split()
+    assert "deploy/staging/1" not in tags and "v1.0" not in tags and "v1.1" in tags
+    # and it can still be pushed later
+    mirror.push_tag("deploy/prod/1", remote.url)
+    assert remote.rev("deploy/prod/1", in_origin=True) == main
+    assert mirror.fetch().ok and mirror.resolve("deploy/prod/1", "main").sha == main
+
+
+def test_without_keep_tags_an_unpushed_tag_is_pruned(remote: RemoteRepo, mirror: Mirror) -> None:
+    mirror.create_tag("deploy/prod/1", remote.rev("main"), "x")
+    assert mirror.fetch().ok
+    with pytest.raises(RefNotFound):
+        mirror.resolve("deploy/prod/1", "main")
+
+
+def test_branches_containing(remote: RemoteRepo, mirror: Mirror) -> None:
+    assert mirror.branches() == ["feature/login", "main"]
+    assert mirror.branches_containing(remote.rev("main~1")) == ["feature/login", "main"]
+    assert mirror.branches_containing(remote.rev("feature/login")) == ["feature/login"]
+    assert mirror.branches_containing("ffff" * 10) == []
+
+
+def test_branch_warning_names_the_rules() -> None:
+    cl = Changelog((), 0, False, 0, False, False)
+    assert changelog_warnings(cl, branch_ok=False, branches=["stable"]) == [
+        "target commit is not on 'stable'"
+    ]
+    assert changelog_warnings(cl, branch_ok=False, branches=["main", "release/*"]) == [
+        "target commit is not on an allowed branch (main, release/*)"
+    ]
+    assert changelog_warnings(cl, branch_ok=False) == ["target commit is not on the allowed branch"]

@@ -121,3 +121,117 @@ def test_unreachable_repository_falls_back_to_the_mirror(
     remote.origin.rename(remote.origin.with_name("gone.git"))
     d = engine.request_deploy("alice", "#d", "prod", "main")
     assert any("could not fetch the repository" in w for w in chat.last_card(d.id).warnings)  # type: ignore[arg-type]
+
+
+def resolver_engine(tmp_path: Path, remote: RemoteRepo, chat: RecordingChat, env_extra: str) -> Engine:
+    """An engine on `remote` whose prod environment has `env_extra` keys and no push remote."""
+    text = (
+        CONFIG.format(data=tmp_path / "data", url=remote.url)
+        .replace(f'push_remote = "{remote.url}"\n', "")
+        .replace('allowed_refs = ["main", "tag:v*"]\n', env_extra)
+    )
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    assert config.repo.push_remote is None
+    return Engine(config, SqliteStore(tmp_path / "db2"), chat, resolver=GitResolver(config))
+
+
+def test_deploy_tags_without_a_push_remote_stay_in_the_mirror(
+    tmp_path: Path, remote: RemoteRepo, chat: RecordingChat
+) -> None:
+    engine = resolver_engine(tmp_path, remote, chat, "")
+    try:
+        first = ship(engine, "main")
+        assert any("in the mirror (no push remote configured)" in m.text for m in chat.of_kind("thread"))
+        remote.commit("next")
+        remote.push()
+        second = ship(engine, "main")  # fetches again: the first tag must survive it
+        engine.request_deploy("alice", "#d", "prod", "main", dry_run=True)  # and one more fetch
+        engine.wait_idle(30)
+        resolver = engine.resolver
+        assert isinstance(resolver, GitResolver)
+        mirror = resolver.mirror
+        assert mirror.resolve(f"deploy/prod/{first}", "main").sha == engine.deployment(first).sha
+        assert mirror.resolve(f"deploy/prod/{second}", "main").sha == engine.deployment(second).sha
+        with pytest.raises(RuntimeError):
+            remote.rev(f"deploy/prod/{first}", in_origin=True)  # really never pushed
+    finally:
+        engine.shutdown()
+
+
+def test_the_branch_warning_uses_the_environments_branch_rules(
+    tmp_path: Path, remote: RemoteRepo, chat: RecordingChat
+) -> None:
+    # release/1.x carries a hotfix tag; main has moved on with a tag of its own
+    remote.checkout("release/1.x", new=True)
+    remote.commit("hotfix")
+    remote.tag("v1.0.1")
+    remote.push("release/1.x")
+    remote.checkout("main")
+    remote.commit("feature")
+    remote.tag("v2.0")
+    remote.push()
+    remote.push_tags()
+    engine = resolver_engine(tmp_path, remote, chat, 'allowed_refs = ["branch:release/*", "tag:v*"]\n')
+    try:
+        on_release = engine.request_deploy("alice", "#d", "prod", "v1.0.1")
+        warnings = chat.last_card(on_release.id).warnings  # type: ignore[arg-type]
+        assert not any("not on" in w for w in warnings), warnings  # [repo] default_branch is main
+        engine.cancel("alice", on_release.id)  # type: ignore[arg-type]
+        on_main = engine.request_deploy("alice", "#d", "prod", "v2.0")
+        warnings = chat.last_card(on_main.id).warnings  # type: ignore[arg-type]
+        assert "target commit is not on an allowed branch (release/*)" in warnings
+    finally:
+        engine.shutdown()
+
+
+def test_without_branch_rules_the_default_ref_is_the_branch(
+    tmp_path: Path, remote: RemoteRepo, chat: RecordingChat
+) -> None:
+    remote.checkout("stable", new=True)
+    remote.commit("stable fix")
+    remote.push("stable")
+    remote.checkout("main")
+    remote.commit("only on main")
+    remote.tag("v3")
+    remote.push()
+    remote.push_tags()
+    engine = resolver_engine(tmp_path, remote, chat, 'default_ref = "stable"\n')
+    try:
+        d = engine.request_deploy("alice", "#d", "prod", None)
+        assert d.ref == "stable"
+        assert not any("not on" in w for w in chat.last_card(d.id).warnings)  # type: ignore[arg-type]
+        engine.cancel("alice", d.id)  # type: ignore[arg-type]
+        tagged = engine.request_deploy("alice", "#d", "prod", "v3")
+        assert "target commit is not on 'stable'" in chat.last_card(tagged.id).warnings  # type: ignore[arg-type]
+    finally:
+        engine.shutdown()
+
+
+def test_prefixed_patterns_keep_a_v_branch_out_of_prod(
+    tmp_path: Path, remote: RemoteRepo, chat: RecordingChat
+) -> None:
+    for branch in ("v-experimental", "feature/x"):
+        remote.checkout(branch, new=True, start="main")
+        remote.commit(f"try {branch}")
+        remote.push(branch)
+    remote.checkout("main")
+    remote.tag("v1.0")
+    remote.push_tags()
+    engine = resolver_engine(tmp_path, remote, chat, 'allowed_refs = ["branch:main", "tag:v*"]\n')
+    try:
+        with pytest.raises(
+            Refused, match=r"branch 'v-experimental' is not allowed in prod \(allowed: branch:main, tag:v\*\)"
+        ):
+            engine.request_deploy("alice", "#d", "prod", "v-experimental")
+        assert engine.request_deploy("alice", "#d", "prod", "v1.0").ref == "v1.0"
+    finally:
+        engine.shutdown()
+    # the unprefixed form the example config had lets it in, and the refusal says why
+    loose = resolver_engine(tmp_path / "loose", remote, chat, 'allowed_refs = ["main", "v*"]\n')
+    try:
+        assert loose.request_deploy("alice", "#d", "prod", "v-experimental").ref == "v-experimental"
+        loose.cancel("alice", 1)
+        with pytest.raises(Refused, match="a pattern without branch:, tag: or sha: matches every kind"):
+            loose.request_deploy("alice", "#d", "prod", "feature/x")
+    finally:
+        loose.shutdown()
