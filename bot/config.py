@@ -7,7 +7,10 @@ never in the file: steps name environment variables in `secrets`, checks name DS
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import logging
+import math
 import os
 import re
 import tomllib
@@ -15,17 +18,34 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.windows import Freeze, Window, parse_freeze, parse_window
 from runners.base import Host, Step
+from runners.checks import _COMMON_KEYS as CHECK_COMMON_KEYS
+from runners.checks import _KEYS as CHECK_KEYS
 from runners.checks import Check, parse_check
 from runners.strategy import Strategy
-from runners.template import STANDARD_VARS, unknown_placeholders
+from runners.template import STANDARD_VARS, placeholders, unknown_placeholders
+
+log = logging.getLogger("gonogo.config")
 
 STAGES = ("pre_deploy", "deploy", "verify", "rollback")
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+#: The longest duration any key accepts (a year): beyond it timers overflow, and it is a typo.
+MAX_DURATION = 366 * 86400.0
+#: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a
+#: timeout could hang a deploy forever (a dead host, a prompt waiting for input).
+DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0
+#: Slack shows at most 10 checkbox options of at most 75 characters: longer lists can never be ticked.
+MAX_CHECKLIST_ITEMS = 10
+MAX_CHECKLIST_TEXT = 75
+#: Secret values shorter than this are not redacted (`runners.redact`): too many false hits.
+MIN_SECRET_LENGTH = 3
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ConfigError(Exception):
@@ -46,6 +66,8 @@ class BotConfig:
     channel: str = "#deploys"
     workers: int = 4
     heartbeat_interval: float = 5.0
+    #: Days check results and step output are kept (the engine's retention job prunes older ones).
+    retention_days: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +158,12 @@ class Environment:
     channel: str | None = None
     timezone: str = "UTC"
     windows: tuple[str, ...] = ()
+    #: Each freeze as ISO text: `{"start": ..., "end": ..., "reason": ...}` (TOML dates normalised).
     freezes: tuple[Mapping[str, str], ...] = ()
+    #: `windows`, parsed at load time.
+    deploy_windows: tuple[Window, ...] = ()
+    #: `freezes`, parsed at load time in the environment's time zone.
+    freeze_periods: tuple[Freeze, ...] = ()
     approval_ttl: float = 0.0
     max_commits: int = 8
     tag_pattern: str | None = None
@@ -173,6 +200,8 @@ class Config:
     ssh: SSHConfig
     environments: Mapping[str, Environment]
     source: Path | None = None
+    #: Things that load but deserve attention (say them at start-up and in `config check`).
+    warnings: tuple[str, ...] = ()
 
     @property
     def config_dir(self) -> Path:
@@ -188,22 +217,36 @@ class _Problems:
         self.items: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
+        """Record a problem; the same problem at the same path is reported once."""
+        item = f"{path}: {message}"
+        if item not in self.items:
+            self.items.append(item)
+
+    def extend(self, items: list[str]) -> None:
+        """Record problems already formatted as `path: message`."""
+        for item in items:
+            if item not in self.items:
+                self.items.append(item)
 
 
 def parse_duration(value: Any) -> float:
     """`90`, `"90s"`, `"15m"`, `"4h"`, `"1d"`, `"500ms"` → seconds. Raises ValueError."""
     if isinstance(value, bool):
         raise ValueError("must be a duration like 30, '90s', '15m' or '4h'")
+    seconds: float | None = None
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("must not be negative")
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         m = _DURATION.match(value.strip())
         if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError(f"{value!r} is not a duration like 30, '90s', '15m' or '4h'")
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None:
+        raise ValueError(f"{value!r} is not a duration like 30, '90s', '15m' or '4h'")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ValueError("must be at most a year (366d)")
+    return seconds
 
 
 #: Every key the loader reads, as a schema path (`environments.<env>.steps.<stage>[].run`).
@@ -273,16 +316,20 @@ class _Table:
                 self.problems.add(f"{self.key(name)}[{i}]", "must be a non-empty string")
         return tuple(out)
 
-    def duration(self, name: str, default: float) -> float:
+    def duration(self, name: str, default: float, *, positive: bool = False) -> float:
         self.seen.add(name)
         self.key(name)
         if name not in self.data:
             return default
         try:
-            return parse_duration(self.data[name])
+            seconds = parse_duration(self.data[name])
         except ValueError as exc:
             self.problems.add(self.key(name), str(exc))
             return default
+        if positive and seconds <= 0:
+            self.problems.add(self.key(name), "must be > 0")
+            return default
+        return seconds
 
     def table(self, name: str) -> _Table:
         self.seen.add(name)
@@ -309,6 +356,47 @@ def _positive(value: Any) -> str | None:
 
 def _non_negative(value: Any) -> str | None:
     return None if value >= 0 else "must be >= 0"
+
+
+def _between(low: float, high: float) -> Callable[[Any], str | None]:
+    """A check that a number is within [low, high] (absurd values are typos, and overflow later)."""
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if value < low:
+            return f"must be >= {low:g}"
+        if value > high:
+            return f"must be <= {high:g}"
+        return None
+
+    return check
+
+
+def _channel(value: Any) -> str | None:
+    text = value.strip()
+    if not text:
+        return "must not be empty (a channel name like '#deploys' or a channel id)"
+    if any(c.isspace() for c in text) or len(text) > 80:
+        return "must be one channel name like '#deploys' or a channel id (no spaces, at most 80 characters)"
+    return None
+
+
+def _store_problem(url: str) -> str | None:
+    """Refuse a database password written in the file (secrets never go in the file)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return None
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "is not a valid postgresql:// URL"
+    if password or any(k.lower() == "password" for k in parse_qs(parts.query)):
+        return (
+            "must not contain a password (secrets never go in the file): set the whole URL in "
+            "GONOGO_STORE_URL, or keep the password where libpq finds it (PGPASSWORD or ~/.pgpass)"
+        )
+    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -341,8 +429,10 @@ def parse_config(
     data_dir = Path(data_dir_text).expanduser()
     if not data_dir.is_absolute():
         data_dir = (base_dir / data_dir).resolve()
-    store_url = b.get("store", str, "")
-    store_url = environ.get("GONOGO_STORE_URL") or store_url
+    file_store = b.get("store", str, "")
+    if file_store and (why := _store_problem(file_store)):
+        problems.add(b.key("store"), why)  # the URL is never echoed: it holds the password
+    store_url = environ.get("GONOGO_STORE_URL") or file_store
     if not store_url:
         store_url = f"sqlite:///{data_dir / 'gonogo.db'}"
     elif not store_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -351,9 +441,10 @@ def parse_config(
         name=b.get("name", str, "gonogo"),
         data_dir=data_dir,
         store_url=store_url,
-        channel=b.get("channel", str, "#deploys"),
-        workers=b.get("workers", int, 4, _positive),
-        heartbeat_interval=b.duration("heartbeat_interval", 5.0),
+        channel=b.get("channel", str, "#deploys", _channel).strip(),
+        workers=b.get("workers", int, 4, _between(1, 256)),
+        heartbeat_interval=b.duration("heartbeat_interval", 5.0, positive=True),
+        retention_days=float(b.get("retention_days", (int, float), 30, _between(1, 3660))),
     )
     b.finish()
 
@@ -379,8 +470,8 @@ def parse_config(
         identity_file=h.get("identity_file", str, None),
         known_hosts=h.get("known_hosts", str, None),
         accept_new_host_keys=h.get("accept_new_host_keys", bool, False),
-        connect_timeout=h.duration("connect_timeout", 10.0),
-        max_handshakes=h.get("max_handshakes", int, 10, _positive),
+        connect_timeout=h.duration("connect_timeout", 10.0, positive=True),
+        max_handshakes=h.get("max_handshakes", int, 10, _between(1, 1000)),
         ssh_config=h.get("ssh_config", str, None),
         gateway=h.get("gateway", str, None),
     )
@@ -398,7 +489,31 @@ def parse_config(
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, str(source or "config"))
-    return Config(bot=bot, slack=slack, repo=repo, ssh=ssh, environments=environments, source=source)
+    warnings = tuple(secret_warnings(environments.values(), environ))
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    return Config(
+        bot=bot, slack=slack, repo=repo, ssh=ssh, environments=environments, source=source, warnings=warnings
+    )
+
+
+def secret_warnings(environments: Any, environ: Mapping[str, str]) -> list[str]:
+    """Warnings for secrets whose value (set in `environ`) is too short to be redacted.
+
+    Values come from the environment, so this can only be judged where the bot runs; the
+    warning names the variable, never its value.
+    """
+    out = []
+    for env in environments:
+        for i, name in enumerate(env.secrets):
+            value = environ.get(name)
+            if value is not None and 0 < len(value) < MIN_SECRET_LENGTH:
+                out.append(
+                    f"environments.{env.name}.secrets[{i}]: the value of {name} is shorter than "
+                    f"{MIN_SECRET_LENGTH} characters, so it is NOT redacted from output and messages; "
+                    "use a longer secret"
+                )
+    return out
 
 
 def _port(value: Any) -> str | None:
@@ -417,10 +532,10 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
 
     a = t.table("approvals")
     approvals = ApprovalPolicy(
-        required=a.get("required", int, 1, _positive),
+        required=a.get("required", int, 1, _between(1, 20)),
         approvers=a.strings("approvers"),
         groups=a.strings("groups"),
-        rollback_required=a.get("rollback_required", int, 1, _non_negative),
+        rollback_required=a.get("rollback_required", int, 1, _between(0, 20)),
     )
     a.finish()
     if approvals.approvers and len(approvals.approvers) < approvals.required and not approvals.groups:
@@ -438,24 +553,30 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
             var_map[key] = str(value)
     known_vars = (*STANDARD_VARS, *var_map)
 
+    step_timeout = t.duration("step_timeout", 0.0) or None
+    if step_timeout is None and backend == "ssh":
+        if _is_zero(t.data.get("step_timeout")):
+            p.add(
+                t.key("step_timeout"),
+                "must be > 0 for an ssh environment: a step with no timeout can hang forever",
+            )
+        step_timeout = DEFAULT_SSH_STEP_TIMEOUT
     st = t.table("steps")
     steps: dict[str, tuple[Step, ...]] = {}
     for stage in STAGES:
-        steps[stage] = _parse_steps(st, stage, known_vars, t.duration("step_timeout", 0.0) or None)
+        steps[stage] = _parse_steps(st, stage, known_vars, step_timeout)
     st.finish()
     if not steps["deploy"]:
         p.add(f"{t.key('steps')}.deploy", "at least one deploy step is required")
 
     m = t.table("monitor")
     monitor = MonitorConfig(
-        interval=m.duration("interval", 60.0),
+        interval=m.duration("interval", 60.0, positive=True),
         duration=m.duration("duration", 0.0),
-        failure_limit=m.get("failure_limit", int, 3, _positive),
+        failure_limit=m.get("failure_limit", int, 3, _between(1, 1000)),
         checks=m.strings("checks"),
     )
     m.finish()
-    if monitor.duration and monitor.interval <= 0:
-        p.add(m.key("interval"), "must be > 0 when a monitoring duration is set")
 
     timezone = t.get("timezone", str, "UTC")
     try:
@@ -464,25 +585,27 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         p.add(t.key("timezone"), f"unknown time zone {timezone!r}")
         timezone = "UTC"
     windows = t.strings("windows")
+    deploy_windows: list[Window] = []
     for i, text in enumerate(windows):
-        error = _window_problem(text)
-        if error:
-            p.add(f"{t.key('windows')}[{i}]", error)
-    freezes = tuple(t.get("freezes", list, []))
-    for i, f in enumerate(freezes):
-        if not isinstance(f, dict) or not {"start", "end"} <= set(f):
-            p.add(f"{t.key('freezes')}[{i}]", "must be a table with start, end and reason")
+        try:
+            deploy_windows.append(parse_window(text))
+        except ValueError as exc:
+            p.add(f"{t.key('windows')}[{i}]", str(exc))
+    freezes, freeze_periods = _parse_freezes(t, ZoneInfo(timezone))
 
     checks: list[Check] = []
     for i, raw_check in enumerate(t.get("checks", list, [])):
-        check, check_problems = parse_check(raw_check, f"{t.key('checks')}[{i}]")
-        t.problems.items.extend(check_problems)
+        check_path = f"{t.key('checks')}[{i}]"
+        _untyped_check_keys(raw_check, check_path, p)
+        check, check_problems = parse_check(raw_check, check_path)
+        p.extend(check_problems)
         if check is not None:
             checks.append(check)
     check_names = [c.name for c in checks]
     for dup in sorted({n for n in check_names if check_names.count(n) > 1}):
         p.add(t.key("checks"), f"check {dup!r} is defined twice")
-    for key, names in (("smoke_checks", t.strings("smoke_checks")), ("monitor.checks", monitor.checks)):
+    smoke_checks = t.strings("smoke_checks")
+    for key, names in (("smoke_checks", smoke_checks), ("monitor.checks", monitor.checks)):
         for name_ in names:
             if name_ not in check_names:
                 p.add(t.key(key), f"no check named {name_!r} (defined: {', '.join(check_names) or 'none'})")
@@ -493,7 +616,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         hosts=hosts,
         strategy=strategy,
         deploy_to=t.get("deploy_to", str, "/srv/app"),
-        keep_releases=t.get("keep_releases", int, 5, _positive),
+        keep_releases=t.get("keep_releases", int, 5, _between(1, 1000)),
         default_ref=t.get("default_ref", str, None),
         allowed_refs=t.strings("allowed_refs"),
         requesters=t.strings("requesters"),
@@ -503,48 +626,138 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         signoff_checklist=t.strings("signoff_checklist"),
         steps=steps,
         vars=var_map,
-        secrets=t.strings("secrets"),
+        secrets=_secret_names(t),
         on_call=t.strings("on_call"),
         auto_rollback=t.get("auto_rollback", bool, False),
         rollback_grace=t.duration("rollback_grace", 0.0),
         monitor=monitor,
         checks=tuple(checks),
-        smoke_checks=t.strings("smoke_checks"),
+        smoke_checks=smoke_checks,
         break_glass=t.strings("break_glass"),
         break_glass_groups=t.strings("break_glass_groups"),
         signoff_by=t.strings("signoff_by"),
         signoff_groups=t.strings("signoff_groups"),
         signoff_reminder=t.duration("signoff_reminder", 0.0),
-        channel=t.get("channel", str, None),
+        channel=_strip(t.get("channel", str, None, _channel)),
         timezone=timezone,
         windows=windows,
         freezes=freezes,
+        deploy_windows=tuple(deploy_windows),
+        freeze_periods=freeze_periods,
         approval_ttl=t.duration("approval_ttl", 0.0),
-        max_commits=t.get("max_commits", int, 8, _positive),
+        max_commits=t.get("max_commits", int, 8, _between(1, 1000)),
         tag_pattern=t.get("tag_pattern", str, None),
         lock_after_rollback=t.get("lock_after_rollback", bool, True),
         accept_new_host_keys=t.get("accept_new_host_keys", bool, None),
-        step_timeout=t.duration("step_timeout", 0.0) or None,
+        step_timeout=step_timeout,
     )
-    for i, item in enumerate(env.checklist):
-        if len(item) > 75:
-            p.add(f"{t.key('checklist')}[{i}]", "must be at most 75 characters (Slack checkbox limit)")
-    if len(env.checklist) > 10:
-        p.add(t.key("checklist"), "at most 10 items (Slack checkbox limit)")
+    for key, items in (("checklist", env.checklist), ("signoff_checklist", env.signoff_checklist)):
+        for i, item in enumerate(items):
+            if len(item) > MAX_CHECKLIST_TEXT:
+                p.add(
+                    f"{t.key(key)}[{i}]",
+                    f"must be at most {MAX_CHECKLIST_TEXT} characters (Slack checkbox limit)",
+                )
+        if len(items) > MAX_CHECKLIST_ITEMS:
+            p.add(t.key(key), f"at most {MAX_CHECKLIST_ITEMS} items (Slack checkbox limit)")
     t.finish()
     return env
 
 
-def _window_problem(text: str) -> str | None:
+def _is_zero(value: Any) -> bool:
     try:
-        from bot.windows import parse_window  # the window grammar lives with the policy code
-    except ImportError:  # pragma: no cover - during bootstrap
+        return value is not None and parse_duration(value) == 0
+    except ValueError:
+        return False
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+def _secret_names(t: _Table) -> tuple[str, ...]:
+    """`secrets`: names of environment variables (their values never appear in the file)."""
+    names = t.strings("secrets")
+    for i, name in enumerate(names):
+        if not _VAR_NAME.match(name):
+            p = f"{t.key('secrets')}[{i}]"
+            if any(mark in name for mark in ("://", "=", "@")) or len(name) > 64:
+                t.problems.add(
+                    p, "must be the NAME of an environment variable holding the secret, not the secret"
+                )
+            else:
+                t.problems.add(
+                    p, "must be an environment variable name like SHOP_DEPLOY_TOKEN (letters, digits and _)"
+                )
+    return tuple(n for n in names if _VAR_NAME.match(n))
+
+
+_FREEZE_KEYS = ("start", "end", "reason")
+
+
+def _freeze_bound(f: _Table, name: str) -> str | None:
+    """A freeze bound as ISO text: a string, or a TOML date / date-time literal."""
+    f.seen.add(name)
+    f.key(name)
+    if name not in f.data:
+        f.problems.add(f.key(name), "required (a date like 2026-12-21 or a date-time like 2026-12-21T18:00)")
         return None
-    try:
-        parse_window(text)
-    except ValueError as exc:
-        return str(exc)
+    value = f.data[name]
+    if isinstance(value, dt.datetime | dt.date):  # datetime is a date too
+        return value.isoformat()
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, dt.time):
+        f.problems.add(f.key(name), "must be a date or a date-time, not a time of day")
+    else:
+        f.problems.add(f.key(name), "must be a date like 2026-12-21 or a date-time like 2026-12-21T18:00")
     return None
+
+
+def _parse_freezes(t: _Table, tz: ZoneInfo) -> tuple[tuple[Mapping[str, str], ...], tuple[Freeze, ...]]:
+    """`freezes`: validated at load time, kept as ISO text and as parsed `Freeze` periods."""
+    raw = t.get("freezes", list, [])
+    texts: list[Mapping[str, str]] = []
+    periods: list[Freeze] = []
+    for i, item in enumerate(raw):
+        path = f"{t.key('freezes')}[{i}]"
+        if not isinstance(item, dict):
+            t.problems.add(
+                path, 'must be a table like { start = 2026-12-21, end = 2027-01-03, reason = "holidays" }'
+            )
+            continue
+        f = _Table(item, path, t.problems)
+        start = _freeze_bound(f, "start")
+        end = _freeze_bound(f, "end")
+        reason = f.get("reason", str, "deploy freeze").strip() or "deploy freeze"
+        f.finish()
+        if start is None or end is None:
+            continue
+        try:
+            period = parse_freeze(start, end, reason, tz)
+        except ValueError as exc:
+            message = str(exc)
+            which = "start" if "freeze start" in message else "end"
+            t.problems.add(f"{path}.{which}", message)
+            continue
+        texts.append({"start": start, "end": end, "reason": reason})
+        periods.append(period)
+    return tuple(texts), tuple(periods)
+
+
+def _untyped_check_keys(raw: Any, path: str, problems: _Problems) -> None:
+    """Keys no check type knows, reported even when `type` is missing or wrong (the check
+    parser judges keys only once it knows the type)."""
+    if not isinstance(raw, dict) or raw.get("type") in CHECK_KEYS:
+        return
+    known = set(CHECK_COMMON_KEYS).union(*CHECK_KEYS.values())
+    for key in raw:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+            if key in ("kind", "check", "checker"):
+                hint = ["type"]
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            problems.add(f"{path}.{key}", f"unknown key{suffix}")
 
 
 def _parse_hosts(t: _Table) -> tuple[Host, ...]:
@@ -563,7 +776,8 @@ def _parse_hosts(t: _Table) -> tuple[Host, ...]:
             name = h.get("name", str, None)
             address = h.get("address", str, None) or name
             if not name:
-                t.problems.add(f"{path}.name", "required")
+                if "name" not in item or item["name"] == "":
+                    t.problems.add(f"{path}.name", "required")
                 continue
             hosts.append(
                 Host(
@@ -626,14 +840,22 @@ def _parse_steps(
         s = _Table(item, path, st.problems)
         name = s.get("name", str, None)
         command = s.get("run", str, None)
-        if not name:
-            st.problems.add(f"{path}.name", "required")
-        if not command:
-            st.problems.add(f"{path}.run", "required")
-        elif unknown := unknown_placeholders(command, known_vars):
-            st.problems.add(
-                f"{path}.run", f"unknown variable {{{unknown[0]}}} (known: {', '.join(sorted(known_vars))})"
-            )
+        for key in ("name", "run"):  # a value of the wrong type is already reported by get()
+            given = s.data.get(key)
+            if given is None or (isinstance(given, str) and not given.strip()):
+                st.problems.add(f"{path}.{key}", "required")
+        if command:
+            if unknown := unknown_placeholders(command, known_vars):
+                st.problems.add(
+                    f"{path}.run",
+                    f"unknown variable {{{unknown[0]}}} (known: {', '.join(sorted(known_vars))})",
+                )
+            for where, var in quoted_placeholders(command):
+                st.problems.add(
+                    f"{path}.run",
+                    f"{{{var}}} is inside {where}: write {{{var}}} bare: values are quoted for you "
+                    "(inside quotes the quoting is undone and a value could run as shell code)",
+                )
         timeout = s.duration("timeout", 0.0) or default_timeout
         step = Step(
             name=name or f"step {i + 1}",
@@ -646,3 +868,88 @@ def _parse_steps(
         s.finish()
         steps.append(step)
     return tuple(steps)
+
+
+# ------------------------------------------------------------------------------------------
+_PLACEHOLDER_AT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HEREDOC_WORD = re.compile(r"""[ \t]*((?:[^\s;&|<>()'"\\]|'[^']*'|"[^"]*"|\\.)+)""")
+
+
+def quoted_placeholders(template: str) -> list[tuple[str, str]]:
+    """`(where, name)` for each placeholder a step template puts inside shell quotes.
+
+    Placeholders are substituted shell-quoted (`'v1.2'`), which is safe only where the shell
+    reads them bare: inside `"..."` or `'...'` the added quotes are literal text and a value
+    like `$(touch x)` is expanded again; in an unquoted here-document body they are literal
+    too, and `$(...)` runs. The scan follows POSIX sh quoting: backslash escapes, single,
+    double and `$'...'` quotes, comments, and here-documents (`<<EOF`; a quoted delimiter
+    such as `<<'EOF'` turns expansion off, so placeholders there are harmless).
+    """
+    out: list[tuple[str, str]] = []
+    quote: str | None = None  # "'", '"' or "$'"
+    heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, strip tabs, expands)
+    where = {"'": "single quotes", '"': "double quotes", "$'": "$'...' quotes"}
+    i, n = 0, len(template)
+    while i < n:
+        if template.startswith(("{{", "}}"), i):
+            i += 2
+            continue
+        m = _PLACEHOLDER_AT.match(template, i)
+        if m:
+            if quote is not None:
+                out.append((where[quote], m.group(1)))
+            i = m.end()
+            continue
+        c = template[i]
+        if quote == "'":
+            quote = None if c == "'" else quote
+            i += 1
+            continue
+        if quote is not None:  # double quotes or $'...': backslash escapes the next character
+            if c == "\\":
+                i += 2
+                continue
+            if (quote == '"' and c == '"') or (quote == "$'" and c == "'"):
+                quote = None
+            i += 1
+            continue
+        if c == "\\":
+            i += 2
+        elif c in "'\"":
+            quote = c
+            i += 1
+        elif template.startswith("$'", i):
+            quote = "$'"
+            i += 2
+        elif c == "#" and (i == 0 or template[i - 1] in " \t\n;&|("):
+            newline = template.find("\n", i)
+            i = n if newline == -1 else newline
+        elif template.startswith("<<", i) and not template.startswith("<<<", i):
+            j = i + 2
+            strip = template.startswith("-", j)
+            j += 1 if strip else 0
+            word = _HEREDOC_WORD.match(template, j)
+            if word is None:
+                i = j
+                continue
+            text = word.group(1)
+            expands = not any(q in text for q in "'\"\\")
+            delimiter = re.sub(r"""\\(.)|['"]""", lambda w: w.group(1) or "", text)
+            heredocs.append((delimiter, strip, expands))
+            i = word.end()
+        elif c == "\n" and heredocs:
+            i += 1
+            for delimiter, strip, expands in heredocs:
+                while i < n:
+                    end = template.find("\n", i)
+                    end = n if end == -1 else end
+                    line = template[i:end]
+                    i = end + 1
+                    if (line.lstrip("\t") if strip else line) == delimiter:
+                        break
+                    if expands:
+                        out.extend(("a here-document", name) for name in placeholders(line))
+            heredocs = []
+        else:
+            i += 1
+    return out
