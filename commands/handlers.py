@@ -6,7 +6,7 @@ engine's `Refused` becomes an ephemeral reply with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,9 +142,21 @@ _HANDLERS: dict[type, Callable[[Engine, Any, Context], Reply | None]] = {
 
 # -- buttons --------------------------------------------------------------------------------
 def handle_action(
-    engine: Engine, action: str, value: str, ctx: Context, *, ticked: set[int] | None = None
+    engine: Engine,
+    action: str,
+    value: str,
+    ctx: Context,
+    *,
+    ticked: set[int] | None = None,
+    changes: Mapping[int, bool] | None = None,
 ) -> Reply | None:
-    """Run a button press (`action` from the card, `value` the deployment id)."""
+    """Run a button press (`action` from the card, `value` the deployment id).
+
+    A checklist click (`checklist`, `signoff_checklist`) carries either `changes` — only the
+    items this click changed, {number: ticked}, applied under the engine's compare-and-set so
+    concurrent clicks never undo each other — or `ticked`, the whole set of ticked numbers
+    (written over the stored list: fine for one user at a terminal, racy with several).
+    """
     try:
         deployment_id = int(value.split(":", 1)[0])
     except ValueError:
@@ -163,11 +175,12 @@ def handle_action(
             number = int(value.split(":", 1)[1])
             engine.tick(ctx.user, deployment_id, number)
             return None
-        if action == "checklist" and ticked is not None:
-            d = engine.deployment(deployment_id)
-            engine.set_checklist(
-                ctx.user, deployment_id, {i + 1: (i + 1) in ticked for i in range(len(d.checklist))}
-            )
+        if action == "checklist" and (changes is not None or ticked is not None):
+            if changes is None:
+                assert ticked is not None
+                d = engine.deployment(deployment_id)
+                changes = {i + 1: (i + 1) in ticked for i in range(len(d.checklist))}
+            engine.set_checklist(ctx.user, deployment_id, dict(changes))
             return None
         if action == "abort":
             d = engine.deployment(deployment_id)
@@ -193,12 +206,13 @@ def handle_action(
         if action == "signoff_tick":
             engine.signoffs.set_checklist(ctx.user, deployment_id, {int(value.split(":", 1)[1]): True})
             return None
-        if action == "signoff_checklist" and ticked is not None:
-            d = engine.deployment(deployment_id)
-            count = len(engine.env(d.env).signoff_checklist)
-            engine.signoffs.set_checklist(
-                ctx.user, deployment_id, {i + 1: (i + 1) in ticked for i in range(count)}
-            )
+        if action == "signoff_checklist" and (changes is not None or ticked is not None):
+            if changes is None:
+                assert ticked is not None
+                d = engine.deployment(deployment_id)
+                count = len(engine.env(d.env).signoff_checklist)
+                changes = {i + 1: (i + 1) in ticked for i in range(count)}
+            engine.signoffs.set_checklist(ctx.user, deployment_id, dict(changes))
             return None
         if action == "resume":
             d = engine.resume(ctx.user, deployment_id)

@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -184,12 +185,19 @@ def find_button(card: Message, action: str) -> dict[str, Any]:
 
 
 @contextmanager
-def running_bot(tmp_path: Path, fake: FakeSlack, *, window: float = 0.2) -> Iterator[Bot]:
-    """Run the bot's HTTP app under uvicorn in a thread, exactly as serve wires it."""
+def running_bot(
+    tmp_path: Path, fake: FakeSlack, *, window: float = 0.2, store: str | None = None
+) -> Iterator[Bot]:
+    """Run the bot's HTTP app under uvicorn in a thread, exactly as serve wires it.
+
+    `store` is a store URL (e.g. one PostgreSQL schema shared by several replicas); the
+    default is the SQLite file in the bot's own data dir.
+    """
+    replace = {"[slack]\n": f'[slack]\napi_url = "{fake.api_url}"\n'}
+    if store is not None:
+        replace["[bot]\n"] = f'[bot]\nstore = "{store}"\n'
     path = write_demo_config(
-        tmp_path,
-        extra=EXTRA_ENVS.replace("{data_dir}", str(tmp_path / "data")),
-        replace={"[slack]\n": f'[slack]\napi_url = "{fake.api_url}"\n'},
+        tmp_path, extra=EXTRA_ENVS.replace("{data_dir}", str(tmp_path / "data")), replace=replace
     )
     config = load_config(path)
     runtime = build_runtime(config, bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, window=window)
@@ -358,6 +366,49 @@ def test_two_approvers_clicking_at_once_are_both_recorded(bot: Bot) -> None:
     d = bot.runtime.engine.deployment(1)
     assert sorted(d.approvers()) == sorted([BOB, CAROL])
     assert [e.action for e in bot.runtime.engine.store.events(deployment_id=1)].count("approve") == 2
+
+
+def at_once(*calls: Callable[[], object]) -> None:
+    """Run the calls in threads released together (a barrier), and wait for them all."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], object]) -> None:
+        barrier.wait()
+        call()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_two_people_ticking_at_the_same_moment_both_count(bot: Bot) -> None:
+    """Both clickers saw the same card; each click carries only its own change (Slack sends the
+    clicker's whole selection), so neither can undo the other's, round after round."""
+    fake, engine = bot.fake, bot.runtime.engine
+    bot.command("demo v1", user=ALICE)
+    card = bot.card("Deploy #1: v1 to demo")
+
+    def checklist_events() -> int:
+        return [e.action for e in engine.store.events(deployment_id=1)].count("checklist")
+
+    rounds = 12
+    for r in range(rounds):
+        view = fake.message(card.ts)  # what both clickers see
+        ticking = r % 2 == 0
+        # tick: Bob selects 1, Carol 2 on an empty list; untick: each deselects one of 1 and 2
+        picks = {BOB: ["1"], CAROL: ["2"]} if ticking else {BOB: ["2"], CAROL: ["1"]}
+        at_once(*(partial(bot.tick, view, user, items) for user, items in picks.items()))
+        fake.wait_for(lambda r=r: checklist_events() == 2 * (r + 1), what=f"both clicks of round {r}")
+        expected = (ticking, ticking)
+        assert engine.deployment(1).checklist == expected, f"round {r}: a tick was lost"
+        fake.wait_for(
+            lambda expected=expected: (
+                ticked(fake.message(card.ts)) == [str(i + 1) for i, v in enumerate(expected) if v]
+            ),
+            what=f"the card after round {r}",
+        )
 
 
 def test_a_rate_limited_card_update_is_retried_and_ends_right(bot: Bot) -> None:

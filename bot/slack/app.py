@@ -187,7 +187,7 @@ class Listeners:
             log.warning("click without user or channel ignored: %s", action_id)
             return
         message_ts = _message_ts(body)
-        ticked: set[int] | None = None
+        changes: dict[int, bool] | None = None
         if action.get("type") == "checkboxes":
             value = str(action.get("block_id", "")).partition(":")[2]
         else:
@@ -197,35 +197,39 @@ class Listeners:
             log.info("duplicate delivery of %s on %s by %s ignored", action_id, message_ts, user)
             return
         if action.get("type") == "checkboxes":
-            ticked = self._ticked(action_id, value, action, body)
-        reply = handle_action(self.engine, action_id, value, Context(user, channel), ticked=ticked)
+            changes = self._checklist_changes(action_id, value, action, body)
+        reply = handle_action(self.engine, action_id, value, Context(user, channel), changes=changes)
         self.reply(reply, channel=channel, user=user, response_url=body.get("response_url"))
 
-    def _ticked(
+    def _checklist_changes(
         self, action_id: str, value: str, action: Mapping[str, Any], body: Mapping[str, Any]
-    ) -> set[int]:
-        """The checklist after this click: what the clicker changed, applied to the current state.
+    ) -> dict[int, bool]:
+        """What this click changed on the checklist: {item number: ticked} for those items only.
 
-        Each click toggles one box, but `selected_options` is the clicker's whole view, which may
-        be stale if someone else ticked meanwhile. So diff it against the options the clicker
-        saw (the message's `initial_options`) and apply only that change to the stored state.
+        Slack sends the clicker's whole selection (`selected_options`), which is stale when
+        someone else ticked meanwhile; writing it whole would undo their tick. So it is diffed
+        against what the clicker's card showed (the `initial_options` of the message in the
+        payload) or, when the payload has no card, against the stored checklist; the engine
+        applies just these changes under its compare-and-set, so two clicks at the same moment
+        both count.
         """
-        selected = {
-            int(v) for o in action.get("selected_options") or [] if (v := str(o.get("value"))).isdigit()
-        }
+        selected = _option_numbers(action.get("selected_options"))
         seen = _seen_options(body, str(action.get("block_id", "")))
         if seen is None:
-            return selected
+            seen = self._stored_ticks(action_id, value)
+        return {n: True for n in selected - seen} | {n: False for n in seen - selected}
+
+    def _stored_ticks(self, action_id: str, value: str) -> set[int]:
+        """The ticked item numbers the store holds now (a fallback: read outside the engine's CAS)."""
         try:
             d = self.engine.deployment(int(value))
         except (Refused, ValueError):
-            return selected
+            return set()
         if action_id == "signoff_checklist":
             stored = list(d.details.get("signoff", {}).get("ticked", []))
         else:
             stored = list(d.checklist)
-        current = {i + 1 for i, v in enumerate(stored) if v}
-        return (current | (selected - seen)) - (seen - selected)
+        return {i + 1 for i, v in enumerate(stored) if v}
 
     def on_event_retry(self, body: Mapping[str, Any], headers: Mapping[str, Any]) -> bool:
         """True the first time an Events API `event_id` is seen; retries answer 200 and stop."""
