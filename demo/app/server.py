@@ -2,11 +2,16 @@
 
 GET /health -> 200 {"status": "ok", "version": ...}; GET /version -> the VERSION file.
 A file named UNHEALTHY next to this script makes /health answer 503 (to demo a failing check).
+
+Once it has bound its port it prints `listening on 127.0.0.1:PORT (pid N)`, which is how
+`demo/restart.sh` knows that *this* process, not another one, owns the port. A port already
+taken is one clear line on stderr and exit status 3.
 """
 
 import argparse
 import json
 import os
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,12 +46,19 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    except OSError as exc:
+        print(f"demo app: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 3
+    print(f"listening on 127.0.0.1:{args.port} (pid {os.getpid()})", flush=True)
+    server.serve_forever()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
