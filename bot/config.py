@@ -491,7 +491,7 @@ def parse_config(
         raise ConfigError(problems.items, str(source or "config"))
     warnings = tuple(secret_warnings(environments.values(), environ))
     for warning in warnings:
-        log.warning("config: %s", warning)
+        log.warning("%s", warning)
     return Config(
         bot=bot, slack=slack, repo=repo, ssh=ssh, environments=environments, source=source, warnings=warnings
     )

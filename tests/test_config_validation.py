@@ -6,6 +6,7 @@ what loads is parsed once (freezes, windows) so a deploy request can never crash
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -339,3 +340,15 @@ def test_ssh_steps_always_have_a_timeout() -> None:
     assert zero == [
         "environments.prod.step_timeout: must be > 0 for an ssh environment: a step with no timeout can hang forever"
     ]
+
+
+def test_config_check_warns_about_a_secret_too_short_to_redact() -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "config", "check", str(ROOT / "config.example.toml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHOP_DEPLOY_TOKEN": "Q9"},
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "environments.prod.secrets[0]: the value of SHOP_DEPLOY_TOKEN is shorter than 3" in res.stderr
+    assert "Q9" not in res.stdout + res.stderr
