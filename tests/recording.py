@@ -15,7 +15,7 @@ from bot.chat.base import MessageRef
 class Message:
     """One thing the bot said."""
 
-    kind: str  # card | update | thread | message | ephemeral
+    kind: str  # card | update | thread | message | message_update | ephemeral
     channel: str
     text: str = ""
     ts: str | None = None
@@ -23,6 +23,7 @@ class Message:
     buttons: tuple[Button, ...] = ()
     mentions: tuple[str, ...] = ()
     user: str | None = None
+    deployment_id: int | None = None  # what the engine said the message is about, if anything
 
 
 @dataclass
@@ -45,15 +46,60 @@ class RecordingChat:
     def update_card(self, ref: MessageRef, card: Card) -> None:
         self._add(Message("update", ref.channel, card.title, ref.ts, card, card.buttons))
 
-    def post_thread(self, ref: MessageRef, text: str) -> None:
-        self._add(Message("thread", ref.channel, text, ref.ts))
+    def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
+        self._add(Message("thread", ref.channel, text, ref.ts, deployment_id=deployment_id))
 
     def post_message(
-        self, channel: str, text: str, *, buttons: Sequence[Button] = (), mentions: Sequence[str] = ()
+        self,
+        channel: str,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
     ) -> MessageRef | None:
         ts = f"1700000000.{next(self._ids):06d}"
-        self._add(Message("message", channel, text, ts, buttons=tuple(buttons), mentions=tuple(mentions)))
+        self._add(
+            Message(
+                "message",
+                channel,
+                text,
+                ts,
+                buttons=tuple(buttons),
+                mentions=tuple(mentions),
+                deployment_id=deployment_id,
+            )
+        )
         return MessageRef(channel, ts)
+
+    def update_message(
+        self,
+        ref: MessageRef,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> None:
+        self._add(
+            Message(
+                "message_update",
+                ref.channel,
+                text,
+                ref.ts,
+                buttons=tuple(buttons),
+                mentions=tuple(mentions),
+                deployment_id=deployment_id,
+            )
+        )
+
+    def message(self, ts: str) -> Message:
+        """The latest version of the message posted at `ts` (after any `update_message`)."""
+        with self._lock:
+            for m in reversed(self.messages):
+                if m.ts == ts and m.kind in ("message", "message_update"):
+                    return m
+        raise AssertionError(f"no message at {ts}")
 
     def post_ephemeral(self, channel: str, user: str, text: str) -> None:
         self._add(Message("ephemeral", channel, text, user=user))

@@ -18,7 +18,12 @@ class MessageRef:
 
 
 class Chat(Protocol):
-    """What the engine needs from a chat platform. Implementations never raise on send failures."""
+    """What the engine needs from a chat platform. Implementations never raise on send failures.
+
+    `deployment_id`, where a method takes it, says which deployment a message is about; it is
+    optional and only names the deployment in the log when a send fails (adapters may also
+    know it from the card a message hangs under, or from a message's buttons).
+    """
 
     def post_card(self, channel: str, card: Card) -> MessageRef | None:
         """Post a deploy card; None when it could not be posted."""
@@ -28,14 +33,33 @@ class Chat(Protocol):
         """Replace a posted card in place."""
         ...
 
-    def post_thread(self, ref: MessageRef, text: str) -> None:
+    def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
         """Post details in the card's thread."""
         ...
 
     def post_message(
-        self, channel: str, text: str, *, buttons: Sequence[Button] = (), mentions: Sequence[str] = ()
+        self,
+        channel: str,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
     ) -> MessageRef | None:
         """Post a message (an alert, a sign-off request) in a channel, optionally with buttons."""
+        ...
+
+    def update_message(
+        self,
+        ref: MessageRef,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> None:
+        """Replace a posted message's text and buttons, e.g. drop an alert's buttons once it
+        was acted on (no buttons: none left). Never raises."""
         ...
 
     def post_ephemeral(self, channel: str, user: str, text: str) -> None:

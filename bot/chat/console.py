@@ -96,27 +96,55 @@ class ConsoleChat:
             elif self.latest is not None and self.latest.ref == ref:
                 self.latest = Posted(ref, (), card)
 
-    def post_thread(self, ref: MessageRef, text: str) -> None:
+    def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
         """Print thread details indented under the card."""
         self.say("\n".join(f"    │ {line}" for line in text.splitlines()))
 
     def post_message(
-        self, channel: str, text: str, *, buttons: Sequence[Button] = (), mentions: Sequence[str] = ()
+        self,
+        channel: str,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
     ) -> MessageRef | None:
         """Print a channel message; with buttons it becomes the latest pressable message."""
         ref = MessageRef(channel, f"m{next(self._ids)}")
-        who = " ".join(f"@{m}" for m in dict.fromkeys(mentions))
-        lines = [f"[{channel}] {who + ' ' if who else ''}{text}"]
-        if buttons:
-            lines.append("  " + "  ".join(f"[{n}] {b.label}" for n, b in enumerate(buttons, 1)))
-            with self._lock:
+        with self._lock:
+            if buttons:
                 self.latest = Posted(ref, tuple(buttons))
-        self.say("\n".join(lines))
+            self.say(_message_text(channel, text, buttons, mentions))
         return ref
+
+    def update_message(
+        self,
+        ref: MessageRef,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> None:
+        """Print the message again, marked updated; its old buttons can no longer be pressed."""
+        with self._lock:
+            if self.latest is not None and self.latest.ref == ref and self.latest.card is None:
+                self.latest = Posted(ref, tuple(buttons)) if buttons else None
+            elif buttons:
+                self.latest = Posted(ref, tuple(buttons))
+            self.say(_message_text(ref.channel, f"(updated) {text}", buttons, mentions))
 
     def post_ephemeral(self, channel: str, user: str, text: str) -> None:
         """Print a reply meant for one user."""
         self.say(f"(to {user}) {text}")
+
+
+def _message_text(channel: str, text: str, buttons: Sequence[Button], mentions: Sequence[str]) -> str:
+    who = " ".join(f"@{m}" for m in dict.fromkeys(mentions))
+    lines = [f"[{channel}] {who + ' ' if who else ''}{text}"]
+    if buttons:
+        lines.append("  " + "  ".join(f"[{n}] {b.label}" for n, b in enumerate(buttons, 1)))
+    return "\n".join(lines)
 
 
 def _same_shape(a: Card, b: Card) -> bool:

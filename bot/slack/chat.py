@@ -2,13 +2,17 @@
 
 - Cards are posted with `chat.postMessage` (blocks from `bot.slack.blocks`) and updated in
   place with `chat.update` on (channel, ts).
-- Card updates are coalesced per message: the first update of a quiet message goes out at
-  once, later ones within `window` seconds collapse into one call carrying the latest card.
-  The final state is always sent; `flush()` sends everything pending now (tests, shutdown).
+- Updates are coalesced per message (cards, and messages such as alerts whose buttons are
+  dropped once acted on): the first update of a quiet message goes out at once, later ones
+  within `window` seconds collapse into one call carrying the latest version. The final
+  state is always sent; a failed update is retried unless the error is permanent;
+  `flush()` sends everything pending now (tests, shutdown).
 - The client retries 429 answers after `Retry-After` (`RateLimitErrorRetryHandler`) and
   connection errors (`ConnectionErrorRetryHandler`); Bolt adds neither.
 - Nothing here raises on a send failure: the failure is logged with the deployment id and
-  the deploy goes on.
+  the deploy goes on. The id comes from the caller (`deployment_id=`), else from what this
+  process learnt about the message (a card it posted or updated, a message whose buttons name
+  a deployment, a thread under such a card); the log says which message when none is known.
 """
 
 from __future__ import annotations
@@ -80,18 +84,55 @@ def make_client(token: str, base_url: str, *, timeout: int = 15, max_retries: in
     )
 
 
+def _from_buttons(buttons: Sequence[Button]) -> int | None:
+    """The deployment id the buttons act on (their values start with it), if they agree on one."""
+    ids = {b.value.split(":", 1)[0] for b in buttons}
+    if len(ids) == 1 and (only := ids.pop()).isdigit():
+        return int(only)
+    return None
+
+
+def _who(deployment_id: int | None, ref: MessageRef) -> str:
+    """How a log line names the deployment of a message (or the message, when unknown)."""
+    if deployment_id is not None:
+        return f"deployment #{deployment_id}"
+    return f"message {ref.ts} in {ref.channel} (deployment unknown)"
+
+
 def _error(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or exc.response.status_code)
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(frozen=True)
+class _Update:
+    """One version of a message to send with `chat.update`: a card, or text with buttons."""
+
+    deployment_id: int | None
+    card: Card | None = None
+    text: str = ""
+    buttons: tuple[Button, ...] = ()
+    mentions: tuple[str, ...] = ()
+
+    def render(self) -> tuple[str, list[dict[str, Any]]]:
+        """(fallback text, blocks), within Block Kit's limits."""
+        if self.card is not None:
+            return card_text(self.card), card_blocks(self.card)
+        return message_blocks(self.text, self.buttons, self.mentions)
+
+    @property
+    def what(self) -> str:
+        """How the log names it."""
+        return "card update" if self.card is not None else "message update"
+
+
 @dataclass
 class _Pending:
     """Coalescing state of one message."""
 
-    card: Card | None = None  # latest card not yet sent
-    due: float | None = None  # when the pending card goes out (None: not scheduled)
+    latest: _Update | None = None  # latest version not yet sent
+    due: float | None = None  # when the pending version goes out (None: not scheduled)
     last_sent: float = float("-inf")
     sending: bool = False
     failures: int = 0
@@ -147,16 +188,37 @@ class SlackChat:
 
     def update_card(self, ref: MessageRef, card: Card) -> None:
         """Replace a posted card; bursts within `window` seconds become one `chat.update`."""
+        self._enqueue(ref, _Update(card.deployment_id, card=card))
+
+    def update_message(
+        self,
+        ref: MessageRef,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> None:
+        """Replace a posted message's text and buttons (e.g. drop an alert's buttons once acted
+        on); coalesced and retried like card updates."""
+        did = deployment_id or self._deployment_of(ref.ts) or _from_buttons(buttons)
+        self._enqueue(ref, _Update(did, text=text, buttons=tuple(buttons), mentions=tuple(mentions)))
+
+    def _enqueue(self, ref: MessageRef, update: _Update) -> None:
         key = (ref.channel, ref.ts)
         with self._cond:
-            self._deployments.setdefault(ref.ts, card.deployment_id)
+            if update.deployment_id is not None:
+                self._deployments.setdefault(ref.ts, update.deployment_id)
             p = self._pending.setdefault(key, _Pending())
-            p.card = card
+            p.latest = update
             if p.due is None and not p.sending:
                 self._schedule(key, p)
 
-    def post_thread(self, ref: MessageRef, text: str) -> None:
+    def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
         """Post details in the card's thread (long text keeps its tail)."""
+        did = deployment_id or self._deployment_of(ref.ts)
+        if deployment_id is not None:
+            self._remember(ref.ts, deployment_id)
         try:
             self._api(
                 self.client.chat_postMessage,
@@ -166,12 +228,19 @@ class SlackChat:
                 unfurl_links=False,
             )
         except Exception as exc:
-            log.error("deployment #%s: thread post failed: %s", self._deployment(ref.ts), _error(exc))
+            log.error("%s: thread post failed: %s", _who(did, ref), _error(exc))
 
     def post_message(
-        self, channel: str, text: str, *, buttons: Sequence[Button] = (), mentions: Sequence[str] = ()
+        self,
+        channel: str,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
     ) -> MessageRef | None:
         """Post a channel message (alert, notice), with buttons and mentions."""
+        did = deployment_id or _from_buttons(buttons)
         fallback, blocks = message_blocks(text, buttons, mentions)
         try:
             resp = self._api(
@@ -183,11 +252,13 @@ class SlackChat:
                 unfurl_media=False,
             )
         except Exception as exc:
-            ids = sorted({b.value.split(":", 1)[0] for b in buttons})
-            who = f"deployment #{ids[0]}" if ids else f"channel {channel}"
+            who = f"deployment #{did}" if did else f"channel {channel}"
             log.error("%s: message not posted (%s): %.200s", who, _error(exc), text)
             return None
-        return MessageRef(str(resp["channel"]), str(resp["ts"]))
+        ref = MessageRef(str(resp["channel"]), str(resp["ts"]))
+        if did is not None:
+            self._remember(ref.ts, did)
+        return ref
 
     def post_ephemeral(self, channel: str, user: str, text: str, *, response_url: str | None = None) -> None:
         """Tell one user something; falls back to the command's `response_url` if Slack refuses."""
@@ -234,16 +305,16 @@ class SlackChat:
         return True
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Send every pending card update now and wait until sent; False on timeout."""
+        """Send every pending update now and wait until sent; False on timeout."""
         deadline = self._clock() + timeout
         with self._cond:
             now = self._clock()
             for key, p in self._pending.items():
-                if p.card is not None and not p.sending:
+                if p.latest is not None and not p.sending:
                     p.due = now
                     heapq.heappush(self._queue, (now, key))
             self._cond.notify_all()
-            while any(p.card is not None or p.sending for p in self._pending.values()):
+            while any(p.latest is not None or p.sending for p in self._pending.values()):
                 left = deadline - self._clock()
                 if left <= 0:
                     return False
@@ -293,35 +364,32 @@ class SlackChat:
                     return
                 _, key = heapq.heappop(self._queue)
                 p = self._pending.get(key)
-                if p is None or p.due is None or p.sending or p.card is None:
+                if p is None or p.due is None or p.sending or p.latest is None:
                     continue  # a stale queue entry (already sent by a flush)
                 if p.due > self._clock():
                     continue  # stale entry; the real one comes later
-                card, p.card, p.due, p.sending = p.card, None, None, True
+                update, p.latest, p.due, p.sending = p.latest, None, None, True
             try:
-                self._senders.submit(self._send, key, card)
+                self._senders.submit(self._send, key, update)
             except RuntimeError:  # shutting down: send inline
-                self._send(key, card)
+                self._send(key, update)
 
-    def _send(self, key: tuple[str, str], card: Card) -> None:
+    def _send(self, key: tuple[str, str], update: _Update) -> None:
         channel, ts = key
         retry = False
         try:
-            self._api(
-                self.client.chat_update,
-                channel=channel,
-                ts=ts,
-                text=card_text(card),
-                blocks=card_blocks(card),
-            )
+            text, blocks = update.render()
+            self._api(self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks)
         except Exception as exc:
             error = _error(exc)
             with self._cond:
                 failures = self._pending[key].failures + 1
             retry = failures <= MAX_UPDATE_RETRIES and error not in PERMANENT_ERRORS
+            did = update.deployment_id or self._deployment_of(ts)
             log.error(
-                "deployment #%s: card update failed (%s)%s",
-                card.deployment_id,
+                "%s: %s failed (%s)%s",
+                _who(did, MessageRef(channel, ts)),
+                update.what,
                 error,
                 "; retrying" if retry else "; giving up on this update",
             )
@@ -331,27 +399,35 @@ class SlackChat:
             p.last_sent = self._clock()
             if retry:
                 p.failures += 1
-                if p.card is None:
-                    p.card = card  # nothing newer: the failed state must still get there
+                if p.latest is None:
+                    p.latest = update  # nothing newer: the failed version must still get there
                 p.last_sent += self.window * 2**p.failures
             else:
                 p.failures = 0
-            if p.card is not None:
+            if p.latest is not None:
                 self._schedule(key, p)
             self._cond.notify_all()
 
     def _forget_idle(self) -> None:
         """Bound memory: drop the oldest idle messages (caller holds the lock)."""
         if len(self._pending) > MAX_TRACKED:
-            idle = [k for k, p in self._pending.items() if p.card is None and not p.sending and p.due is None]
+            idle = [
+                k for k, p in self._pending.items() if p.latest is None and not p.sending and p.due is None
+            ]
             for key in idle[: len(self._pending) - MAX_TRACKED // 2]:
                 del self._pending[key]
         while len(self._deployments) > MAX_TRACKED:
             del self._deployments[next(iter(self._deployments))]
 
-    def _deployment(self, ts: str) -> int | str:
+    def _deployment_of(self, ts: str) -> int | None:
+        """The deployment a message (or the card a thread hangs under) belongs to, if known."""
         with self._cond:
-            return self._deployments.get(ts, "?")
+            return self._deployments.get(ts)
+
+    def _remember(self, ts: str, deployment_id: int) -> None:
+        with self._cond:
+            self._deployments.setdefault(ts, deployment_id)
+            self._forget_idle()
 
     def __repr__(self) -> str:
         return f"SlackChat(base_url={self.client.base_url!r}, window={self.window})"
