@@ -84,7 +84,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, Message] = field(default_factory=dict)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(100))
-    _fail: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    _fail: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     _drop: dict[str, int] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     server: ThreadingHTTPServer | None = None
@@ -102,10 +102,19 @@ class FakeSlack:
         """What to pass as `WebClient(base_url=...)` / `SLACK_API_URL`."""
         return self.url + "/api/"
 
-    def fail_next(self, method: str, times: int = 1, *, status: int = 429, retry_after: int = 1) -> None:
-        """Answer the next `times` calls of `method` with `status` (429 carries Retry-After)."""
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        retry_after: int = 1,
+        error: str = "ratelimited",
+    ) -> None:
+        """Answer the next `times` calls of `method` with `status` and `error` (429 carries
+        Retry-After; `status=200` with an `error` is how Slack refuses, e.g. `missing_scope`)."""
         with self._lock:
-            self._fail.setdefault(method, []).extend([(status, retry_after)] * times)
+            self._fail.setdefault(method, []).extend([(status, retry_after, error)] * times)
 
     def drop_next(self, method: str, times: int = 1) -> None:
         """Close the connection of the next `times` calls of `method` without any answer."""
@@ -175,10 +184,10 @@ class FakeSlack:
         with self._lock:
             queued = self._fail.get(method)
             if queued:
-                status, retry_after = queued.pop(0)
+                status, retry_after, error = queued.pop(0)
                 self._record(method, params, status)
                 headers = {"Retry-After": str(retry_after)} if status == 429 else {}
-                return status, {"ok": False, "error": "ratelimited"}, headers
+                return status, {"ok": False, "error": error}, headers
             self._record(method, params, 200)
             if method == "apps.connections.open":
                 if not (auth or "").startswith("Bearer xapp-"):

@@ -68,10 +68,20 @@ class Chat(Protocol):
 
 
 class Directory(Protocol):
-    """Resolves user groups to members (Slack user groups; static in the console)."""
+    """Resolves user groups to members (Slack user groups; static in the console).
+
+    A lookup that fails yields no members (fail closed: nobody gets in through a group that
+    could not be checked), and `problem(group)` then says why, so a refusal can tell the user
+    the group could not be checked rather than that they are not in it.
+    """
 
     def members(self, group: str) -> frozenset[str]:
-        """The user ids in `group` (empty when unknown)."""
+        """The user ids in `group` (empty when unknown or when the lookup failed)."""
+        ...
+
+    def problem(self, group: str) -> str | None:
+        """Why the latest lookup of `group` failed ("could not check group S…: <reason>");
+        None when it succeeded or was not tried."""
         ...
 
 
@@ -84,3 +94,7 @@ class StaticDirectory:
     def members(self, group: str) -> frozenset[str]:
         """Members of `group`."""
         return self._groups.get(group, frozenset())
+
+    def problem(self, group: str) -> str | None:
+        """Never any: the mapping is always there."""
+        return None

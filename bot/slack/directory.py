@@ -3,7 +3,10 @@
 Approver and requester groups in the config are Slack user group ids (`S0123ABCD`). A lookup
 that fails (network, missing `usergroups:read` scope, unknown group) is logged and yields an
 empty set, which the policy turns into a refusal: a Slack outage never crashes a click, and
-never lets anyone through. Failures are not cached, so the next click asks again.
+never lets anyone through. `problem(group)` says why the latest lookup failed ("could not check
+group S0123ABCD: the app lacks the usergroups:read scope…"), so the refusal can say so instead
+of "you are not an approver". Failures are not cached, so the next click asks again; a lookup
+that succeeds clears the problem.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class SlackDirectory:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._problems: dict[str, str] = {}
 
     def members(self, group: str) -> frozenset[str]:
         """The user ids in user group `group` (empty on any error)."""
@@ -47,15 +51,27 @@ class SlackDirectory:
         try:
             resp = self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            log.error("user group %s: usergroups.users.list failed: %s", group, exc.response.get("error"))
-            return frozenset()
+            error = str(exc.response.get("error") or exc.response.status_code)
+            log.error("user group %s: usergroups.users.list failed: %s", group, error)
+            return self._failed(group, _explain(error, exc.response.get("needed")))
         except Exception as exc:
             log.error("user group %s: usergroups.users.list failed: %s: %s", group, type(exc).__name__, exc)
-            return frozenset()
+            return self._failed(group, f"Slack could not be reached ({type(exc).__name__})")
         users = frozenset(str(u) for u in resp.get("users") or ())
         with self._lock:
             self._cache[group] = (now, users)
+            self._problems.pop(group, None)
         return users
+
+    def problem(self, group: str) -> str | None:
+        """Why the latest lookup of `group` failed, for the user; None when it succeeded."""
+        with self._lock:
+            return self._problems.get(group)
+
+    def _failed(self, group: str, reason: str) -> frozenset[str]:
+        with self._lock:
+            self._problems[group] = f"could not check group {group}: {reason}"
+        return frozenset()
 
     def forget(self, group: str | None = None) -> None:
         """Drop one cached group (or all) so the next lookup asks Slack."""
@@ -64,3 +80,17 @@ class SlackDirectory:
                 self._cache.clear()
             else:
                 self._cache.pop(group, None)
+
+
+def _explain(error: str, needed: object = None) -> str:
+    """Slack's error code for a failed `usergroups.users.list`, with what it means."""
+    if error == "missing_scope":
+        scope = needed or "usergroups:read"
+        return f"missing_scope (the Slack app lacks the {scope} scope; reinstall it with that scope)"
+    if error == "no_such_subteam":
+        return "no_such_subteam (Slack has no user group with that id; check the config)"
+    if error in ("invalid_auth", "not_authed", "token_revoked", "account_inactive"):
+        return f"{error} (Slack refused gonogo's token)"
+    if error == "ratelimited":
+        return "ratelimited (Slack asked gonogo to slow down; try again in a minute)"
+    return error
