@@ -28,7 +28,8 @@ if [ -f "$pidfile" ]; then
     old="$(cat "$pidfile")"
     if ours "$old"; then
         kill "$old" 2>/dev/null || true
-        i=0; while kill -0 "$old" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+        # (a zombie waiting for init to reap it is no longer "ours": its args are gone)
+        i=0; while ours "$old" && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
     fi
 fi
 cd "$app"
