@@ -23,9 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.windows import Freeze, Window, parse_freeze, parse_window
 from runners.base import Host, Step
-from runners.checks import _COMMON_KEYS as CHECK_COMMON_KEYS
-from runners.checks import _KEYS as CHECK_KEYS
-from runners.checks import Check, parse_check
+from runners.checks import CHECK_COMMON_KEYS, CHECK_KEYS, Check, parse_check
 from runners.strategy import Strategy
 from runners.template import STANDARD_VARS, placeholders, unknown_placeholders
 

@@ -32,7 +32,17 @@ from bot.card import Button, Card, build_card
 from bot.chat.base import Chat, Directory, MessageRef, StaticDirectory
 from bot.clock import Clock, SystemClock
 from bot.config import Config, Environment
-from bot.domain import Approval, Deployment, Event, EventRecord, IllegalTransition, Lock, State, transition
+from bot.domain import (
+    FINAL_STATES,
+    Approval,
+    Deployment,
+    Event,
+    EventRecord,
+    IllegalTransition,
+    Lock,
+    State,
+    transition,
+)
 from bot.errors import Refused
 from bot.monitoring import Monitoring
 from bot.policy import may_approve, may_force, may_operate, may_request
@@ -40,7 +50,7 @@ from bot.refs import NullResolver, RefError, RefResolver
 from bot.scheduler import Scheduler
 from bot.stats import Dora, StatsRecord, compute_dora
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store
-from bot.windows import check_window, format_next_open, parse_freeze, parse_window
+from bot.windows import check_window, format_next_open
 from runners.base import Backend, HostResult, StepResult
 from runners.pipeline import Pipeline, ProgressEvent, StageResult
 from runners.redact import Redactor
@@ -131,7 +141,7 @@ class Engine:
         backends: BackendFactory | None = None,
         workers: int | None = None,
         leadership: Callable[[Callable[[], None], Callable[[], None]], Leadership] | None = None,
-        retention_days: float = 30,
+        retention_days: float | None = None,
     ) -> None:
         from bot.signoff import SignOff
 
@@ -145,7 +155,7 @@ class Engine:
         self.scheduler = Scheduler(store, self.clock)
         self.monitoring = Monitoring(self)
         self.signoffs = SignOff(self)
-        self.retention_days = retention_days
+        self.retention_days = config.bot.retention_days if retention_days is None else retention_days
         self._pool = ThreadPoolExecutor(
             max_workers=workers or config.bot.workers, thread_name_prefix="gonogo-work"
         )
@@ -442,14 +452,10 @@ class Engine:
         return d
 
     def _window_refusal(self, env: Environment, when: datetime) -> str | None:
-        if not env.windows and not env.freezes:
+        if not env.deploy_windows and not env.freeze_periods:
             return None
         tz = ZoneInfo(env.timezone)
-        windows = [parse_window(w) for w in env.windows]
-        freezes = [
-            parse_freeze(f["start"], f["end"], f.get("reason", "deploy freeze"), tz) for f in env.freezes
-        ]
-        decision = check_window(when, windows, freezes, tz)
+        decision = check_window(when, env.deploy_windows, env.freeze_periods, tz)
         if decision.open:
             return None
         nxt = f"; next window opens {format_next_open(decision.next_open)}" if decision.next_open else ""
@@ -1115,18 +1121,28 @@ class Engine:
                 metrics.DEPLOYMENTS.labels(saved.env, saved.kind, saved.state.value).inc()
             if refresh:
                 self.refresh_card(saved)
+            if saved.kind == "rollback" and saved.state in FINAL_STATES and saved.state != d.state:
+                self._rollback_finished(saved)
             return saved
         raise Refused("too many concurrent changes; try again")
 
+    def _rollback_finished(self, rollback: Deployment) -> None:
+        """A rollback ended (done, failed, declined...): a sign-off waiting on it settles now."""
+        try:
+            self.signoffs.on_rollback_finished(rollback)
+        except Exception:
+            log.exception("%s: settling the sign-off after the rollback failed", rollback.label)
+
     def update(self, deployment_id: int, change: Callable[[Deployment], Deployment]) -> Deployment:
-        """Save a non-state change compare-and-set (progress, details), retrying on races."""
+        """Save a non-state change compare-and-set (progress, details), retrying on races;
+        Refused when it keeps losing them."""
         for _ in range(MAX_CAS_RETRIES):
             d = self.deployment(deployment_id)
             try:
                 return self.store.transition(change(d), d.version)
             except StaleDeployment:
                 continue
-        return self.deployment(deployment_id)
+        raise Refused("too many concurrent changes; try again")
 
     def event(self, actor: str, action: str, d: Deployment, detail: str | None) -> EventRecord:
         """An event-log line about `d`."""

@@ -378,22 +378,13 @@ class SignOff:
     # -- helpers ----------------------------------------------------------------------------------
     def _change(self, deployment_id: int, change: SignoffChange) -> Deployment:
         """Apply `change` to the fresh sign-off state, compare-and-set (`Engine.update` re-reads
-        and re-applies it on a race); Refused when every attempt lost its race."""
-        from bot.engine import MAX_CAS_RETRIES
-
-        wanted: list[dict[str, Any]] = []
+        and re-applies it on a race, and is Refused when every attempt lost its race)."""
 
         def apply(cur: Deployment) -> Deployment:
             signoff = change(cur, dict(cur.details.get("signoff", {})))
-            wanted.append(signoff)
             return replace(cur, details={**cur.details, "signoff": signoff})
 
-        d = self.engine.update(deployment_id, apply)
-        # `update` calls `apply` again only after a lost race and gives up silently after the
-        # last one; the row it returns may already hold a later writer's change on top of ours.
-        if len(wanted) >= MAX_CAS_RETRIES and d.details.get("signoff") != wanted[-1]:
-            raise Refused("too many concurrent changes; try again")
-        return d
+        return self.engine.update(deployment_id, apply)
 
     def _undo(self, deployment_id: int, mine: Callable[[dict[str, Any]], bool], *keys: str) -> None:
         """Take back a claim this call made (its action was refused further on)."""

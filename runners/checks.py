@@ -851,8 +851,9 @@ class FailureTracker:
 # --------------------------------------------------------------------------- parsing
 
 
-_COMMON_KEYS = frozenset({"name", "type"})
-_KEYS: dict[str, frozenset[str]] = {
+#: Keys every check table may have, and the keys of each check type (config validation uses them).
+CHECK_COMMON_KEYS = frozenset({"name", "type"})
+CHECK_KEYS: dict[str, frozenset[str]] = {
     "http": frozenset(
         {
             "url",
@@ -957,17 +958,17 @@ def parse_check(d: Mapping[str, Any], path: str) -> tuple[Check | None, list[str
     name = r.string("name", required=True)
     kind: str | None = None
     if "type" not in d:
-        r.problem("type", f"required (one of: {', '.join(_KEYS)})")
-    elif not isinstance(d["type"], str) or d["type"] not in _KEYS:
-        r.problem("type", f"must be one of: {', '.join(_KEYS)}")
+        r.problem("type", f"required (one of: {', '.join(CHECK_KEYS)})")
+    elif not isinstance(d["type"], str) or d["type"] not in CHECK_KEYS:
+        r.problem("type", f"must be one of: {', '.join(CHECK_KEYS)}")
     else:
         kind = d["type"]
 
     if kind is not None:
-        allowed = _COMMON_KEYS | _KEYS[kind]
+        allowed = CHECK_COMMON_KEYS | CHECK_KEYS[kind]
         for key in d:
             if key not in allowed:
-                owners = [k for k, keys in _KEYS.items() if key in keys]
+                owners = [k for k, keys in CHECK_KEYS.items() if key in keys]
                 hint = f" (only for {' or '.join(owners)} checks)" if owners else ""
                 r.problem(str(key), f"unknown key for a {kind} check{hint}")
 

@@ -34,6 +34,7 @@ heartbeat_interval = "0.2s"
 backend = "local"
 hosts = ["h1", "h2", "h3"]
 on_call = ["carol"]
+{env_keys}
 [environments.prod.strategy]
 kind = "sequential"
 [[environments.prod.steps.deploy]]
@@ -45,8 +46,9 @@ run = "echo back-{{release_id}} >> {data}/log"
 """
 
 
-def make_config(tmp_path: Path, step: str = "true", extra: str = "") -> Config:
-    text = CONFIG.format(data=tmp_path, step=step) + extra
+def make_config(tmp_path: Path, step: str = "true", extra: str = "", env_keys: str = "") -> Config:
+    """The test environment: `step` in its deploy step, `env_keys` in its table, `extra` tables after."""
+    text = CONFIG.format(data=tmp_path, step=step, env_keys=env_keys) + extra
     return parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
 
 
@@ -361,8 +363,7 @@ def test_a_no_go_from_someone_who_may_not_approve_changes_nothing(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     extra = '[environments.prod.approvals]\nrequired = 1\napprovers = ["bob"]\n'
-    config = make_config(tmp_path, extra=extra)
-    config = replace(config, environments={"prod": replace(config.environments["prod"], approval_ttl=3600)})
+    config = make_config(tmp_path, extra=extra, env_keys='approval_ttl = "1h"')
     e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
@@ -376,9 +377,7 @@ def test_a_no_go_from_someone_who_may_not_approve_changes_nothing(
 def test_go_outside_the_window_is_refused_even_if_the_card_was_posted_inside(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
-    config = make_config(tmp_path)
-    env = replace(config.environments["prod"], windows=("Mon-Thu 09:00-16:00",), timezone="UTC")
-    config = replace(config, environments={"prod": env})
+    config = make_config(tmp_path, env_keys='windows = ["Mon-Thu 09:00-16:00"]')
     clock = FakeClock(datetime(2026, 11, 26, 15, 50, tzinfo=UTC))  # a Thursday, ten minutes left
     e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat(), clock=clock)
     engines.append(e)

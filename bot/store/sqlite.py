@@ -225,19 +225,20 @@ class SqliteStore:
         row = deployment_row(d)
         row["version"] = expected_version + 1
         sets = ", ".join(f"{col} = ?" for col in row)
-        try:
-            with self._tx() as conn:
-                cur = conn.execute(
-                    f"UPDATE deployments SET {sets} WHERE id = ? AND version = ?",
-                    [*row.values(), d.id, expected_version],
-                )
-                if cur.rowcount != 1:
-                    raise StaleDeployment(f"deployment #{d.id} changed since it was read")
-                if event is not None:
-                    self._insert_event(conn, _with_deployment(event, d.id))
-        except sqlite3.IntegrityError as exc:
-            raise ActiveDeploymentExists(self.active(d.env)) from exc
-        saved = self.get(d.id)
+        with self._lock:  # read back what *this* write stored, before any other writer
+            try:
+                with self._tx() as conn:
+                    cur = conn.execute(
+                        f"UPDATE deployments SET {sets} WHERE id = ? AND version = ?",
+                        [*row.values(), d.id, expected_version],
+                    )
+                    if cur.rowcount != 1:
+                        raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                    if event is not None:
+                        self._insert_event(conn, _with_deployment(event, d.id))
+            except sqlite3.IntegrityError as exc:
+                raise ActiveDeploymentExists(self.active(d.env)) from exc
+            saved = self.get(d.id)
         assert saved is not None
         return saved
 
