@@ -149,7 +149,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         print("gonogo: the Slack adapter is not available in this build", file=sys.stderr)
         return 2
-    return int(serve(_load(_config_path(args.config)), port=getattr(args, "port", None)))
+    return int(
+        serve(
+            _load(_config_path(args.config)),
+            port=getattr(args, "port", None),
+            mode=getattr(args, "mode", "auto"),
+        )
+    )
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -247,9 +253,18 @@ def parser() -> argparse.ArgumentParser:
     console.set_defaults(func=cmd_console)
 
     serve = sub.add_parser(
-        "serve", parents=[common], help="run the Slack app (Socket Mode with SLACK_APP_TOKEN, else HTTP)"
+        "serve",
+        parents=[common],
+        help="run the Slack app: --mode http or socket (auto: Socket Mode with SLACK_APP_TOKEN, else HTTP)",
     )
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default $PORT or 3000)")
+    serve.add_argument(
+        "--mode",
+        choices=["auto", "http", "socket"],
+        default="auto",
+        help="http (needs SLACK_SIGNING_SECRET), socket (needs SLACK_APP_TOKEN), "
+        "or auto (default): socket when SLACK_APP_TOKEN is set, else http",
+    )
     serve.set_defaults(func=cmd_serve)
 
     config = sub.add_parser("config", help="configuration tools")

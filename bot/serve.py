@@ -1,15 +1,19 @@
-"""`gonogo serve`: run the Slack app, in Socket Mode or over HTTP.
+"""`gonogo serve [--mode auto|http|socket]`: run the Slack app, in Socket Mode or over HTTP.
 
-- `SLACK_APP_TOKEN` set → Socket Mode (`slack_bolt.adapter.socket_mode`, built-in client): no
-  public URL needed.
-- otherwise HTTP mode: slash commands, interactivity and events at `POST /slack/events`, served
-  by uvicorn (ASGI) on `--port` (default `$PORT`, else 3000), host `$HOST` (default 0.0.0.0).
+- `--mode socket` → Socket Mode (`slack_bolt.adapter.socket_mode`, built-in client): no public
+  URL needed; needs `SLACK_APP_TOKEN`.
+- `--mode http` → HTTP mode: slash commands, interactivity and events at `POST /slack/events`,
+  served by uvicorn (ASGI) on `--port` (default `$PORT`, else 3000), host `$HOST` (default
+  0.0.0.0); needs `SLACK_SIGNING_SECRET` (an `SLACK_APP_TOKEN` in the environment is ignored).
+- `--mode auto` (the default) → Socket Mode when `SLACK_APP_TOKEN` is set, else HTTP mode.
+  The Procfile names the mode of each process type instead of relying on the environment.
 
 The ops endpoints (`/livez`, `/readyz`, `/metrics`, `/status.json`, see `bot.ops`) are served
 beside `/slack/events` in HTTP mode, and on the same port by a small side server in Socket Mode.
 
-`SLACK_BOT_TOKEN` is always needed, `SLACK_SIGNING_SECRET` in HTTP mode; a missing one stops
-start-up with a message naming it and where to find it (exit code 2). SIGTERM/SIGINT stop
+`SLACK_BOT_TOKEN` is always needed, `SLACK_SIGNING_SECRET` in HTTP mode, `SLACK_APP_TOKEN` in
+Socket Mode; a missing one stops start-up with a message naming it and where to find it (exit
+code 2). SIGTERM/SIGINT stop
 taking requests, finish the ones in hand, let running deployments finish
 (`engine.shutdown`), flush card updates, and close the store.
 """
@@ -34,6 +38,7 @@ from bot.engine import Engine
 log = logging.getLogger("gonogo.serve")
 
 DEFAULT_PORT = 3000
+MODES = ("auto", "http", "socket")
 ADAPTER_WORKERS = 8
 ACK_PRIORITY_WAIT = 1.0  # the longest work waits for acks in a burst (see bot.slack.app.AckGate)
 
@@ -43,8 +48,7 @@ _WHERE = {
         "(install the app to your workspace first)"
     ),
     "SLACK_SIGNING_SECRET": (
-        "api.slack.com/apps → your app → Basic Information → App Credentials → Signing Secret "
-        "(HTTP mode; or set SLACK_APP_TOKEN to use Socket Mode instead)"
+        "api.slack.com/apps → your app → Basic Information → App Credentials → Signing Secret"
     ),
     "SLACK_APP_TOKEN": (
         "an app-level token (xapp-…) with the connections:write scope: api.slack.com/apps → "
@@ -59,31 +63,49 @@ class StartupError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """What serve reads from the environment."""
+    """What serve reads from the environment, and the mode it runs in ("http" or "socket")."""
 
     bot_token: str
     signing_secret: str | None
     app_token: str | None
     port: int
     host: str
+    mode: str = "http"
 
     @property
     def socket_mode(self) -> bool:
-        """Socket Mode when an app-level token is given."""
-        return bool(self.app_token)
+        """True in Socket Mode."""
+        return self.mode == "socket"
 
 
-def settings_from_env(environ: Mapping[str, str], port: int | None = None) -> Settings:
-    """Read tokens, port and host; StartupError naming what is missing and where to get it."""
+def settings_from_env(environ: Mapping[str, str], port: int | None = None, mode: str = "auto") -> Settings:
+    """Read tokens, port and host for `mode` ("auto": Socket Mode when SLACK_APP_TOKEN is set);
+    StartupError naming what is missing and where to get it."""
+    if mode not in MODES:
+        raise StartupError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     bot_token = environ.get("SLACK_BOT_TOKEN", "").strip()
     app_token = environ.get("SLACK_APP_TOKEN", "").strip() or None
     secret = environ.get("SLACK_SIGNING_SECRET", "").strip() or None
     if not bot_token:
         raise StartupError(f"SLACK_BOT_TOKEN is not set. It is {_WHERE['SLACK_BOT_TOKEN']}.")
-    if app_token is not None and not app_token.startswith("xapp-"):
-        raise StartupError(f"SLACK_APP_TOKEN does not look like {_WHERE['SLACK_APP_TOKEN']}.")
-    if app_token is None and secret is None:
-        raise StartupError(f"SLACK_SIGNING_SECRET is not set. Find it at {_WHERE['SLACK_SIGNING_SECRET']}.")
+    if mode == "auto":
+        mode = "socket" if app_token is not None else "http"
+        secret_hint = " (HTTP mode; or set SLACK_APP_TOKEN to use Socket Mode instead)"
+    else:
+        secret_hint = " (--mode http needs it)"
+    if mode == "http":
+        app_token = None  # not used over HTTP, even when the environment has one
+        if secret is None:
+            raise StartupError(
+                f"SLACK_SIGNING_SECRET is not set. Find it at {_WHERE['SLACK_SIGNING_SECRET']}{secret_hint}."
+            )
+    else:
+        if app_token is None:
+            raise StartupError(
+                f"SLACK_APP_TOKEN is not set; --mode socket needs {_WHERE['SLACK_APP_TOKEN']}."
+            )
+        if not app_token.startswith("xapp-"):
+            raise StartupError(f"SLACK_APP_TOKEN does not look like {_WHERE['SLACK_APP_TOKEN']}.")
     if port is None:
         raw = environ.get("PORT", "").strip()
         try:
@@ -92,7 +114,8 @@ def settings_from_env(environ: Mapping[str, str], port: int | None = None) -> Se
             raise StartupError(f"PORT must be a number, not {raw!r}") from None
     if not 0 <= port <= 65535:
         raise StartupError(f"the port must be between 0 and 65535, not {port}")
-    return Settings(bot_token, secret, app_token, port, environ.get("HOST", "").strip() or "0.0.0.0")
+    host = environ.get("HOST", "").strip() or "0.0.0.0"
+    return Settings(bot_token, secret, app_token, port, host, mode)
 
 
 @dataclass
@@ -227,11 +250,17 @@ class _Signals:
             signal.signal(sig, old)
 
 
-def serve(config: Config, port: int | None = None, *, environ: Mapping[str, str] | None = None) -> int:
-    """Run the Slack app until SIGTERM/SIGINT; the process exit code."""
+def serve(
+    config: Config,
+    port: int | None = None,
+    *,
+    mode: str = "auto",
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run the Slack app in `mode` (auto, http, socket) until SIGTERM/SIGINT; the exit code."""
     env = os.environ if environ is None else environ
     try:
-        settings = settings_from_env(env, port)
+        settings = settings_from_env(env, port, mode)
     except StartupError as exc:
         print(f"gonogo: {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,14 @@ import pytest
 from bot.config import Config, load_config
 from bot.domain import State
 from bot.manifest import manifest_yaml
-from bot.serve import SlackRuntime, build_runtime, http_server, settings_from_env, socket_mode_handler
+from bot.serve import (
+    SlackRuntime,
+    StartupError,
+    build_runtime,
+    http_server,
+    settings_from_env,
+    socket_mode_handler,
+)
 from bot.slack.chat import SlackChat, make_client
 from bot.slack.directory import SlackDirectory
 from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config
@@ -584,28 +591,68 @@ def _serve(config: Path, env: dict[str, str], *args: str) -> subprocess.Popen[st
 
 
 @pytest.mark.parametrize(
-    ("env", "named", "where"),
+    ("env", "args", "named", "where"),
     [
-        ({}, "SLACK_BOT_TOKEN", "OAuth & Permissions"),
-        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET", "Basic Information"),
+        ({}, (), "SLACK_BOT_TOKEN", "OAuth & Permissions"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, (), "SLACK_SIGNING_SECRET", "Basic Information"),
         (
             {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-oops"},
+            (),
             "SLACK_APP_TOKEN",
             "App-Level Tokens",
+        ),
+        # the chosen mode decides what is needed, whatever else the environment has
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"},
+            ("--mode", "socket"),
+            "SLACK_APP_TOKEN is not set; --mode socket needs",
+            "App-Level Tokens",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1-A0GONOGO-1-secret"},
+            ("--mode", "http"),
+            "SLACK_SIGNING_SECRET is not set",
+            "--mode http needs it",
         ),
     ],
 )
 def test_serve_without_its_secrets_stops_with_a_clear_message(
-    demo_config_path: Path, env: dict[str, str], named: str, where: str
+    demo_config_path: Path, env: dict[str, str], args: tuple[str, ...], named: str, where: str
 ) -> None:
-    proc = _serve(demo_config_path, env)
+    proc = _serve(demo_config_path, env, *args)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert named in err and where in err and "Traceback" not in err
 
 
+def test_the_mode_comes_from_the_flag_and_auto_from_the_app_token() -> None:
+    both = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": "xapp-1"}
+    assert settings_from_env(both).socket_mode  # auto: the app token selects Socket Mode
+    http = settings_from_env(both, mode="http")
+    assert not http.socket_mode and http.app_token is None and http.signing_secret == "s"
+    assert settings_from_env(both, mode="socket").socket_mode
+    assert not settings_from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}).socket_mode
+    socket_only = settings_from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}, mode="socket")
+    assert socket_only.socket_mode and socket_only.signing_secret is None
+    with pytest.raises(StartupError, match="--mode must be one of auto, http, socket"):
+        settings_from_env(both, mode="websocket")
+
+
+def test_the_procfile_names_the_mode_of_each_process_type() -> None:
+    processes = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
+    )
+    assert "gonogo serve --mode http " in processes["web"] and "--port ${PORT" in processes["web"]
+    assert "gonogo serve --mode socket " in processes["worker"]
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "args"),
+    [({}, ()), ({"SLACK_APP_TOKEN": "xapp-1-A0GONOGO-1-secret"}, ("--mode", "http"))],
+    ids=["auto", "mode-http-despite-an-app-token"],
+)
 def test_serve_runs_http_mode_and_stops_cleanly_on_sigterm(
-    demo_config_path: Path, slack_api: FakeSlack
+    demo_config_path: Path, slack_api: FakeSlack, extra_env: dict[str, str], args: tuple[str, ...]
 ) -> None:
     port = free_port()
     proc = _serve(
@@ -616,7 +663,9 @@ def test_serve_runs_http_mode_and_stops_cleanly_on_sigterm(
             "SLACK_API_URL": slack_api.api_url,
             "PORT": str(port),
             "HOST": "127.0.0.1",
+            **extra_env,
         },
+        *args,
     )
     try:
         url = f"http://127.0.0.1:{port}/slack/events"
@@ -635,7 +684,8 @@ def test_serve_runs_http_mode_and_stops_cleanly_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert "Traceback" not in err
+        assert "Traceback" not in err and "starting HTTP mode" in err
+        assert not slack_api.calls_of("apps.connections.open")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -656,6 +706,8 @@ def test_serve_in_socket_mode_acks_over_the_websocket_and_replies(
             "PORT": str(free_port()),
             "HOST": "127.0.0.1",
         },
+        "--mode",
+        "socket",  # as the Procfile's worker runs it
     )
     try:
         slack_api.wait_for(lambda: socket.connections, timeout=30, what="the Socket Mode connection")
