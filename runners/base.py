@@ -43,17 +43,27 @@ class Step:
 
 @dataclass(frozen=True)
 class CommandOutcome:
-    """What one command on one host did. `exit_code` is None when it never ran to an exit."""
+    """What one command on one host did. `exit_code` is None when it never ran to an exit.
+
+    A command killed by a signal has the shell's code for it (128 + the signal number) and an
+    `error` such as `killed by SIGKILL after 0.2s`. `connect` is the time `run` spent
+    (re)connecting before the command started, which is not part of the command's duration.
+    """
 
     exit_code: int | None
     output: str
     timed_out: bool = False
     error: str | None = None
+    connect: float = 0.0
 
 
 @dataclass(frozen=True)
 class HostResult:
-    """The result of one step on one host, with a redacted output tail."""
+    """The result of one step on one host, with a redacted output tail.
+
+    `duration` is the command's own run time; `connect` is the time spent opening the host's
+    session for it (SSH handshake, usually only on a host's first step), reported apart.
+    """
 
     host: str
     step: str
@@ -62,6 +72,7 @@ class HostResult:
     duration: float = 0.0
     output: str = ""
     error: str | None = None
+    connect: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -1,7 +1,8 @@
 """Local backend: runs step commands on this machine with `/bin/sh -c`.
 
 Used by the demo environment and by tests. A timeout kills the command's whole process group,
-so nothing it started keeps running.
+so nothing it started keeps running. A command killed by a signal is reported as such
+(`killed by SIGKILL after 0.2s`, exit code 128 + the signal number, as a shell would say).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
@@ -34,6 +36,7 @@ class LocalSession:
     ) -> CommandOutcome:
         """Run `command` in a shell, streaming merged stdout/stderr."""
         tail = TailBuffer()
+        started = time.monotonic()
         try:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", command],
@@ -66,6 +69,12 @@ class LocalSession:
                 exit_code=None, output=tail.text(), timed_out=True, error=f"timed out after {timeout:g}s"
             )
         reader.join(timeout=5)
+        if code < 0:
+            return CommandOutcome(
+                exit_code=128 - code,
+                output=tail.text(),
+                error=f"killed by {signal_name(-code)} after {time.monotonic() - started:.1f}s",
+            )
         return CommandOutcome(exit_code=code, output=tail.text())
 
     def put(self, local: str, remote: str) -> None:
@@ -76,6 +85,14 @@ class LocalSession:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def signal_name(number: int) -> str:
+    """`SIGKILL` for 9; `signal 64` for a number this platform has no name for."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -4,7 +4,15 @@ Capistrano-style: a stage (`pre_deploy`, `deploy`, `verify`, `rollback`) is a li
 the strategy splits hosts into batches; within a batch each step runs on the batch's hosts
 concurrently (bounded by `max_parallel`). A failure stops the stage after the current step
 of the current batch; later batches are reported as skipped. Sessions are opened lazily,
-once per host, and reused by every stage until `close()`.
+once per host, and reused by every stage until `close()`. The hosts of a batch run on a pool
+of worker threads started once per pipeline (so a wide batch does not wait for threads to be
+created one by one while earlier hosts are already busy with their handshakes).
+
+A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
+own `duration`. Output is redacted whole lines at a time; an overlong unfinished line is cut
+only where no secret (however long) can straddle the cut. A backend may declare `secrets` of
+its own (the SSH backend's sudo password): they are redacted too. A backend with an `observe`
+method sees every progress event first (the printer uses it to print batches in order).
 
 This module also owns the *command lines*: `sudo_command` (what `render` emits for `sudo`
 steps) and `remote_command` (how a remote backend wraps a rendered command with the step
@@ -22,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from runners.base import (
     Backend,
@@ -54,6 +62,9 @@ ENV_MARKER = "#gonogo-env"
 ENV_LOADER = "eval \"$(sed -n '/^" + ENV_MARKER + "$/,$p')\""
 _SUDO = ("sudo", "-n", "sh", "-c")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The shell a timed step runs in: the login shell that runs it without a timeout (sshd runs
+#: commands with `$SHELL -c`), so a timeout never changes the shell's dialect.
+LOGIN_SHELL = '"${SHELL:-/bin/sh}"'
 
 
 def sudo_command(command: str) -> str:
@@ -85,8 +96,11 @@ def remote_command(
 ) -> RemoteCommand:
     """Wrap a rendered command the way a remote (SSH) backend runs it.
 
-    - `timeout`: `timeout --kill-after=5 N sh -c '<command>'`, so the remote work really stops
-      (exit 124, or 137 when it had to be killed).
+    - `timeout`: `exec timeout --kill-after=5 N "$SHELL" -c '<command>'`, so the remote work
+      really stops (exit 124, or 137 when it had to be killed). The command runs in the same
+      shell as without a timeout (the login shell; `sh` inside sudo), and `exec` makes a signal
+      that kills the command the session's own exit signal (timeout re-raises it), as without
+      a timeout.
     - `env`: values travel on stdin (never on any command line, so `ps` on the host cannot see
       them): the line starts with `ENV_LOADER`, which evals the `export K='v'` lines.
     - sudo steps (`sudo_command` form): the timeout and the exports go *inside* sudo; with a
@@ -100,7 +114,8 @@ def remote_command(
     use_password = sudo and sudo_password is not None
     body = inner
     if timeout:
-        body = f"timeout --kill-after={KILL_AFTER} {format_seconds(timeout)} sh -c {shlex.quote(inner)}"
+        shell = "sh" if sudo else LOGIN_SHELL
+        body = f"exec timeout --kill-after={KILL_AFTER} {format_seconds(timeout)} {shell} -c {shlex.quote(inner)}"
     stdin_lines: list[str] = []
     if use_password:
         stdin_lines.append(str(sudo_password))
@@ -192,8 +207,12 @@ class Pipeline:
         self.strategy = strategy
         self.variables = dict(variables)
         self.env = dict(env or {})
-        self.redact = redactor or Redactor()
+        redact = redactor or Redactor()
+        backend_secrets = tuple(getattr(backend, "secrets", ()) or ())
+        self.redact = redact.extended(backend_secrets) if backend_secrets else redact
         self.on_progress = on_progress
+        observe = getattr(backend, "observe", None)
+        self._observe: ProgressSink | None = observe if callable(observe) else None
         self.stop = stop or threading.Event()
         # `stop` ends the rollout after the current batch (abort); `halt` after the current
         # step (shutdown), so the record says exactly where to resume.
@@ -201,6 +220,12 @@ class Pipeline:
         self._sessions: dict[str, HostSession] = {}
         self._session_errors: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._workers: _Workers | None = None
+
+    def _progress(self, event: ProgressEvent) -> None:
+        if self._observe is not None:
+            self._observe(event)
+        self.on_progress(event)
 
     # -- sessions -------------------------------------------------------------------------
     def _session(self, host: Host) -> HostSession:
@@ -221,13 +246,24 @@ class Pipeline:
         return session
 
     def close(self) -> None:
-        """Close every session and the backend."""
+        """Close every session, the worker threads and the backend."""
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
+            workers, self._workers = self._workers, None
         for session in sessions:
             with contextlib.suppress(Exception):
                 session.close()
+        if workers is not None:
+            workers.close()
         self.backend.close()
+
+    def _pool(self) -> _Workers:
+        """The pipeline's worker threads: as many as the widest batch may use, started at once."""
+        with self._lock:
+            if self._workers is None:
+                widest = max((len(b) for b in self.strategy.batches(self.hosts)), default=1)
+                self._workers = _Workers(max(1, min(self.strategy.max_parallel, widest)))
+            return self._workers
 
     # -- running --------------------------------------------------------------------------
     def render(self, step: Step, host: Host) -> str:
@@ -243,7 +279,7 @@ class Pipeline:
         and the untouched hosts are listed in `StageResult.skipped`.
         """
         result = StageResult(stage=stage)
-        self.on_progress(ProgressEvent("stage_started", stage))
+        self._progress(ProgressEvent("stage_started", stage))
         batches = self.strategy.batches(self.hosts)
         once_done: set[str] = set()
         index = start_batch
@@ -256,7 +292,7 @@ class Pipeline:
             if index > start_batch and self.strategy.pause and self.stop.wait(self.strategy.pause):
                 result.aborted = True
                 break
-            self.on_progress(
+            self._progress(
                 ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
             )
             for step in steps:
@@ -280,7 +316,7 @@ class Pipeline:
         else:
             index = len(batches)
         result.skipped = [h.name for batch in batches[max(index, start_batch) :] for h in batch]
-        self.on_progress(ProgressEvent("stage_done", stage, hosts=tuple(result.skipped)))
+        self._progress(ProgressEvent("stage_done", stage, hosts=tuple(result.skipped)))
         return result
 
     def _targets(self, step: Step, batch: list[Host], once_done: set[str]) -> list[Host]:
@@ -298,19 +334,17 @@ class Pipeline:
 
     def run_step(self, stage: str, step: Step, hosts: Sequence[Host], *, batch_index: int = 0) -> StepResult:
         """Run one step on `hosts` concurrently (at most `max_parallel`), results in host order."""
-        self.on_progress(
+        self._progress(
             ProgressEvent(
                 "step_started", stage, step=step.name, batch=batch_index, hosts=tuple(h.name for h in hosts)
             )
         )
-        workers = max(1, min(self.strategy.max_parallel, len(hosts)))
-        if workers == 1:
+        if len(hosts) == 1 or self.strategy.max_parallel <= 1:
             results = [self._run_on_host(stage, step, h) for h in hosts]
         else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-host") as pool:
-                results = list(pool.map(lambda h: self._run_on_host(stage, step, h), hosts))
+            results = self._pool().map(lambda h: self._run_on_host(stage, step, h), hosts)
         step_result = StepResult(step=step.name, hosts=tuple(results))
-        self.on_progress(ProgressEvent("step_done", stage, step=step.name, result=step_result))
+        self._progress(ProgressEvent("step_done", stage, step=step.name, result=step_result))
         return step_result
 
     def _run_on_host(self, stage: str, step: Step, host: Host) -> HostResult:
@@ -319,15 +353,15 @@ class Pipeline:
             command = self.render(step, host)
         except ValueError as exc:
             result = HostResult(host.name, step.name, "error", error=str(exc))
-            self.on_progress(ProgressEvent("host_done", stage, step=step.name, result=result))
+            self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
             return result
         tail = TailBuffer()
-        lines = _LineBuffer()
+        lines = _LineBuffer(self.redact)
 
         def emit(text: str) -> None:
             text = self.redact(text)
             tail.write(text)
-            self.on_progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
+            self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         def sink(chunk: str) -> None:
             # Redact whole lines: a secret split across two chunks is still masked.
@@ -337,15 +371,25 @@ class Pipeline:
 
         outcome: CommandOutcome | None = None
         error: str | None = None
+        opened = started
+        with self._lock:
+            reused = host.name in self._sessions
         try:
             session = self._session(host)
+            opened = time.monotonic()
             outcome = session.run(command, timeout=step.timeout, env=self.env, on_output=sink)
         except HostUnreachable as exc:
             # The message names the host ("app3: connection refused"); HostResult adds the name.
             error = str(exc).removeprefix(f"{host.name}: ")
+            opened = time.monotonic()
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        duration = time.monotonic() - started
+        finished = time.monotonic()
+        # Connection set-up (opening the session, or reconnecting inside `run`) is reported apart
+        # from the command's own duration, so the first step of a deploy is not slower on paper.
+        reconnect = outcome.connect if outcome is not None else 0.0
+        connect = (0.0 if reused else opened - started) + reconnect
+        duration = max(0.0, finished - opened - reconnect)
         rest = lines.flush()
         if rest:
             emit(rest)
@@ -372,20 +416,54 @@ class Pipeline:
             duration=duration,
             output=output,
             error=self.redact(error) if error else None,
+            connect=connect,
         )
-        self.on_progress(ProgressEvent("host_done", stage, step=step.name, result=result))
+        self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
         return result
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _Workers:
+    """A fixed set of worker threads, all started before any work is handed out.
+
+    `ThreadPoolExecutor` starts a thread per submitted task, one at a time; when the first
+    tasks are already busy (SSH handshakes are CPU work under the GIL), starting the fiftieth
+    thread takes a good part of a second. Here every thread exists before the first task.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="gonogo-host")
+        ready = threading.Barrier(size + 1, timeout=60)
+        for _ in range(size):
+            self._pool.submit(ready.wait)
+        ready.wait()
+
+    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """`fn` over `items` on the workers (at most `size` at once); results in item order."""
+        return list(self._pool.map(fn, items))
+
+    def close(self) -> None:
+        """Stop the threads (after the work in hand)."""
+        self._pool.shutdown(wait=True)
+
+
 class _LineBuffer:
-    """Holds back an unfinished line so output is emitted (and redacted) whole lines at a time."""
+    """Holds back an unfinished line so output is emitted (and redacted) whole lines at a time.
 
-    #: An unfinished line longer than this is emitted anyway, minus a tail kept for redaction.
+    An unfinished line longer than `MAX_PENDING` is emitted anyway, cut where the redactor says
+    no secret can straddle the cut (`Redactor.safe_cut`): whatever the secrets' lengths, and
+    even for a secret containing newlines, no piece of one is ever emitted unmasked.
+    """
+
     MAX_PENDING = 8192
-    KEEP = 256
 
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
         self._pending = ""
+        self._redactor = redactor if redactor else None
         self._lock = threading.Lock()
 
     def feed(self, chunk: str) -> str:
@@ -394,7 +472,9 @@ class _LineBuffer:
             text = self._pending + chunk
             cut = max(text.rfind("\n"), text.rfind("\r")) + 1
             if cut == 0 and len(text) > self.MAX_PENDING:
-                cut = len(text) - self.KEEP
+                cut = len(text)
+            if cut and self._redactor is not None:
+                cut = self._redactor.safe_cut(text, cut)
             ready, self._pending = text[:cut], text[cut:]
             return ready
 

@@ -19,13 +19,14 @@ from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink, Step
 from runners.local import LocalBackend
 from runners.pipeline import (
     ENV_LOADER,
+    LOGIN_SHELL,
     Pipeline,
     ProgressEvent,
     remote_command,
     sudo_command,
 )
 from runners.printer import PrinterBackend
-from runners.redact import Redactor
+from runners.redact import Redactor, weak_secrets
 from runners.strategy import Strategy
 
 
@@ -327,7 +328,9 @@ def test_remote_command_without_extras_is_the_command() -> None:
 def test_remote_command_timeout_really_stops_the_work(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     wrapped = remote_command(f"sleep 2; touch '{marker}'", timeout=0.5)
-    assert wrapped.line == f"timeout --kill-after=5 0.5 sh -c 'sleep 2; touch '\"'\"'{marker}'\"'\"''"
+    assert wrapped.line == (
+        f"exec timeout --kill-after=5 0.5 {LOGIN_SHELL} -c 'sleep 2; touch '\"'\"'{marker}'\"'\"''"
+    )
     started = time.monotonic()
     proc = run_sh(wrapped.line)
     assert proc.returncode == 124 and time.monotonic() - started < 1.5
@@ -339,7 +342,7 @@ def test_remote_command_env_travels_on_stdin_not_the_command_line() -> None:
     secret = "it's a $ecret; `rm -rf /`"
     wrapped = remote_command('printf \'%s|%s\' "$A" "$B_2"', timeout=5, env={"A": secret, "B_2": "two"})
     assert secret not in wrapped.line and "two" not in wrapped.line
-    assert wrapped.line.startswith(ENV_LOADER + " && timeout --kill-after=5 5 sh -c ")
+    assert wrapped.line.startswith(ENV_LOADER + f" && exec timeout --kill-after=5 5 {LOGIN_SHELL} -c ")
     proc = run_sh(wrapped.line, wrapped.stdin)
     assert proc.stdout == f"{secret}|two", proc.stderr
     with pytest.raises(ValueError):
@@ -350,7 +353,8 @@ def test_remote_command_sudo_wraps_timeout_and_env_inside() -> None:
     wrapped = remote_command(sudo_command("echo $A"), timeout=3, env={"A": "x"})
     sudo, inner = shlex.split(wrapped.line)[:4], shlex.split(wrapped.line)[4]
     assert sudo == ["sudo", "-n", "sh", "-c"]
-    assert inner == f"{ENV_LOADER} && timeout --kill-after=5 3 sh -c 'echo $A'"
+    # Inside sudo the shell is `sh` with or without a timeout.
+    assert inner == f"{ENV_LOADER} && exec timeout --kill-after=5 3 sh -c 'echo $A'"
     with_password = remote_command(sudo_command("id -u"), sudo_password="pw")
     assert with_password.line.startswith("sudo -S -p '' sh -c ")
     assert with_password.stdin.startswith("pw\n#gonogo-env\n")
@@ -372,7 +376,98 @@ def test_printer_prints_the_wrapped_command_per_host() -> None:
     assert pipeline.run_stage("deploy", [Step("echo", "echo {ref}", timeout=60)]).ok
     expected = remote_command("echo 'v1; x'", timeout=60, env={"TOKEN": "s3cret"}).line
     assert printer.lines == [
+        "# stage deploy",
+        "# deploy: batch 1: h1",
         f"[h1] $ {expected}    # stdin: TOKEN",
+        "# deploy: batch 2: h2",
         f"[h2] $ {expected}    # stdin: TOKEN",
     ]
     assert not any("s3cret" in line for line in printer.lines)
+
+
+# -- redaction edge cases (real `sh` through the local backend) -------------------------------
+
+
+def streamed_and_output(events: list[ProgressEvent], result_output: str) -> str:
+    return "".join(e.text or "" for e in events if e.kind == "output") + "\n" + result_output
+
+
+def leaks(secret: str, text: str, window: int = 24) -> list[str]:
+    """Every `window`-long piece of `secret` that appears in `text`."""
+    return [
+        secret[i : i + window]
+        for i in range(0, len(secret) - window + 1, 8)
+        if secret[i : i + window] in text
+    ]
+
+
+def test_a_long_secret_at_the_cut_of_an_overlong_line_never_leaks() -> None:
+    # 9000 x, a 20000-character secret, 9000 y, and no newline at all: the line buffer must cut
+    # the line (it is far over 8192 characters), and whatever the chunks, a cut made while the
+    # secret is still arriving would fall inside it.
+    import secrets as random_secrets
+
+    secret = "".join(random_secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(20000))
+    events: list[ProgressEvent] = []
+    pipeline = Pipeline(
+        LocalBackend(),
+        hosts(1),
+        Strategy(),
+        {},
+        env={"BIG_SECRET": secret},
+        redactor=Redactor([secret]),
+        on_progress=events.append,
+    )
+    command = "head -c 9000 /dev/zero | tr '\\000' x; printf %s \"$BIG_SECRET\"; head -c 9000 /dev/zero | tr '\\000' y"
+    result = pipeline.run_stage("deploy", [Step("long", command)])
+    assert result.ok, result.failed_step
+    text = streamed_and_output(events, result.steps[0].hosts[0].output)
+    assert leaks(secret, text) == []
+    streamed = "".join(e.text or "" for e in events if e.kind == "output")
+    assert streamed == "x" * 9000 + "[redacted]" + "y" * 9000
+
+
+def test_a_secret_with_a_newline_arriving_in_two_pieces_is_redacted() -> None:
+    secret = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    events: list[ProgressEvent] = []
+    pipeline = Pipeline(
+        LocalBackend(), hosts(1), Strategy(), {}, redactor=Redactor([secret]), on_progress=events.append
+    )
+    command = (
+        "printf 'key=-----BEGIN KEY-----\\n'; sleep 0.3; printf 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\nafter\\n'"
+    )
+    result = pipeline.run_stage("deploy", [Step("pem", command)])
+    assert result.ok, result.failed_step
+    streamed = "".join(e.text or "" for e in events if e.kind == "output")
+    assert streamed == "key=[redacted]\nafter\n"
+    assert "BEGIN" not in streamed and "MIIE" not in streamed
+
+
+def test_short_and_overlapping_secrets_are_masked() -> None:
+    # A secret is masked however short (a config check can warn about weak ones)...
+    assert Redactor(["ab"])("xaby ab") == "x[redacted]y [redacted]"
+    assert weak_secrets(["ab", "", "long enough secret"]) == ["ab"]
+    # ...and overlapping secrets leave no fragment of either.
+    assert Redactor(["abcd", "cdef"])("xabcdefx") == "x[redacted]x"
+    assert Redactor(["abcd", "cdef"]).safe_cut("xxabcdefyy", 5) == 2
+
+
+def test_local_backend_reports_a_signal_death() -> None:
+    pipeline = Pipeline(LocalBackend(), hosts(1), Strategy(), {})
+    result = pipeline.run_stage("deploy", [Step("die", "kill -9 $$")])
+    assert result.failed_step is not None
+    [host] = result.failed_step.hosts
+    assert host.status == "failed" and host.exit_code == 137
+    assert host.describe().startswith("h1: killed by SIGKILL after ")
+
+
+def test_worker_threads_are_started_once_per_pipeline() -> None:
+    rec = Recorder(delay=0.01)
+    pipeline = Pipeline(rec, hosts(6), Strategy("canary", canary=1, batch_size=5, max_parallel=4), {})
+    before = threading.active_count()
+    assert pipeline.run_stage("deploy", [Step("a", "a"), Step("b", "b")]).ok
+    assert pipeline.run_stage("verify", [Step("c", "c")]).ok
+    assert threading.active_count() - before == 4  # one pool of max_parallel threads, kept
+    assert rec.max_active == 4
+    pipeline.close()
+    assert threading.active_count() == before
