@@ -24,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -178,6 +180,77 @@ class SSHFleet:
         """Stop every server."""
         for server in self.servers:
             server.stop()
+
+
+class TCPProxy:
+    """A loopback TCP proxy in front of a server, to play the network in tests.
+
+    `delay`: seconds before the first byte from the server is passed on (a slow handshake).
+    `freeze()`: stop passing anything either way while keeping every socket open, as when the
+    network between client and host disappears (no FIN, no RST: only silence).
+    """
+
+    def __init__(self, port: int, *, delay: float = 0.0) -> None:
+        self.target = port
+        self.delay = delay
+        self.frozen = threading.Event()
+        self._closed = threading.Event()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def freeze(self) -> None:
+        """From now on, pass nothing (sockets stay open)."""
+        self.frozen.set()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.delay), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, delay: float) -> None:
+        first = True
+        while not self._closed.is_set():
+            ready, _, _ = select.select([src], [], [], 0.1)
+            if self.frozen.is_set():
+                continue  # read nothing, send nothing: the kernel buffers fill, then silence
+            if not ready:
+                continue
+            try:
+                data = src.recv(65536)
+            except OSError:
+                return
+            if first and delay:
+                time.sleep(delay)
+            first = False
+            if not data:
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_WR)
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        """Close the listener and every proxied connection."""
+        self._closed.set()
+        self._sock.close()
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.close()
 
 
 def _sshd_config(server: SSHServer, authorized_keys: Path, home: Path, max_startups: str) -> str:
