@@ -1,11 +1,20 @@
-"""Build the SSH backend for an environment from `[ssh]` (paths relative to the config file)."""
+"""Build the SSH backend (and its dry-run printer) for an environment from `[ssh]`.
+
+Paths are relative to the config file. `sudo_password_env`, `keepalive` and
+`keepalive_count_max` are passed on when `[ssh]` has them (read with defaults, so this module
+works with a config that does not define them yet).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Config, Environment
 from runners.base import Backend
+
+if TYPE_CHECKING:
+    from runners.ssh import SSHOptions
 
 
 def _path(config: Config, value: str | None) -> str | None:
@@ -15,22 +24,45 @@ def _path(config: Config, value: str | None) -> str | None:
     return str(path if path.is_absolute() else (config.config_dir / path).resolve())
 
 
-def ssh_backend_for(config: Config, env: Environment) -> Backend:
-    """An `SSHBackend` with the bot's key, known_hosts and limits; the env may opt in to new keys."""
-    from runners.ssh import SSHBackend, SSHOptions
+def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
+    """The SSHOptions of `env`: `[ssh]`, with the environment's own host-key opt-in."""
+    from runners.ssh import SSHOptions
 
     ssh = config.ssh
     accept = ssh.accept_new_host_keys if env.accept_new_host_keys is None else env.accept_new_host_keys
-    return SSHBackend(
-        SSHOptions(
-            user=ssh.user,
-            port=ssh.port,
-            identity_file=_path(config, ssh.identity_file),
-            known_hosts=_path(config, ssh.known_hosts),
-            accept_new_host_keys=accept,
-            connect_timeout=ssh.connect_timeout,
-            ssh_config=_path(config, ssh.ssh_config),
-            gateway=ssh.gateway,
-            max_handshakes=ssh.max_handshakes,
-        )
+    extra: dict[str, Any] = {}
+    for key in ("sudo_password_env", "keepalive", "keepalive_count_max"):
+        value = getattr(ssh, key, None)
+        if value is not None:
+            extra[key] = value
+    return SSHOptions(
+        user=ssh.user,
+        port=ssh.port,
+        identity_file=_path(config, ssh.identity_file),
+        known_hosts=_path(config, ssh.known_hosts),
+        accept_new_host_keys=accept,
+        connect_timeout=ssh.connect_timeout,
+        ssh_config=_path(config, ssh.ssh_config),
+        gateway=ssh.gateway,
+        max_handshakes=ssh.max_handshakes,
+        **extra,
     )
+
+
+def ssh_backend_for(config: Config, env: Environment) -> Backend:
+    """An `SSHBackend` with the bot's key, known_hosts and limits; the env may opt in to new keys."""
+    from runners.ssh import SSHBackend
+
+    return SSHBackend(ssh_options_for(config, env))
+
+
+def printer_backend_for(config: Config, env: Environment) -> Backend:
+    """The dry-run printer standing in for `env`'s real backend: it prints exactly what that
+    backend would run (for SSH: where each host connects, and the wrapped command lines)."""
+    from runners.printer import PrinterBackend
+
+    if env.backend == "local":
+        return PrinterBackend(local=True)
+    from runners.ssh import SSHPlan
+
+    return PrinterBackend(plan=SSHPlan(ssh_options_for(config, env)))
