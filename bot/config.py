@@ -616,7 +616,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         deploy_to=t.get("deploy_to", str, "/srv/app"),
         keep_releases=t.get("keep_releases", int, 5, _between(1, 1000)),
         default_ref=t.get("default_ref", str, None),
-        allowed_refs=t.strings("allowed_refs"),
+        allowed_refs=_allowed_refs(t, p),
         requesters=t.strings("requesters"),
         requester_groups=t.strings("requester_groups"),
         approvals=approvals,
@@ -644,7 +644,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         freeze_periods=freeze_periods,
         approval_ttl=t.duration("approval_ttl", 0.0),
         max_commits=t.get("max_commits", int, 8, _between(1, 1000)),
-        tag_pattern=t.get("tag_pattern", str, None),
+        tag_pattern=_tag_pattern(t, p, name),
         lock_after_rollback=t.get("lock_after_rollback", bool, True),
         accept_new_host_keys=t.get("accept_new_host_keys", bool, None),
         step_timeout=step_timeout,
@@ -710,6 +710,34 @@ def _freeze_bound(f: _Table, name: str) -> str | None:
     else:
         f.problems.add(f.key(name), "must be a date like 2026-12-21 or a date-time like 2026-12-21T18:00")
     return None
+
+
+def _allowed_refs(t: _Table, p: _Problems) -> tuple[str, ...]:
+    """Allowed-ref globs; a prefix must be one of branch:, tag:, sha: (git refs never hold ':')."""
+    patterns = t.strings("allowed_refs")
+    for i, pattern in enumerate(patterns):
+        kind, sep, glob = pattern.partition(":")
+        if sep and kind not in ("branch", "tag", "sha"):
+            p.add(
+                f"{t.key('allowed_refs')}[{i}]", f"unknown prefix {kind + ':'!r} (use branch:, tag: or sha:)"
+            )
+        elif sep and not glob.strip():
+            p.add(f"{t.key('allowed_refs')}[{i}]", f"{kind}: needs a pattern after it")
+    return patterns
+
+
+def _tag_pattern(t: _Table, p: _Problems, env: str) -> str | None:
+    """The deploy tag pattern, checked by rendering a tag name and its glob from it."""
+    pattern = t.get("tag_pattern", str, None)
+    if pattern is not None:
+        from runners.git import InvalidRef, next_tag_name, tag_glob
+
+        try:
+            next_tag_name(pattern, env, 1)
+            tag_glob(pattern, env)
+        except InvalidRef as exc:
+            p.add(t.key("tag_pattern"), str(exc))
+    return pattern
 
 
 def _parse_freezes(t: _Table, tz: ZoneInfo) -> tuple[tuple[Mapping[str, str], ...], tuple[Freeze, ...]]:

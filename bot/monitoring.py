@@ -125,7 +125,11 @@ class Monitoring:
             d = engine.update(
                 d.id,  # type: ignore[arg-type]
                 lambda cur: _with_details(
-                    cur, tracker=tracker.to_dict(), monitor_round=round_no, card_lines=[line]
+                    cur,
+                    tracker=tracker.to_dict(),
+                    monitor_round=round_no,
+                    monitor_rounds=rounds,
+                    card_lines=[line],
                 ),
             )
             engine.refresh_card(d)

@@ -352,3 +352,13 @@ def test_config_check_warns_about_a_secret_too_short_to_redact() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "environments.prod.secrets[0]: the value of SHOP_DEPLOY_TOKEN is shorter than 3" in res.stderr
     assert "Q9" not in res.stdout + res.stderr
+
+
+def test_allowed_ref_prefixes_and_tag_patterns_are_checked() -> None:
+    problems = env_problems(
+        'allowed_refs = ["tags:v*", "branch:", "tag:v*"]\ntag_pattern = "deploy/{env}/{n}.lock"'
+    )
+    assert "environments.prod.allowed_refs[0]: unknown prefix 'tags:' (use branch:, tag: or sha:)" in problems
+    assert "environments.prod.allowed_refs[1]: branch: needs a pattern after it" in problems
+    assert not any("allowed_refs[2]" in p for p in problems)
+    assert any(p.startswith("environments.prod.tag_pattern: tag pattern") for p in problems), problems
