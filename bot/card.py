@@ -127,7 +127,9 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
         approvals_line = f"Approvals {len(d.approvals)}/{d.required_approvals}: {got}"
 
     buttons: tuple[Button, ...] = ()
-    if d.state == State.PENDING:
+    if d.state == State.PENDING and d.dry_run:
+        pass  # approved by itself the moment it is posted: nothing to press
+    elif d.state == State.PENDING:
         buttons = (Button("Go", "go", value, "primary"), Button("No-go", "nogo", value, "danger"))
     elif d.state == State.RUNNING:
         buttons = (Button("Abort", "abort", value, "danger"),)
@@ -154,7 +156,7 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
         changelog_note=note,
         warnings=warnings,
         checklist=checklist,
-        checklist_open=d.state == State.PENDING and bool(checklist),
+        checklist_open=d.state == State.PENDING and not d.dry_run and bool(checklist),
         approvals_line=approvals_line,
         buttons=buttons,
         footer=footer,
@@ -165,6 +167,8 @@ def _state_text(d: Deployment) -> str:
     """What the state means for this kind of deployment (a dry run deploys nothing)."""
     if d.state == State.SUCCEEDED and d.dry_run:
         return "dry run finished: nothing was changed"
+    if d.dry_run and d.state in (State.PENDING, State.APPROVED):
+        return "dry run: starting (no approval needed, nothing will change)"
     if d.state == State.SUCCEEDED and d.kind == "rollback":
         return "rolled back: the earlier release runs again"
     if d.state == State.RUNNING and d.kind == "rollback":

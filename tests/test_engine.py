@@ -216,8 +216,11 @@ def test_dry_run_prints_exact_commands_and_changes_nothing(
     engine: Engine, chat: RecordingChat, tmp_path: Path
 ) -> None:
     d = engine.request_deploy("alice", "#d", "staging", "v1; rm -rf /", dry_run=True)
+    posted = chat.of_kind("card")[0].card
+    assert posted is not None and posted.buttons == () and not posted.checklist_open  # nothing to press
     engine.wait_idle(30)
     assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert chat.last_card(d.id).status_line == "✅ dry run finished: nothing was changed"  # type: ignore[arg-type]
     thread = "\n".join(m.text for m in chat.of_kind("thread"))
     assert (
         f"[h1] $ mkdir -p {tmp_path}/staging/releases/1 && echo 'v1; rm -rf /' > {tmp_path}/staging/releases/1/REF.h1"
