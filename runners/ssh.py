@@ -585,6 +585,21 @@ def _dead_reason(conn: Connection | None) -> str | None:
 class _Connection(Connection):
     """A Fabric connection whose gateway tunnel opens within the connect timeout."""
 
+    #: Set by Fabric's __init__ without a class-level declaration, so invoke would store it in
+    #: the config (a modification and a full re-merge of the config, which here is shared by
+    #: every connection and read by other threads meanwhile). It is a plain attribute.
+    inline_ssh_env: bool = True
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        # invoke's DataProxy decides between "real attribute" and "config key" with
+        # `key in dir(self)`, which costs most of a millisecond per Connection (Fabric's
+        # __init__ sets a dozen attributes). Same decision without building dir(): class
+        # attributes (Fabric declares its own) and instance attributes are real.
+        if hasattr(type(self), key) or key in self.__dict__:
+            object.__setattr__(self, key, value)
+        else:
+            super().__setattr__(key, value)
+
     def open_gateway(self) -> Any:
         """Open the `direct-tcpip` channel through a gateway Connection with a timeout."""
         if not isinstance(self.gateway, Connection):
