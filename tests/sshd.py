@@ -295,8 +295,13 @@ def _wait_ready(server: SSHServer, deadline: float) -> None:
     raise SSHDUnavailable(f"sshd on port {server.port} did not answer in time")
 
 
-def start_fleet(n: int, root: Path, *, max_startups: str = "100:30:200") -> SSHFleet:
-    """Start `n` sshd processes under `root` and wait until each one answers."""
+def start_fleet(n: int, root: Path, *, max_startups: str = "100:30:200", reexec: bool = True) -> SSHFleet:
+    """Start `n` sshd processes under `root` and wait until each one answers.
+
+    `reexec=False` starts them with `-r` (no re-execution of sshd for each connection): about
+    a quarter less server CPU per connection, which benchmarks use so that loopback servers
+    sharing the client's cores weigh less (the same servers for every tool measured).
+    """
     _prepare_machine()
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"
@@ -317,7 +322,7 @@ def start_fleet(n: int, root: Path, *, max_startups: str = "100:30:200") -> SSHF
             config.write_text(_sshd_config(server, authorized, home, max_startups))
             with open(server.log, "wb") as log:
                 server.proc = subprocess.Popen(
-                    [SSHD, "-D", "-e", "-f", str(config)],
+                    [SSHD, "-D", "-e", *([] if reexec else ["-r"]), "-f", str(config)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
