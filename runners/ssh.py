@@ -720,6 +720,7 @@ class SSHSession:
                 chan.sendall(wrapped.stdin.encode())
             chan.shutdown_write()
             exited_at: float | None = None
+            last_data = started
             while True:
                 got = False
                 if chan.recv_ready():
@@ -729,6 +730,7 @@ class SSHSession:
                     err.write(chan.recv_stderr(RECV_BYTES))
                     got = True
                 if got:
+                    last_data = time.monotonic()
                     if live is not None:
                         live.mark_alive()
                     continue
@@ -740,7 +742,9 @@ class SSHSession:
                 now = time.monotonic()
                 if status_known:
                     exited_at = exited_at or now
-                    if now - exited_at >= EXIT_DRAIN:  # a background process holds the output open
+                    # Quiet for EXIT_DRAIN since the exit and the last output, but no EOF: a
+                    # background process the command started holds its stdout/stderr open.
+                    if now - max(exited_at, last_data) >= EXIT_DRAIN:
                         break
                 if live is not None and live.check_liveness():
                     break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pwd
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +104,18 @@ def test_the_first_step_duration_excludes_the_handshake(fleet: SSHFleet, tmp_pat
     assert first.connect >= 1.5  # reported apart...
     assert first.duration < 1.0  # ...and not part of the step's own duration
     assert second.connect == 0.0  # the connection is reused
+
+
+def test_a_background_process_holding_the_output_open_does_not_hang_the_step(fleet: SSHFleet) -> None:
+    # `cmd &` without redirections keeps the session's stdout open after the shell exits;
+    # OpenSSH would wait for it. The step ends (with its output) soon after the exit status.
+    started = time.monotonic()
+    result = run_one(fleet, Step("daemon", "sleep 60 & echo started"))
+    assert result.ok, result
+    assert result.output == "started\n"
+    assert time.monotonic() - started < 30
+    # Output still streaming after the exit status is not cut short.
+    result = run_one(
+        fleet, Step("tail", "(sleep 0.5; for i in 1 2 3 4 5 6; do echo $i; sleep 0.5; done) & echo go")
+    )
+    assert result.ok and result.output == "go\n1\n2\n3\n4\n5\n6\n", result
