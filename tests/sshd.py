@@ -222,7 +222,10 @@ class TCPProxy:
     def _pump(self, src: socket.socket, dst: socket.socket, delay: float) -> None:
         first = True
         while not self._closed.is_set():
-            ready, _, _ = select.select([src], [], [], 0.1)
+            try:
+                ready, _, _ = select.select([src], [], [], 0.1)
+            except (OSError, ValueError):  # closed by close()
+                return
             if self.frozen.is_set():
                 continue  # read nothing, send nothing: the kernel buffers fill, then silence
             if not ready:
