@@ -37,6 +37,8 @@ def _load(path: str) -> Config:
     from bot.logs import setup_logging
 
     names = {*_TOKEN_VARS, *(s for env in config.environments.values() for s in env.secrets)}
+    if config.ssh.sudo_password_env:
+        names.add(config.ssh.sudo_password_env)
     secrets = [value for name in names if (value := os.environ.get(name))]
     setup_logging(_LOGGING["level"], _LOGGING["format"], secrets)
     return config

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.windows import Freeze, Window, parse_freeze, parse_window
 from runners.base import Host, Step
 from runners.checks import CHECK_COMMON_KEYS, CHECK_KEYS, Check, parse_check
+from runners.redact import MIN_SECRET_LENGTH
 from runners.strategy import Strategy
 from runners.template import STANDARD_VARS, placeholders, unknown_placeholders
 
@@ -42,7 +43,6 @@ DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0
 MAX_CHECKLIST_ITEMS = 10
 MAX_CHECKLIST_TEXT = 75
 #: Secret values shorter than this are not redacted (`runners.redact`): too many false hits.
-MIN_SECRET_LENGTH = 3
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -99,6 +99,12 @@ class SSHConfig:
     max_handshakes: int = 10
     ssh_config: str | None = None
     gateway: str | None = None
+    #: The variable holding the sudo password (`sudo -S`, password on stdin, redacted); none: `sudo -n`.
+    sudo_password_env: str | None = None
+    #: Seconds of silence before a keepalive that expects a reply; this many unanswered ones
+    #: (`keepalive_count_max`) and the host is declared gone, with or without a step timeout.
+    keepalive: float = 15.0
+    keepalive_count_max: int = 3
 
 
 @dataclass(frozen=True)
@@ -472,6 +478,9 @@ def parse_config(
         max_handshakes=h.get("max_handshakes", int, 10, _between(1, 1000)),
         ssh_config=h.get("ssh_config", str, None),
         gateway=h.get("gateway", str, None),
+        sudo_password_env=h.get("sudo_password_env", str, None, _var_name),
+        keepalive=h.duration("keepalive", 15.0, positive=True),
+        keepalive_count_max=h.get("keepalive_count_max", int, 3, _between(1, 100)),
     )
     h.finish()
 
@@ -487,7 +496,9 @@ def parse_config(
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, str(source or "config"))
-    warnings = tuple(secret_warnings(environments.values(), environ))
+    warnings = tuple(
+        secret_warnings(environments.values(), environ) + ssh_warnings(ssh, environments.values(), environ)
+    )
     for warning in warnings:
         log.warning("%s", warning)
     return Config(
@@ -495,8 +506,22 @@ def parse_config(
     )
 
 
+def ssh_warnings(ssh: SSHConfig, environments: Any, environ: Mapping[str, str]) -> list[str]:
+    """What will stop SSH environments at run time although the file itself is valid."""
+    uses_ssh = [env.name for env in environments if env.backend == "ssh"]
+    out = []
+    if uses_ssh and not ssh.identity_file:
+        out.append(
+            f"ssh.identity_file: not set, so every host of {', '.join(uses_ssh)} will be refused "
+            "(gonogo offers only its own key: no agent, no ~/.ssh keys)"
+        )
+    if uses_ssh and ssh.sudo_password_env and not environ.get(ssh.sudo_password_env):
+        out.append(f"ssh.sudo_password_env: {ssh.sudo_password_env} is not set in the environment")
+    return out
+
+
 def secret_warnings(environments: Any, environ: Mapping[str, str]) -> list[str]:
-    """Warnings for secrets whose value (set in `environ`) is too short to be redacted.
+    """Warnings for secrets whose value (set in `environ`) is too short to be redacted safely.
 
     Values come from the environment, so this can only be judged where the bot runs; the
     warning names the variable, never its value.
@@ -508,10 +533,14 @@ def secret_warnings(environments: Any, environ: Mapping[str, str]) -> list[str]:
             if value is not None and 0 < len(value) < MIN_SECRET_LENGTH:
                 out.append(
                     f"environments.{env.name}.secrets[{i}]: the value of {name} is shorter than "
-                    f"{MIN_SECRET_LENGTH} characters, so it is NOT redacted from output and messages; "
-                    "use a longer secret"
+                    f"{MIN_SECRET_LENGTH} characters: it is masked wherever those characters appear, "
+                    "also in unrelated output, and a value that short is easy to guess; use a longer secret"
                 )
     return out
+
+
+def _var_name(value: Any) -> str | None:
+    return None if _VAR_NAME.match(value) else "must be an environment variable name (letters, digits and _)"
 
 
 def _port(value: Any) -> str | None:

@@ -113,10 +113,11 @@ def default_backend_factory(config: Config) -> BackendFactory:
 
     def make(env: Environment, dry_run: bool) -> Backend:
         from runners.local import LocalBackend
-        from runners.printer import PrinterBackend
 
-        if dry_run:
-            return PrinterBackend()
+        if dry_run:  # prints exactly what the env's real backend would run, where
+            from bot.sshbackend import printer_backend_for
+
+            return printer_backend_for(config, env)
         if env.backend == "local":
             return LocalBackend(cwd=str(config.config_dir))
         from bot.sshbackend import ssh_backend_for  # Fabric is only loaded when used

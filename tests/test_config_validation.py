@@ -247,12 +247,12 @@ def test_signoff_checklist_has_the_slack_checkbox_limits() -> None:
 # -- short secret values (finding 13) ----------------------------------------------------------
 def test_a_secret_too_short_to_redact_is_warned_about_without_its_value() -> None:
     config = load(
-        'secrets = ["SHOP_TOKEN", "LONG_TOKEN"]', environ={"SHOP_TOKEN": "ab", "LONG_TOKEN": "abcdef"}
+        'secrets = ["SHOP_TOKEN", "LONG_TOKEN"]', environ={"SHOP_TOKEN": "abcd", "LONG_TOKEN": "abcdefgh"}
     )
     assert len(config.warnings) == 1
     warning = config.warnings[0]
-    assert warning.startswith("environments.prod.secrets[0]: the value of SHOP_TOKEN is shorter than 3")
-    assert "NOT redacted" in warning and "'ab'" not in warning
+    assert warning.startswith("environments.prod.secrets[0]: the value of SHOP_TOKEN is shorter than 8")
+    assert "masked wherever those characters appear" in warning and "abcd" not in warning
     assert load('secrets = ["SHOP_TOKEN"]').warnings == ()  # unset (config check elsewhere): nothing to judge
 
 
@@ -347,11 +347,11 @@ def test_config_check_warns_about_a_secret_too_short_to_redact() -> None:
         [sys.executable, "-m", "bot.cli", "config", "check", str(ROOT / "config.example.toml")],
         capture_output=True,
         text=True,
-        env={**os.environ, "SHOP_DEPLOY_TOKEN": "Q9"},
+        env={**os.environ, "SHOP_DEPLOY_TOKEN": "Q9x7"},
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "environments.prod.secrets[0]: the value of SHOP_DEPLOY_TOKEN is shorter than 3" in res.stderr
-    assert "Q9" not in res.stdout + res.stderr
+    assert "environments.prod.secrets[0]: the value of SHOP_DEPLOY_TOKEN is shorter than 8" in res.stderr
+    assert "Q9x7" not in res.stdout + res.stderr
 
 
 def test_allowed_ref_prefixes_and_tag_patterns_are_checked() -> None:
@@ -362,3 +362,22 @@ def test_allowed_ref_prefixes_and_tag_patterns_are_checked() -> None:
     assert "environments.prod.allowed_refs[1]: branch: needs a pattern after it" in problems
     assert not any("allowed_refs[2]" in p for p in problems)
     assert any(p.startswith("environments.prod.tag_pattern: tag pattern") for p in problems), problems
+
+
+def test_ssh_settings_and_what_would_stop_ssh_hosts_at_run_time() -> None:
+    head = '[ssh]\nsudo_password_env = "DEPLOY_SUDO"\nkeepalive = "20s"\nkeepalive_count_max = 4\n'
+    text = head + ENV.format(extra="").replace('backend = "local"', 'backend = "ssh"')
+    config = parse_config(tomllib.loads(text), environ={})
+    assert (config.ssh.sudo_password_env, config.ssh.keepalive, config.ssh.keepalive_count_max) == (
+        "DEPLOY_SUDO",
+        20.0,
+        4,
+    )
+    assert config.warnings == (
+        "ssh.identity_file: not set, so every host of prod will be refused (gonogo offers only its own "
+        "key: no agent, no ~/.ssh keys)",
+        "ssh.sudo_password_env: DEPLOY_SUDO is not set in the environment",
+    )
+    assert problems_of('[ssh]\nsudo_password_env = "not a name"\n' + ENV.format(extra="")) == [
+        "ssh.sudo_password_env: must be an environment variable name (letters, digits and _)"
+    ]

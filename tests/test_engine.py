@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import threading
 import tomllib
 from pathlib import Path
@@ -222,10 +223,9 @@ def test_dry_run_prints_exact_commands_and_changes_nothing(
     assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
     assert chat.last_card(d.id).status_line == "✅ dry run finished: nothing was changed"  # type: ignore[arg-type]
     thread = "\n".join(m.text for m in chat.of_kind("thread"))
-    assert (
-        f"[h1] $ mkdir -p {tmp_path}/staging/releases/1 && echo 'v1; rm -rf /' > {tmp_path}/staging/releases/1/REF.h1"
-        in thread
-    )
+    command = f"mkdir -p {tmp_path}/staging/releases/1 && echo 'v1; rm -rf /' > {tmp_path}/staging/releases/1/REF.h1"
+    # exactly what the local backend runs: the step in /bin/sh -c, itself quoted
+    assert "[h1] $ /bin/sh -c " + shlex.quote(command) in thread
     assert not (tmp_path / "staging").exists()
     assert engine.status("staging")[0].current is None
 
