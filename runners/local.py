@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping
+from typing import IO
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
 from runners.output import TailBuffer
@@ -25,6 +26,8 @@ class LocalSession:
     def __init__(self, host: Host, cwd: str | None = None) -> None:
         self.host = host
         self.cwd = cwd
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
 
     def run(
         self,
@@ -51,6 +54,23 @@ class LocalSession:
             return CommandOutcome(exit_code=None, output="", error=f"could not start: {exc}")
         assert proc.stdout is not None
         stdout = proc.stdout
+        with self._lock:
+            self._running.add(proc)
+        try:
+            return self._wait(proc, stdout, tail, timeout, on_output, started)
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+
+    def _wait(
+        self,
+        proc: subprocess.Popen[bytes],
+        stdout: IO[bytes],
+        tail: TailBuffer,
+        timeout: float | None,
+        on_output: OutputSink,
+        started: float,
+    ) -> CommandOutcome:
 
         def pump() -> None:
             for raw in iter(lambda: stdout.read1(4096), b""):  # type: ignore[attr-defined]
@@ -84,7 +104,12 @@ class LocalSession:
         shutil.copyfile(local, remote)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Kill what is still running (with everything it started): a closed session runs nothing."""
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def signal_name(number: int) -> str:

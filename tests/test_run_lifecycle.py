@@ -215,20 +215,19 @@ def test_a_run_declared_interrupted_elsewhere_stops_and_writes_nothing_more(
 def test_shutdown_does_not_wait_past_its_limit_and_leaves_a_resumable_record(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
-    config = make_config(tmp_path, step="sleep 6")
+    config = make_config(tmp_path, step="sleep 3")
     e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     e.start()
     d = ship(e)
     wait_for(lambda: "start-h1" in log_lines(tmp_path), what="the first host started")
     e.shutdown(grace=0.5)
-    assert "end-h1" not in log_lines(tmp_path)  # it returned while the step still ran
     record = e.store.get(d)
     assert record is not None and record.state == State.INTERRUPTED
     assert record.error == "the bot shut down and its step did not finish within 0.5s"
     assert record.details["cursor"] == {"stage": "deploy", "batch": 0}  # Resume redoes h1's batch
-    wait_for(lambda: "end-h1" in log_lines(tmp_path), timeout=15, what="the abandoned step ended")
-    time.sleep(0.3)
-    assert e.store.get(d) == record  # the abandoned worker wrote nothing when its step ended
+    time.sleep(4)
+    assert log_lines(tmp_path) == ["start-h1"]  # the abandoned step was stopped, not left running
+    assert e.store.get(d) == record  # and its worker wrote nothing afterwards
     e.store.close()
 
 
