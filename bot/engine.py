@@ -956,8 +956,13 @@ class Engine:
                 if stage in done_stages or not steps:
                     continue
                 self._set_progress(deployment_id, f"{stage}…")
-                start_batch = int(cursor.get("batch", 0)) if cursor.get("stage") == stage else 0
-                result = pipeline.run_stage(stage, steps, start_batch=start_batch)
+                here = cursor.get("stage") == stage
+                result = pipeline.run_stage(
+                    stage,
+                    steps,
+                    start_batch=int(cursor.get("batch", 0)) if here else 0,
+                    start_step=int(cursor.get("step", 0)) if here else 0,
+                )
                 if not result.ok:
                     failure = result
                     break
@@ -1353,7 +1358,8 @@ class _ProgressReporter:
         if event.kind == "output" and event.text and event.hosts:
             self._output(event.hosts[0], event.text)
         elif event.kind == "batch_started":
-            engine._save_details(self.deployment_id, {"cursor": {"stage": event.stage, "batch": event.batch}})
+            cursor = {"stage": event.stage, "batch": event.batch, "step": 0}
+            engine._save_details(self.deployment_id, {"cursor": cursor})
         elif event.kind == "step_started":
             with self._lock:
                 self._live.clear()
@@ -1378,7 +1384,10 @@ class _ProgressReporter:
             with self._lock:
                 self._live.clear()
                 self._dirty = False
-            engine._save_details(self.deployment_id, {"live": {}})
+            after: dict[str, object] = {"live": {}}
+            if result.ok and event.step_index is not None:  # a resume starts after this step
+                after["cursor"] = {"stage": event.stage, "batch": event.batch, "step": event.step_index + 1}
+            engine._save_details(self.deployment_id, after)
             engine.store.record_host_results(self.deployment_id, event.stage, result.hosts)
             mark = "✓" if result.ok else "✗"
             line = f"{mark} {event.stage} › {result.step}: " + "; ".join(

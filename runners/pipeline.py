@@ -155,6 +155,8 @@ class ProgressEvent:
     hosts: tuple[str, ...] = ()
     text: str | None = None
     result: HostResult | StepResult | None = None
+    #: For step events: the step's position in its stage (a resume cursor names it).
+    step_index: int | None = None
 
 
 @dataclass
@@ -271,12 +273,15 @@ class Pipeline:
         command = render(step.command, {**self.variables, "host": host.name})
         return sudo_command(command) if step.sudo else command
 
-    def run_stage(self, stage: str, steps: Sequence[Step], *, start_batch: int = 0) -> StageResult:
+    def run_stage(
+        self, stage: str, steps: Sequence[Step], *, start_batch: int = 0, start_step: int = 0
+    ) -> StageResult:
         """Run `steps` batch by batch; stop at the end of the batch in which a step fails.
 
         Within a batch the steps run in order, each on all of the batch's hosts at once; when a
         step fails on any host, the batch's remaining steps and all later batches are not run
-        and the untouched hosts are listed in `StageResult.skipped`.
+        and the untouched hosts are listed in `StageResult.skipped`. A resume starts at batch
+        `start_batch`, and in that batch at step `start_step` (the steps before it finished).
         """
         result = StageResult(stage=stage)
         self._progress(ProgressEvent("stage_started", stage))
@@ -295,14 +300,16 @@ class Pipeline:
             self._progress(
                 ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
             )
-            for step in steps:
+            for position, step in enumerate(steps):
                 if self.halt.is_set():  # shutdown: stop after the step that was running
                     result.aborted = True
                     break
+                if index == start_batch and position < start_step:
+                    continue  # finished in this batch before the interruption
                 targets = self._targets(step, batch, once_done)
                 if not targets:
                     continue
-                step_result = self.run_step(stage, step, targets, batch_index=index)
+                step_result = self.run_step(stage, step, targets, batch_index=index, step_index=position)
                 result.steps.append(step_result)
                 if not step_result.ok:
                     result.failed_step = step_result
@@ -332,7 +339,9 @@ class Pipeline:
             return [fleet[0]]
         return hosts
 
-    def run_step(self, stage: str, step: Step, hosts: Sequence[Host], *, batch_index: int = 0) -> StepResult:
+    def run_step(
+        self, stage: str, step: Step, hosts: Sequence[Host], *, batch_index: int = 0, step_index: int = 0
+    ) -> StepResult:
         """Run one step on `hosts` concurrently (at most `max_parallel`), results in host order."""
         self._progress(
             ProgressEvent(
@@ -344,7 +353,16 @@ class Pipeline:
         else:
             results = self._pool().map(lambda h: self._run_on_host(stage, step, h), hosts)
         step_result = StepResult(step=step.name, hosts=tuple(results))
-        self._progress(ProgressEvent("step_done", stage, step=step.name, result=step_result))
+        self._progress(
+            ProgressEvent(
+                "step_done",
+                stage,
+                step=step.name,
+                batch=batch_index,
+                result=step_result,
+                step_index=step_index,
+            )
+        )
         return step_result
 
     def _run_on_host(self, stage: str, step: Step, host: Host) -> HostResult:

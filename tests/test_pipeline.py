@@ -471,3 +471,17 @@ def test_worker_threads_are_started_once_per_pipeline() -> None:
     assert rec.max_active == 4
     pipeline.close()
     assert threading.active_count() == before
+
+
+def test_a_resume_skips_the_steps_its_batch_already_finished(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    steps = [Step(name, f"echo {name}-{{host}} >> {log}") for name in ("fetch", "switch", "restart")]
+    hosts = [Host("h1"), Host("h2")]
+    pipeline = Pipeline(LocalBackend(), hosts, Strategy(kind="sequential"), {})
+    try:
+        result = pipeline.run_stage("deploy", steps, start_batch=0, start_step=2)
+    finally:
+        pipeline.close()
+    assert result.ok
+    # h1's batch was interrupted after `switch`: only `restart` runs there; h2's batch runs whole
+    assert log.read_text().split() == ["restart-h1", "fetch-h2", "switch-h2", "restart-h2"]

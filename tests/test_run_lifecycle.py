@@ -224,7 +224,7 @@ def test_shutdown_does_not_wait_past_its_limit_and_leaves_a_resumable_record(
     record = e.store.get(d)
     assert record is not None and record.state == State.INTERRUPTED
     assert record.error == "the bot shut down and its step did not finish within 0.5s"
-    assert record.details["cursor"] == {"stage": "deploy", "batch": 0}  # Resume redoes h1's batch
+    assert record.details["cursor"] == {"stage": "deploy", "batch": 0, "step": 0}  # Resume redoes the step
     time.sleep(4)
     assert log_lines(tmp_path) == ["start-h1"]  # the abandoned step was stopped, not left running
     assert e.store.get(d) == record  # and its worker wrote nothing afterwards

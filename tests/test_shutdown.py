@@ -55,9 +55,11 @@ def test_sigterm_mid_step_exits_cleanly_and_the_deploy_is_resumable(tmp_path: Pa
     assert "Traceback" not in out + err
     d = store.get(1)
     assert d is not None and d.state == State.INTERRUPTED, (d, out)
+    # the running step (switch current, step 0) finished: a resume starts at the next one
     assert d.details["done_stages"] == ["pre_deploy"] and d.details["cursor"] == {
         "stage": "deploy",
         "batch": 0,
+        "step": 1,
     }
     assert "stopping" in out
     store.close()
