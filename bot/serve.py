@@ -132,10 +132,13 @@ class SlackRuntime:
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def asgi(self, *, threads: int = 8) -> Any:
-        """The ASGI app: `POST /slack/events`, and the ops endpoints (`/livez`, `/readyz`...)."""
+        """The ASGI app: `POST /slack/events` (every request verified with the signing secret
+        before anything reads it), and the ops endpoints (`/livez`, `/readyz`...)."""
         from bot.ops import PATHS
         from bot.slack.app import AsgiHandler
 
+        if not self.signing_secret:
+            raise RuntimeError("HTTP mode needs the signing secret (this runtime was built for Socket Mode)")
         handler = AsgiHandler(
             self.app,
             threads=threads,
@@ -195,6 +198,7 @@ def build_runtime(
             gate=gate,
             socket_mode=socket_mode,
             token_verification_enabled=token_verification_enabled,
+            verified_upstream=not socket_mode,  # `asgi()` verifies every request before Bolt
         )
     except BaseException:
         executor.shutdown(wait=False)

@@ -239,3 +239,13 @@ def test_a_malformed_command_over_socket_mode_is_answered_with_the_reason(
         socket.close()
         runtime.close()
     _no_tracebacks(caplog)
+
+
+def test_lost_access_events_are_logged_loudly(bot: Bot, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gonogo.slack")
+    for event, event_id in (({"type": "app_uninstalled"}, "Ev91"), ({"type": "tokens_revoked"}, "Ev92")):
+        status, _ = send_signed(bot.url, event_body(event, event_id=event_id), content_type=JSON)
+        assert status == 200
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("uninstalled from the workspace" in m for m in logged)
+    assert any("revoked gonogo's tokens" in m for m in logged)

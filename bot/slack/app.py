@@ -25,7 +25,6 @@ shape, so junk would otherwise end in a 500 and a traceback.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -41,6 +40,7 @@ from slack_bolt import Ack, App, BoltRequest, BoltResponse
 from slack_bolt.adapter.asgi.base_handler import BaseSlackRequestHandler
 from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import Config
@@ -358,6 +358,25 @@ def request_problem(body: Any) -> str | None:
     return None
 
 
+class _EventDedupe(Middleware):
+    """Events API deliveries already seen (`event_id`) answer 200 and go no further.
+
+    A class middleware: Bolt calls it directly, without building injected arguments."""
+
+    def __init__(self, listeners: Listeners) -> None:
+        self.listeners = listeners
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        """Stop a retried event; pass everything else on."""
+        if req.body.get("type") == "event_callback" and not self.listeners.on_event_retry(
+            req.body, req.headers
+        ):
+            return BoltResponse(status=200, body="")
+        return next()
+
+
 class _QuietClientWarning(logging.Filter):
     """Drop Bolt's "`token` will be unused" warning: Bolt reads SLACK_BOT_TOKEN itself even
     when given a client, and gonogo always gives one (built with that same token)."""
@@ -377,11 +396,15 @@ def create_app(
     gate: AckGate | None = None,
     socket_mode: bool = False,
     token_verification_enabled: bool = False,
+    verified_upstream: bool = False,
 ) -> App:
     """The Bolt app with gonogo's listeners, using `chat.client` for the Web API.
 
-    `signing_secret` is required in HTTP mode (Bolt verifies every request's signature and
-    rejects timestamps older than 5 minutes); Socket Mode does not sign requests.
+    `signing_secret` is required in HTTP mode (every request's signature is verified and
+    timestamps older than 5 minutes are rejected); Socket Mode does not sign requests. Bolt
+    verifies unless `verified_upstream`: the app is served only behind
+    `AsgiHandler(signing_secret=...)`, which verifies first (on the raw body, before parsing),
+    so a second check would only cost time (hashing a large body hands the GIL over).
     `token_verification_enabled` calls `auth.test` now (serve does; tests need not).
     Work after an ack runs on `executor`, yielding to requests in hand through `gate`.
     """
@@ -396,28 +419,26 @@ def create_app(
         signing_secret=signing_secret or "",
         process_before_response=True,
         token_verification_enabled=token_verification_enabled,
-        request_verification_enabled=not socket_mode,
+        request_verification_enabled=not socket_mode and not verified_upstream,
         logger=bolt_log,
     )
     listeners = Listeners(engine, chat, executor, gate)
-
-    def dedupe_events(req: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:
-        if req.body.get("type") == "event_callback" and not listeners.on_event_retry(req.body, req.headers):
-            return BoltResponse(status=200, body="")
-        return next()
-
-    app.use(dedupe_events)
-    for command in config.slack.commands:
-        app.command(command)(listeners.on_command)
+    # Few listeners, few matchers: Bolt builds the injected arguments of every matcher it tries
+    # and of every function middleware, on the request thread before the ack; with one
+    # listener per command that cost more than the rest of the ack (bench/ack_latency.py).
+    app.use(_EventDedupe(listeners))
+    commands = "|".join(re.escape(c) for c in config.slack.commands)
+    app.command(re.compile(f"^(?:{commands})$"))(listeners.on_command)
     app.block_action(re.compile(r".+"))(listeners.on_action)
 
-    @app.event("tokens_revoked")
-    def tokens_revoked(event: dict[str, Any]) -> None:
-        log.error("Slack revoked gonogo's tokens: %s; reinstall the app", event.get("tokens"))
-
-    @app.event("app_uninstalled")
-    def app_uninstalled() -> None:
-        log.error("gonogo was uninstalled from the workspace; Slack calls will fail until it is reinstalled")
+    @app.event(re.compile(r"^(?:tokens_revoked|app_uninstalled)$"))
+    def lost_access(event: dict[str, Any]) -> None:
+        if event.get("type") == "tokens_revoked":
+            log.error("Slack revoked gonogo's tokens: %s; reinstall the app", event.get("tokens"))
+        else:
+            log.error(
+                "gonogo was uninstalled from the workspace; Slack calls will fail until it is reinstalled"
+            )
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
@@ -433,13 +454,17 @@ class _RawBodyVerifier(SignatureVerifier):
     """slack_sdk's verifier (5-minute staleness rule included), signing the raw bytes as sent:
     a body that is not UTF-8 is still checked (and refused as unsigned or as malformed)."""
 
+    def __init__(self, signing_secret: str) -> None:
+        super().__init__(signing_secret)
+        self._key = signing_secret.encode()
+
     def generate_signature(self, *, timestamp: str, body: str | bytes) -> str | None:
         """`v0=` + HMAC-SHA256 of `v0:{timestamp}:{body}` with the signing secret."""
         if timestamp is None:
             return None
         raw = body.encode() if isinstance(body, str) else body or b""
         base = f"v0:{timestamp}:".encode() + raw
-        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+        return "v0=" + hmac.digest(self._key, base, "sha256").hex()  # OpenSSL's one-shot HMAC
 
 
 def _plain(status: int, text: str) -> BoltResponse:
@@ -456,8 +481,9 @@ class AsgiHandler(BaseSlackRequestHandler):
 
     With `signing_secret`, a request is verified on its raw body before anything parses it
     (401 when unsigned, badly signed or stale), and a body that does not parse or lacks what
-    its kind needs gets 400 with a short reason (`request_problem`), never a 500. Bolt then
-    verifies the signature again, as it always does.
+    its kind needs gets 400 with a short reason (`request_problem`), never a 500; the app can
+    then skip Bolt's own check (`create_app(verified_upstream=True)`). All of it runs on the
+    dispatch pool, off the event loop.
     """
 
     def __init__(
@@ -497,16 +523,22 @@ class AsgiHandler(BaseSlackRequestHandler):
         return await super()._get_http_response(method, path, request)
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
-        """Verify, parse and check one request, then dispatch it to the Bolt app."""
+        """Read one request, then verify, parse, check and dispatch it off the event loop."""
         raw = await _raw_body(request)
         headers = request.get_headers()
+        if self._pool is None:
+            return self.handle(raw, request.query_string, headers)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.handle, raw, request.query_string, headers)
+
+    def handle(self, raw: bytes, query: str, headers: Mapping[str, Any]) -> BoltResponse:
+        """Verify the signature on the raw body (401), parse and check it (400), run Bolt."""
         if self._verifier is not None and not self._signed(raw, headers):
             if _is_ssl_check(raw):
                 return _plain(200, "")  # Slack's certificate check: answered, never acted on
             return _plain(401, "invalid request signature")
         try:
-            body = raw.decode("utf-8")
-            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+            bolt_request = BoltRequest(body=raw.decode("utf-8"), query=query, headers=dict(headers))
         except Exception as exc:  # Bolt parses (and reads fields) in its constructor
             log.warning("malformed Slack request refused (400): %s: %.200s", type(exc).__name__, exc)
             return _plain(400, "malformed request: the body could not be parsed")
@@ -514,10 +546,7 @@ class AsgiHandler(BaseSlackRequestHandler):
         if problem:
             log.warning("malformed Slack request refused (400): %s", problem)
             return _plain(400, f"malformed request: {problem}")
-        if self._pool is None:
-            return self.app.dispatch(bolt_request)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.app.dispatch, bolt_request)
+        return self.app.dispatch(bolt_request)
 
     def _signed(self, raw: bytes, headers: Mapping[str, Any]) -> bool:
         assert self._verifier is not None
