@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -186,18 +187,26 @@ max_latency = 0.2
     assert any("FAILED" in m.text for m in chat.of_kind("message"))
 
 
-def test_a_restart_mid_window_resumes_the_window(tmp_path: Path, engines: list[Engine]) -> None:
+def stop_after_the_first_round(tmp_path: Path, engines: list[Engine]) -> tuple[Config, Engine, int]:
+    """Deploy v1 with a four-round window (0.5 s rounds) and stop the bot after round 1."""
     config = demo(
         tmp_path,
         monitor=MONITOR.replace('interval = "0.3s"', 'interval = "0.5s"').replace(
             'duration = "0.9s"', 'duration = "2s"'
         ),
     )
-    first = start(config, tmp_path, engines)
+    # No timers in the first bot: round 1 is fired by hand, so nothing else can run meanwhile.
+    first = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    first.start(run_scheduler=False)
     d = ship(first, "v1")
-    wait_for(lambda: any(c.round == 1 for c in first.store.check_results(deployment_id=d)))
+    assert first.scheduler.run_due(datetime.now(UTC) + timedelta(seconds=0.6)) == 1
+    assert {c.round for c in first.store.check_results(deployment_id=d)} == {0, 1}
     first.shutdown(grace=5)
-    engines.remove(first)
+    return config, first, d
+
+
+def test_a_restart_mid_window_resumes_the_window(tmp_path: Path, engines: list[Engine]) -> None:
+    config, first, d = stop_after_the_first_round(tmp_path, engines)
     rounds_before = {c.round for c in first.store.check_results(deployment_id=d)}
     assert max(rounds_before) < 4
     second = start(config, tmp_path, engines)
@@ -208,17 +217,7 @@ def test_a_restart_mid_window_resumes_the_window(tmp_path: Path, engines: list[E
 def test_a_round_orphaned_by_a_dead_process_is_finished_by_the_next_one(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
-    config = demo(
-        tmp_path,
-        monitor=MONITOR.replace('interval = "0.3s"', 'interval = "0.5s"').replace(
-            'duration = "0.9s"', 'duration = "2s"'
-        ),
-    )
-    first = start(config, tmp_path, engines)
-    d = ship(first, "v1")
-    wait_for(lambda: any(c.round == 1 for c in first.store.check_results(deployment_id=d)))
-    first.shutdown(grace=5)
-    engines.remove(first)
+    config, _, d = stop_after_the_first_round(tmp_path, engines)
     # What a process SIGKILLed in the middle of the next round leaves: the round's row claimed
     # and never finished, its checks run and stored, but not judged and no next round added.
     store = SqliteStore(tmp_path / "db.sqlite")

@@ -80,6 +80,17 @@ def engines() -> Iterator[list[Engine]]:
         e.store.close()
 
 
+def replica(config: Config, url: str, clock: SystemClock | None = None) -> Engine:
+    """One replica on the PostgreSQL at `url`, with its own pool and leader election."""
+    return Engine(
+        config,
+        PostgresStore(url),
+        RecordingChat(),
+        clock=clock,
+        leadership=leadership_for(url, retry_interval=0.2),
+    )
+
+
 def ship(e: Engine, ref: str = "v1") -> int:
     d = e.request_deploy("alice", "#d", "prod", ref)
     assert d.id is not None
@@ -134,12 +145,7 @@ def test_a_replica_waits_for_a_shutting_down_peer_to_finish_its_step(
     try:
         url = schema.schema_url
         config = make_config(tmp_path, step="sleep 2")
-        a = Engine(
-            config, PostgresStore(url), RecordingChat(), leadership=leadership_for(url, retry_interval=0.2)
-        )
-        b = Engine(
-            config, PostgresStore(url), RecordingChat(), leadership=leadership_for(url, retry_interval=0.2)
-        )
+        a, b = replica(config, url), replica(config, url)
         engines.extend([a, b])
         a.start()
         b.start()
@@ -162,20 +168,12 @@ def test_a_replica_whose_clock_runs_ahead_never_interrupts_a_live_run(
     try:
         url = schema.schema_url
         config = make_config(tmp_path, step="sleep 1")
-        a = Engine(
-            config, PostgresStore(url), RecordingChat(), leadership=leadership_for(url, retry_interval=0.2)
-        )
+        a = replica(config, url)
         engines.append(a)
         a.start()
         d = ship(a)
         wait_for(lambda: "start-h1" in log_lines(tmp_path), what="the first host started")
-        b = Engine(
-            config,
-            PostgresStore(url),
-            RecordingChat(),
-            clock=AheadClock(),
-            leadership=leadership_for(url, retry_interval=0.2),
-        )
+        b = replica(config, url, clock=AheadClock())
         engines.append(b)
         b.start()  # to b's clock, a's heartbeat is a minute old
         assert a.wait_idle(60)
