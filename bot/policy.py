@@ -1,4 +1,9 @@
-"""Who may do what in an environment. Pure functions returning a refusal reason or None."""
+"""Who may do what in an environment. Pure functions returning a refusal reason or None.
+
+Membership of a user group comes from the directory. When a lookup fails the answer is still
+no (fail closed), but the refusal says that the group could not be checked rather than
+claiming the user is not in it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,19 @@ def _member(user: str, users: tuple[str, ...], groups: tuple[str, ...], director
     return any(user in directory.members(g) for g in groups)
 
 
+def _refusal(reason: str, question: str, directory: Directory, *group_lists: tuple[str, ...]) -> str:
+    """`reason`, unless a group that could have let the user in was not looked up: then why.
+
+    `question` completes "gonogo cannot tell whether ...", e.g. "you are an approver for prod".
+    """
+    for groups in group_lists:
+        for group in groups:
+            problem = directory.problem(group)
+            if problem:
+                return f"{problem}; gonogo cannot tell whether {question}, so it refuses (try again, or ask an admin)"
+    return reason
+
+
 def may_request(env: Environment, user: str, directory: Directory) -> str | None:
     """Refusal reason if `user` may not request deploys/rollbacks in `env`, else None."""
     if not env.requesters and not env.requester_groups:
@@ -21,7 +39,13 @@ def may_request(env: Environment, user: str, directory: Directory) -> str | None
         return None
     if _member(user, env.approvals.approvers, env.approvals.groups, directory):
         return None
-    return f"you are not allowed to deploy to {env.name}"
+    return _refusal(
+        f"you are not allowed to deploy to {env.name}",
+        f"you may deploy to {env.name}",
+        directory,
+        env.requester_groups,
+        env.approvals.groups,
+    )
 
 
 def may_approve(env: Environment, d: Deployment, user: str, directory: Directory) -> str | None:
@@ -32,7 +56,12 @@ def may_approve(env: Environment, d: Deployment, user: str, directory: Directory
         return None
     if _member(user, env.approvals.approvers, env.approvals.groups, directory):
         return None
-    return f"you are not an approver for {env.name}"
+    return _refusal(
+        f"you are not an approver for {env.name}",
+        f"you are an approver for {env.name}",
+        directory,
+        env.approvals.groups,
+    )
 
 
 def may_operate(env: Environment, user: str, directory: Directory) -> str | None:
@@ -41,7 +70,13 @@ def may_operate(env: Environment, user: str, directory: Directory) -> str | None
         return None
     if _member(user, env.approvals.approvers, env.approvals.groups, directory):
         return None
-    return f"you are not allowed to operate {env.name}"
+    return _refusal(
+        f"you are not allowed to operate {env.name}",
+        f"you may operate {env.name}",
+        directory,
+        env.requester_groups,
+        env.approvals.groups,
+    )
 
 
 def may_sign_off(env: Environment, user: str, directory: Directory) -> str | None:
@@ -49,7 +84,12 @@ def may_sign_off(env: Environment, user: str, directory: Directory) -> str | Non
     if env.signoff_by or env.signoff_groups:
         if _member(user, env.signoff_by, env.signoff_groups, directory):
             return None
-        return f"you are not allowed to sign off {env.name}"
+        return _refusal(
+            f"you are not allowed to sign off {env.name}",
+            f"you may sign off {env.name}",
+            directory,
+            env.signoff_groups,
+        )
     return may_operate(env, user, directory)
 
 
@@ -57,4 +97,9 @@ def may_force(env: Environment, user: str, directory: Directory) -> str | None:
     """Refusal reason for --force (break glass): only the environment's break-glass users/groups."""
     if _member(user, env.break_glass, env.break_glass_groups, directory):
         return None
-    return f"--force in {env.name} is only for its break-glass group"
+    return _refusal(
+        f"--force in {env.name} is only for its break-glass group",
+        f"you are in {env.name}'s break-glass group",
+        directory,
+        env.break_glass_groups,
+    )

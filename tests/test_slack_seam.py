@@ -170,3 +170,35 @@ def test_the_directory_says_why_a_group_could_not_be_checked(slack_api: FakeSlac
         dead.problem("S0DEPLOY1") == "could not check group S0DEPLOY1: Slack could not be reached (URLError)"
     )
     assert StaticDirectory({"g": ["u"]}).problem("g") is None
+
+
+def test_a_refusal_says_when_a_group_could_not_be_checked(slack_api: FakeSlack) -> None:
+    """The policy still refuses when the group lookup fails, and says so instead of guessing."""
+    import tomllib
+    from datetime import UTC, datetime
+
+    from bot.config import parse_config
+    from bot.domain import Deployment
+    from bot.policy import may_approve
+    from bot.slack.directory import SlackDirectory
+
+    config = parse_config(
+        tomllib.loads(
+            '[environments.prod]\nbackend = "local"\nhosts = ["h1"]\n'
+            '[environments.prod.approvals]\ngroups = ["S0DEPLOY1"]\n'
+            '[[environments.prod.steps.deploy]]\nname = "ship"\nrun = "true"\n'
+        ),
+        environ={},
+    )
+    env = config.environments["prod"]
+    d = Deployment(env="prod", requester="U0ALICE12", ref="v1", sha=None, created_at=datetime.now(UTC))
+    slack_api.groups["S0DEPLOY1"] = ["U0BOB123"]
+    directory = SlackDirectory(make_client(BOT_TOKEN, slack_api.api_url, max_retries=0))
+    slack_api.fail_next("usergroups.users.list", status=200, error="missing_scope")
+    refusal = may_approve(env, d, "U0BOB123", directory)
+    assert refusal is not None and refusal.startswith("could not check group S0DEPLOY1: missing_scope")
+    assert refusal.endswith(
+        "gonogo cannot tell whether you are an approver for prod, so it refuses (try again, or ask an admin)"
+    )
+    assert may_approve(env, d, "U0BOB123", directory) is None  # the next lookup works
+    assert may_approve(env, d, "U0MALLORY", directory) == "you are not an approver for prod"
