@@ -756,6 +756,7 @@ class Engine:
             return d
         if d.state == State.INTERRUPTED:
             d = self.save(d, Event.FAIL, user, "give_up", error=f"given up by {user}", refresh=True)
+            self.settle_alerts(d.id, f"🛑 Given up by {user}.")  # type: ignore[arg-type]
             self.monitoring.on_failure(d, f"interrupted run given up by {user}", automatic=False)
             return d
         if d.state != State.RUNNING:
@@ -774,6 +775,7 @@ class Engine:
         if d.state != State.INTERRUPTED:
             raise Refused(f"{d.label} is {d.state.value}; only an interrupted deployment can be resumed")
         self.store.append_event(self.event(user, "resume_requested", d, None))
+        self.settle_alerts(d.id, f"▶️ Resumed by {user}.")  # type: ignore[arg-type]
         self._submit(d)
         return d
 
@@ -785,6 +787,11 @@ class Engine:
             raise Refused(f"no automatic rollback of {d.label} is waiting: nothing to hold")
         d = self.update(d.id, lambda cur: replace(cur, details={**cur.details, "hold": user}))  # type: ignore[arg-type]
         self.store.append_event(self.event(user, "hold", d, None))
+        self.settle_alerts(
+            d.id,  # type: ignore[arg-type]
+            f"✋ Held by {user}: no automatic rollback.",
+            keep=(Button("Roll back now", "rollback_now", str(d.id), "danger"),),
+        )
         return d
 
     def rollback_failed(self, user: str, deployment_id: int, *, automatic: bool = False) -> Deployment:
@@ -812,7 +819,7 @@ class Engine:
             raise Refused(f"{d.label} is {d.state.value}; use /rollback {d.env}")
         if not automatic:
             self.scheduler.cancel(d.id, "auto_rollback")  # type: ignore[arg-type]  # a human was faster
-        return self._start_rollback(
+        rollback = self._start_rollback(
             user,
             env,
             current,
@@ -822,6 +829,9 @@ class Engine:
             channel=d.channel,
             automatic=automatic,
         )
+        who = "automatically" if automatic else f"by {user}"
+        self.settle_alerts(d.id, f"↩️ Rollback {rollback.label} to {current.label} started {who}.")  # type: ignore[arg-type]
+        return rollback
 
     def _start_rollback(
         self,
@@ -1310,23 +1320,57 @@ class Engine:
             d = fresh or d
             if d.channel and d.message_ts:
                 self.chat.update_card(MessageRef(d.channel, d.message_ts), self.card(d))
+                if fresh is not None and not self._single_process:
+                    # Another replica may have written (and sent its card) meanwhile, and ours
+                    # could land after it: send again when the row moved on.
+                    again = self.store.get(fresh.id)  # type: ignore[arg-type]
+                    if again is not None and again.version != fresh.version:
+                        self.chat.update_card(MessageRef(d.channel, d.message_ts), self.card(again))
 
     def thread(self, d: Deployment, text: str) -> None:
         """Post details in the deployment's thread."""
         if d.channel and d.message_ts:
-            self.chat.post_thread(MessageRef(d.channel, d.message_ts), text)
+            self.chat.post_thread(MessageRef(d.channel, d.message_ts), text, deployment_id=d.id)
         elif d.channel:
-            self.chat.post_message(d.channel, text)
+            self.chat.post_message(d.channel, text, deployment_id=d.id)
 
     def say(self, d: Deployment, text: str) -> None:
         """Post in the deployment's channel."""
         if d.channel:
-            self.chat.post_message(d.channel, text)
+            self.chat.post_message(d.channel, text, deployment_id=d.id)
 
     def alert(self, d: Deployment, text: str, buttons: Sequence[Button], mentions: Sequence[str]) -> None:
-        """Post an alert in the channel, mentioning people, with buttons."""
-        if d.channel:
-            self.chat.post_message(d.channel, text, buttons=buttons, mentions=list(dict.fromkeys(mentions)))
+        """Post an alert in the channel, mentioning people, with buttons.
+
+        An alert with buttons is remembered on the deployment, so that once someone acts on it
+        (`settle_alerts`) its buttons go and it says what happened.
+        """
+        if not d.channel:
+            return
+        people = list(dict.fromkeys(mentions))
+        ref = self.chat.post_message(d.channel, text, buttons=buttons, mentions=people, deployment_id=d.id)
+        if ref is not None and buttons and d.id is not None:
+            alert = {"channel": ref.channel, "ts": ref.ts, "text": text, "mentions": people}
+            self.update(d.id, lambda cur: replace(cur, details={**cur.details, "alerts": [
+                *cur.details.get("alerts", []), alert]}))  # fmt: skip
+
+    def settle_alerts(self, deployment_id: int, outcome: str, keep: Sequence[Button] = ()) -> None:
+        """Someone acted on the deployment's alerts: say what happened under each, and leave only
+        the `keep` buttons (those still meaning something)."""
+        d = self.store.get(deployment_id)
+        alerts = list(d.details.get("alerts", [])) if d is not None else []
+        if not alerts:
+            return
+        for alert in alerts:
+            self.chat.update_message(
+                MessageRef(alert["channel"], alert["ts"]),
+                f"{alert['text']}\n{outcome}",
+                buttons=keep,
+                mentions=alert.get("mentions", ()),
+                deployment_id=deployment_id,
+            )
+        if not keep:
+            self.update(deployment_id, lambda cur: replace(cur, details={**cur.details, "alerts": []}))
 
     def now(self) -> datetime:
         """The engine's clock."""

@@ -194,20 +194,22 @@ class Monitoring:
                 d, f"🚨 {verb} FAILED: {why}. There is no earlier release to roll back to.", (), mentions
             )
             return
-        buttons = (
-            Button("Roll back now", "rollback_now", str(d.id), "danger"),
-            Button("Hold", "hold", str(d.id)),
-        )
-        if env.auto_rollback and automatic:
+        roll_back_now = Button("Roll back now", "rollback_now", str(d.id), "danger")
+        if env.auto_rollback and automatic and env.rollback_grace:
+            # Hold is offered only while there is an automatic rollback to hold: the timer first.
             grace = env.rollback_grace
-            when = f"in {_secs(grace)} unless someone presses Hold" if grace else "now"
-            engine.alert(d, f"🚨 {verb} FAILED: {why}. Rolling back automatically {when}.", buttons, mentions)
-            if grace:
-                engine.scheduler.add_in(AUTO_ROLLBACK, grace, deployment_id=d.id, why=why)
-            else:
-                self.roll_back_automatically(d, why)
+            engine.scheduler.add_in(AUTO_ROLLBACK, grace, deployment_id=d.id, why=why)
+            engine.alert(
+                d,
+                f"🚨 {verb} FAILED: {why}. Rolling back automatically in {_secs(grace)} unless someone presses Hold.",
+                (roll_back_now, Button("Hold", "hold", str(d.id))),
+                mentions,
+            )
+        elif env.auto_rollback and automatic:
+            engine.alert(d, f"🚨 {verb} FAILED: {why}. Rolling back automatically now.", (), mentions)
+            self.roll_back_automatically(d, why)
         else:
-            engine.alert(d, f"🚨 {verb} FAILED: {why}. Roll back?", buttons, mentions)
+            engine.alert(d, f"🚨 {verb} FAILED: {why}. Roll back?", (roll_back_now,), mentions)
 
     def _auto_rollback(self, schedule: Schedule) -> None:
         if schedule.deployment_id is None:

@@ -22,11 +22,7 @@ from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config
 from tests.healthapp import HealthApp
 from tests.test_console_e2e import console, health
 
-HEALTH = "python3 {config_dir}/demo/healthcheck.py http://127.0.0.1:{port}/health"
-# The health lines config.example.toml should have: the check knows which release to expect.
-WITH_REF = {
-    f'name = "health"\nrun = "{HEALTH}"': f'name = "health"\nrun = "{HEALTH} {{ref}}"',
-}
+HEALTH = "python3 {config_dir}/demo/healthcheck.py http://127.0.0.1:{port}/health {ref}"
 
 DEPLOY_V1 = "/deploy demo v1\n/as bob\ntick all\npress go\nwait\n"
 
@@ -53,9 +49,9 @@ def test_an_app_already_on_the_port_fails_the_restart_clearly(demo_config_path: 
 
 @pytest.fixture
 def demo_with_ref_check(tmp_path: Path) -> Iterator[Path]:
-    """The demo config with the health steps passing `{ref}` (the proposed example lines)."""
-    path = write_demo_config(tmp_path, replace=WITH_REF)
-    assert path.read_text().count(f"{HEALTH} {{ref}}") == 2  # verify and rollback
+    """The demo config, whose health steps (verify and rollback) pass `{ref}`."""
+    path = write_demo_config(tmp_path)
+    assert path.read_text().count(f'run = "{HEALTH}"') == 2
     yield path
     stop_demo_app(tmp_path / "data")
 
@@ -74,7 +70,7 @@ def test_the_health_check_expects_the_deployed_ref(demo_with_ref_check: Path) ->
 def test_verify_fails_when_another_app_answers_with_200(tmp_path: Path) -> None:
     # no restart at all, and an impostor on the port answering 200: only the version tells
     restart = 'run = "sh {config_dir}/demo/restart.sh {current_dir} {port} {deploy_to}"'
-    path = write_demo_config(tmp_path, replace={**WITH_REF, restart: 'run = "true"'})
+    path = write_demo_config(tmp_path, replace={restart: 'run = "true"'})
     port = int(load_config(path).environments["demo"].vars["port"])
     with HealthApp(port=port) as impostor:
         impostor.set_body({"status": "ok", "version": "impostor"})

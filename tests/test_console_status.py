@@ -120,7 +120,7 @@ def test_status_shows_runs_in_flight_locks_checks_and_monitoring(console: Consol
     assert "recent:" not in overview and "monitoring #1" not in overview
 
     detail = reply(console, "/status demo")
-    assert re.search(r"monitoring #1: round \d+ · all checks passing", detail), detail
+    assert re.search(r"monitoring #1: round \d+/\d+ · all checks passing", detail), detail
     assert "👀 #1 deploy v1 (?) monitoring · by alice · approved by bob" in detail
 
     # health turns bad: the failing count shows, against the failure limit
@@ -130,7 +130,7 @@ def test_status_shows_runs_in_flight_locks_checks_and_monitoring(console: Consol
     )
     wait_for(lambda: console.engine.deployment(1).details["tracker"]["consecutive"]["health"] >= 2)
     detail = reply(console, "/status demo")
-    assert re.search(r"monitoring #1: round \d+ · health failing \d+/50", detail), detail
+    assert re.search(r"monitoring #1: round \d+/\d+ · health failing \d+/50", detail), detail
     assert re.search(r"health ✗ expected status 200, got 503 \(\d+ ms\)", detail), detail
 
     # a pending deploy elsewhere is in flight; a lock shows its owner and reason

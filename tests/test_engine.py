@@ -132,7 +132,7 @@ def test_failure_stops_and_alerts_then_rollback_now_restores(
     assert "h2: exit 1" in (failed.error or "")
     alert = chat.of_kind("message")[-1]
     assert "FAILED" in alert.text and "alice" in alert.mentions
-    assert [b.label for b in alert.buttons] == ["Roll back now", "Hold"]
+    assert [b.label for b in alert.buttons] == ["Roll back now"]  # no automatic rollback here: no Hold
     # the failed deploy did not change what runs
     assert engine.status("staging")[0].current.id == first.id  # type: ignore[union-attr]
     rb = engine.rollback_failed("carol", bad.id)  # type: ignore[arg-type]

@@ -269,11 +269,39 @@ def test_abort_gives_up_an_interrupted_deploy_and_offers_a_rollback(
     e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
+    announced = chat.of_kind("message")[-1]  # "still interrupted", with Resume / Roll back
     gave_up = e.abort("bob", "prod")
     assert gave_up.state == State.FAILED and gave_up.error == "given up by bob"
     assert e.store.active("prod") is None  # the environment is free again
+    settled = chat.message(announced.ts)  # type: ignore[arg-type]
+    assert settled.buttons == () and settled.text.endswith("🛑 Given up by bob.")
     offer = chat.of_kind("message")[-1]
-    assert [b.label for b in offer.buttons] == ["Roll back now", "Hold"]
+    assert [b.label for b in offer.buttons] == ["Roll back now"]  # no automatic rollback to hold
+    e.rollback_failed("carol", gave_up.id)  # type: ignore[arg-type]
+    assert e.wait_idle(30)
+    done = chat.message(offer.ts)  # type: ignore[arg-type]
+    assert done.buttons == () and done.text.endswith("↩️ Rollback #3 to #1 started by carol.")
+
+
+def test_hold_keeps_only_roll_back_now_on_the_alert(tmp_path: Path, engines: list[Engine]) -> None:
+    config = make_config(
+        tmp_path, step="test {ref} != v2", env_keys='auto_rollback = true\nrollback_grace = "1h"'
+    )
+    chat = RecordingChat()
+    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    engines.append(e)
+    e.start()
+    assert ship(e, "v1") and e.wait_idle(30)
+    bad = ship(e, "v2")
+    assert e.wait_idle(30) and e.deployment(bad).state == State.FAILED
+    alert = chat.of_kind("message")[-1]
+    assert [b.label for b in alert.buttons] == ["Roll back now", "Hold"]
+    e.hold("bob", bad)
+    held = chat.message(alert.ts)  # type: ignore[arg-type]
+    assert [b.label for b in held.buttons] == ["Roll back now"]
+    assert held.text.endswith("✋ Held by bob: no automatic rollback.")
+    with pytest.raises(Refused, match="nothing to hold"):
+        e.hold("carol", bad)
 
 
 # -- live output and skipped hosts ---------------------------------------------------------
