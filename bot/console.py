@@ -178,10 +178,10 @@ class Console:
         if unknown:
             self._reply(Reply(f"Refused: the checklist has items 1 to {len(card.checklist)}"))
             return
-        # the same action a Slack checkbox sends: the full set of ticked items
-        ticked = {item.number for item in card.checklist if item.ticked} | set(numbers)
+        # only what this user changes, as a Slack checkbox click sends it (no lost ticks on a race)
         action = "signoff_checklist" if card.kind == "signoff" else "checklist"
-        self._reply(handle_action(self.engine, action, str(card.deployment_id), self._ctx(), ticked=ticked))
+        changes = dict.fromkeys(numbers, True)
+        self._reply(handle_action(self.engine, action, str(card.deployment_id), self._ctx(), changes=changes))
 
     def _press(self, arg: str) -> None:
         arg, deployment_id = split_target(arg)

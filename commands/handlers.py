@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain import Deployment, State
 from bot.engine import Engine, Refused
 from commands import model
 from commands.help import help_text
@@ -100,9 +101,23 @@ def _status(engine: Engine, cmd: model.Status, ctx: Context) -> Reply:
 
 
 def _abort(engine: Engine, cmd: model.Abort, ctx: Context) -> Reply:
-    d = engine.abort(ctx.user, cmd.env)
-    if d.state.value == "cancelled":
-        return Reply(f"{d.label} cancelled by {ctx.user}", ephemeral=False)
+    return _aborted(engine.abort(ctx.user, cmd.env), ctx.user)
+
+
+def _aborted(d: Deployment, user: str) -> Reply:
+    """What `/deploy abort` did, which depends on where the deployment was."""
+    if d.state == State.CANCELLED:
+        return Reply(f"{d.label} cancelled by {user}", ephemeral=False)
+    if d.state == State.SUCCEEDED:
+        return Reply(
+            f"Monitoring of {d.label} stopped by {user}: {d.env} keeps {d.ref} (Roll back is offered in the channel).",
+            ephemeral=False,
+        )
+    if d.state == State.FAILED:
+        return Reply(
+            f"{d.label} given up by {user}: {d.env} is free again; roll back from the alert or with /rollback {d.env}.",
+            ephemeral=False,
+        )
     return Reply(f"Aborting {d.label}: it stops after the current batch.", ephemeral=False)
 
 
@@ -184,8 +199,7 @@ def handle_action(
             return None
         if action == "abort":
             d = engine.deployment(deployment_id)
-            engine.abort(ctx.user, d.env)
-            return Reply(f"Aborting {d.label} after the current batch.", ephemeral=False)
+            return _aborted(engine.abort(ctx.user, d.env), ctx.user)
         if action == "rollback_now":
             rb = engine.rollback_failed(ctx.user, deployment_id)
             return Reply(f"Rollback {rb.label} started by {ctx.user}.", ephemeral=False)
@@ -201,7 +215,8 @@ def handle_action(
         if action == "signoff_rollback":
             rb = engine.signoffs.roll_back(ctx.user, deployment_id)
             return Reply(
-                f"Sign-off decided ROLL BACK: rollback {rb.label} requested by {ctx.user}.", ephemeral=False
+                f"ROLL BACK requested by {ctx.user}: rollback {rb.label} (the sign-off is final once it has run).",
+                ephemeral=False,
             )
         if action == "signoff_tick":
             engine.signoffs.set_checklist(ctx.user, deployment_id, {int(value.split(":", 1)[1]): True})

@@ -476,3 +476,23 @@ command = "true"
     assert dora.lead_time_median == 2 * HOUR  # commit to live; the monitoring window is not lead time
     assert (dora.change_failures, dora.attempts) == (1, 2)
     assert dora.time_to_restore_median == timedelta(minutes=5)
+
+
+def test_abort_says_what_it_did_where_the_deployment_was(tmp_path: Path, engines: list[Engine]) -> None:
+    from commands.handlers import Context, handle_text
+
+    monitored = '[environments.prod.monitor]\ninterval = "1h"\nduration = "4h"\n'
+    checks = '[[environments.prod.checks]]\nname = "alive"\ntype = "command"\ncommand = "true"\n'
+    config = make_config(tmp_path, extra=monitored + checks)
+    chat = RecordingChat()
+    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    engines.append(e)
+    e.start()
+    d = ship(e)
+    assert e.wait_idle(30) and e.deployment(d).state == State.MONITORING
+    reply = handle_text(e, "/deploy", "abort prod", Context("bob", "#d"))
+    assert reply is not None
+    assert (
+        reply.text == "Monitoring of #1 stopped by bob: prod keeps v1 (Roll back is offered in the channel)."
+    )
+    assert [b.label for b in chat.of_kind("message")[-1].buttons] == ["Roll back"]

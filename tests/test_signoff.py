@@ -135,7 +135,7 @@ def test_roll_back_twice_rolls_back_once_to_the_release_before(make: Make, tmp_p
     v3 = deploy(engine, "v3")
     engine.signoff("bob", "#d", "prod")
     first = press(engine, "signoff_rollback", v3)
-    assert "rollback #4 requested by bob" in first
+    assert first.startswith("ROLL BACK requested by bob: rollback #4")
     engine.wait_idle(30)
     second = press(engine, "signoff_rollback", v3)
     assert second.startswith("Refused: #3 was already signed off: ROLL BACK by bob at 2026-11-23 10:00 UTC")
@@ -188,7 +188,7 @@ def test_a_declined_sign_off_rollback_reopens_the_sign_off(make: Make, clock: Fa
     deploy(engine, "v1")
     v2 = deploy(engine, "v2")
     engine.signoff("bob", "#d", "prod")
-    assert "rollback #3 requested by bob" in press(engine, "signoff_rollback", v2)
+    assert press(engine, "signoff_rollback", v2).startswith("ROLL BACK requested by bob: rollback #3")
     pending = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
     assert pending.buttons == () and pending.status_line.startswith("↩️ ROLL BACK requested by bob")
     assert ("Decided", "ROLL BACK by bob at 2026-11-23 10:00 UTC (pending)") in pending.fields
