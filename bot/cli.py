@@ -1,7 +1,8 @@
-"""The `gonogo` command line and the composition root.
+"""The `gonogo` command line: the entry point.
 
 `gonogo` with no subcommand runs the bot: Slack when SLACK_BOT_TOKEN is set, otherwise the
-terminal chat. Everything is wired here and only here: config → store → engine → adapter.
+terminal chat. It loads the config and hands it to the adapter; the wiring of store, resolver
+and engine is `bot.wiring`, the one composition root.
 """
 
 from __future__ import annotations
@@ -42,36 +43,6 @@ def _load(path: str) -> Config:
     secrets = [value for name in names if (value := os.environ.get(name))]
     setup_logging(_LOGGING["level"], _LOGGING["format"], secrets)
     return config
-
-
-def build_engine(config: Config, chat: object, **kwargs: object) -> object:
-    """Wire store, resolver and engine for `config` with the given chat adapter."""
-    from bot.engine import Engine
-    from bot.store import StoreError, open_store
-
-    try:
-        store = open_store(config.bot.store_url)
-    except StoreError as exc:
-        print(f"gonogo: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    from bot.leader import leadership_for
-
-    resolver = kwargs.pop("resolver", None) or _resolver(config)
-    kwargs.setdefault("leadership", leadership_for(config.bot.store_url))
-    return Engine(config, store, chat, resolver=resolver, **kwargs)  # type: ignore[arg-type]
-
-
-def _resolver(config: Config) -> object:
-    if config.repo.url:
-        try:
-            from bot.gitrefs import GitResolver
-        except ImportError:
-            pass
-        else:
-            return GitResolver(config)
-    from bot.refs import NullResolver
-
-    return NullResolver(config.repo.default_branch)
 
 
 DEFAULT_SHUTDOWN_GRACE = 30.0
@@ -119,11 +90,10 @@ def cmd_console(args: argparse.Namespace) -> int:
     if isinstance(sys.stdin, io.TextIOWrapper):
         # a script with bytes that are not UTF-8 gets them replaced (and refused), not a traceback
         sys.stdin.reconfigure(errors="replace")
+    from bot.wiring import build_engine
+
     chat = ConsoleChat(channel=config.bot.channel)
     engine = build_engine(config, chat)
-    from bot.engine import Engine
-
-    assert isinstance(engine, Engine)
     engine.start()
     console = Console(engine, chat, user=args.user, channel=config.bot.channel)
     stop_on_signals()

@@ -177,10 +177,10 @@ def build_runtime(
     engine_kwargs: Mapping[str, Any] | None = None,
 ) -> SlackRuntime:
     """Wire the Slack adapter and the engine for `config` (the engine is not started)."""
-    from bot.cli import build_engine
     from bot.slack.app import AckGate, create_app
     from bot.slack.chat import DEFAULT_WINDOW, SlackChat, make_client
     from bot.slack.directory import SlackDirectory
+    from bot.wiring import build_engine
 
     client = make_client(bot_token, config.slack.api_url)
     chat = SlackChat(client, window=DEFAULT_WINDOW if window is None else window)
