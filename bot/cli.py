@@ -121,11 +121,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError:
         print("gonogo: the Slack adapter is not available in this build", file=sys.stderr)
         return 2
+    grace = shutdown_grace()
     return int(
         serve(
             _load(_config_path(args.config)),
             port=getattr(args, "port", None),
             mode=getattr(args, "mode", "auto"),
+            grace=grace,
         )
     )
 

@@ -156,12 +156,13 @@ class SlackRuntime:
 
         return ops_response(self.engine, path, self.chat.reachable)
 
-    def close(self) -> None:
-        """Finish requests in hand, let running deployments finish, flush, close the store."""
+    def close(self, grace: float = 30.0) -> None:
+        """Finish requests in hand, let running steps finish (up to `grace` seconds), flush,
+        close the store."""
         for closer in self._closers:
             closer()
         self.executor.shutdown(wait=True)
-        self.engine.shutdown(wait=True)
+        self.engine.shutdown(wait=True, grace=grace)
         self.chat.close()
         self.engine.store.close()
 
@@ -260,8 +261,12 @@ def serve(
     *,
     mode: str = "auto",
     environ: Mapping[str, str] | None = None,
+    grace: float = 30.0,
 ) -> int:
-    """Run the Slack app in `mode` (auto, http, socket) until SIGTERM/SIGINT; the exit code."""
+    """Run the Slack app in `mode` (auto, http, socket) until SIGTERM/SIGINT; the exit code.
+
+    On the signal, a running step gets `grace` seconds to finish before its deployment is
+    recorded as interrupted."""
     env = os.environ if environ is None else environ
     try:
         settings = settings_from_env(env, port, mode)
@@ -326,7 +331,7 @@ def serve(
                     print(f"gonogo: could not listen on {settings.host}:{settings.port}", file=sys.stderr)
                     return 1
     finally:
-        runtime.close()
+        runtime.close(grace)
     return 0
 
 
