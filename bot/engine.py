@@ -1,10 +1,10 @@
-"""The engine: requests, approvals, policies, locks and the deployment run, over the seams.
+"""The engine: requests, approvals, policies, locks, rollbacks and alerts, over the seams.
 
 Every state change goes through `bot.domain.transition` and is saved compare-and-set
 (`Store.transition`), so a double click or a second replica loses the race cleanly instead of
 acting twice. Work (SSH, HTTP) never runs on the caller's thread: approved deployments go to
-the engine's own worker pool; timed work (monitoring rounds, expiries, scheduled deploys)
-goes through `bot.scheduler.Scheduler`.
+the engine's runs (`bot.runs.Runs`: its own worker pool, heartbeats, recovery); timed work
+(monitoring rounds, expiries, scheduled deploys) goes through `bot.scheduler.Scheduler`.
 
 Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `tick`,
 `tick_all`, `set_checklist`, `approve`, `decline`, `cancel`, `abort`, `resume`, `hold`,
@@ -17,12 +17,9 @@ Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `t
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time as monotonic_time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -47,13 +44,12 @@ from bot.errors import Refused
 from bot.monitoring import Monitoring
 from bot.policy import may_approve, may_force, may_operate, may_request
 from bot.refs import NullResolver, RefError, RefResolver
+from bot.runs import MAX_CAS_RETRIES, Runs
 from bot.scheduler import Scheduler
 from bot.stats import Dora, StatsRecord, compute_dora
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store
 from bot.windows import check_window, format_next_open
-from runners.base import Backend, HostResult, StepResult
-from runners.pipeline import Pipeline, ProgressEvent, StageResult
-from runners.redact import Redactor
+from runners.base import Backend
 
 log = logging.getLogger("gonogo.engine")
 _COUNTED = frozenset(
@@ -62,7 +58,6 @@ _COUNTED = frozenset(
 )  # fmt: skip
 
 BackendFactory = Callable[[Environment, bool], Backend]
-MAX_CAS_RETRIES = 20
 EXPIRY = "approval_expiry"
 SCHEDULED_START = "scheduled_start"
 RETENTION = "retention"
@@ -93,19 +88,6 @@ class EnvStatus:
     lock: Lock | None
     recent: tuple[Deployment, ...] = ()
     checks: tuple[CheckRecord, ...] = ()
-
-
-@dataclass
-class _Run:
-    stop: threading.Event = field(default_factory=threading.Event)  # abort: after the batch
-    halt: threading.Event = field(default_factory=threading.Event)  # shutdown: after the step
-    shutdown: bool = False
-    #: The run lost its claim on the deployment (declared interrupted elsewhere): it stops,
-    #: and writes nothing more about the deployment.
-    fenced: bool = False
-    #: `_finish` is recording the outcome: the state leaves `running` by this run's own hand.
-    finishing: bool = False
-    pipeline: Pipeline | None = None
 
 
 def default_backend_factory(config: Config) -> BackendFactory:
@@ -157,24 +139,13 @@ class Engine:
         self.monitoring = Monitoring(self)
         self.signoffs = SignOff(self)
         self.retention_days = config.bot.retention_days if retention_days is None else retention_days
-        self._pool = ThreadPoolExecutor(
-            max_workers=workers or config.bot.workers, thread_name_prefix="gonogo-work"
-        )
-        self._inflight: set[Future[None]] = set()
-        self._idle = threading.Condition()
-        self._runs: dict[int, _Run] = {}
         self._card_lock = threading.Lock()
-        self._accepting = True
-        self._stopping = threading.Event()
-        self._watch_stop = threading.Event()
-        self._watchdog: threading.Thread | None = None
         self._leader = (
             leadership(self.scheduler.start_leading, self.scheduler.stop_leading) if leadership else None
         )
-        #: With replicas, a heartbeat is judged stale only after this process has watched it stand
-        #: still for the limit on its own monotonic clock (replicas' wall clocks may disagree).
+        #: No replica can share the store: what this process does not run, nobody runs.
         self._single_process = self._leader is None or bool(getattr(self._leader, "single_process", False))
-        self._beats_seen: dict[int, tuple[datetime | None, float]] = {}
+        self.runs = Runs(self, workers=workers or config.bot.workers, single_process=self._single_process)
         self.scheduler.register(EXPIRY, self._expire)
         self.scheduler.register(SCHEDULED_START, self._scheduled_start)
         self.scheduler.register(RETENTION, self._retention)
@@ -198,108 +169,35 @@ class Engine:
             if d.state == State.PENDING:
                 self.refresh_card(d)
             else:
-                self._submit(d)
-        self.recover_stale(startup=True)
+                self.runs.submit(d)
+        self.runs.recover_stale(startup=True)
         for d in earlier:
             if self._env_or_none(d.env) is not None:
-                self._announce_interrupted(d, d.error or "its run stopped before it finished", again=True)
+                self.runs.announce_interrupted(d, d.error or "its run stopped before it finished", again=True)
         if run_scheduler:
             if self._leader is not None:
                 self._leader.start()
             else:
                 self.scheduler.start_leading()
-        self._watchdog = threading.Thread(target=self._watch, name="gonogo-watchdog", daemon=True)
-        self._watchdog.start()
+        self.runs.start_watchdog()
 
-    def recover_stale(self, *, startup: bool = False) -> list[Deployment]:
-        """Interrupt running deployments nobody is heartbeating (their process died).
-
-        A single process (SQLite) trusts its own clock: a heartbeat older than the limit is
-        stale. With replicas, a heartbeat counts as stale only once this process has seen it
-        stand still for the limit, so a replica whose clock runs ahead never interrupts a live
-        run elsewhere.
-        """
-        seconds = max(3 * self.config.bot.heartbeat_interval, 1)
-        now, mono = self.clock.now(), monotonic_time.monotonic()
-        out = []
-        running = self.store.deployments(states=[State.RUNNING], limit=500)
-        for d in running:
-            if d.id is None or d.id in self._runs:
-                continue
-            beat = d.heartbeat_at or d.started_at or d.updated_at or d.created_at
-            if self._single_process:
-                stale = now - beat >= timedelta(seconds=seconds)
-            else:
-                seen = self._beats_seen.get(d.id)
-                if seen is None or seen[0] != beat:
-                    self._beats_seen[d.id] = (beat, mono)
-                stale = seen is not None and seen[0] == beat and mono - seen[1] >= seconds
-            if stale:
-                out.append(self._interrupt(d, "its process stopped while it was running"))
-        live = {d.id for d in running}
-        for gone in [k for k in self._beats_seen if k not in live]:
-            del self._beats_seen[gone]
-        return [d for d in out if d is not None]
-
-    def _watch(self) -> None:
-        """Heartbeat this process's runs (until the last one ended, shutdown included) and
-        look for runs of dead processes."""
-        interval = self.config.bot.heartbeat_interval
-        while not self._watch_stop.wait(interval):
-            now = self.clock.now()
-            for deployment_id, run in list(self._runs.items()):
-                try:
-                    if not self.store.heartbeat(deployment_id, now) and not run.finishing:
-                        self._fence(deployment_id)
-                except Exception:
-                    log.exception("heartbeat for #%s failed", deployment_id)
-            if self._stopping.is_set():
-                continue
-            try:
-                self.recover_stale()
-            except Exception:
-                log.exception("watchdog: recovery scan failed")
+    def recover_stale(self) -> list[Deployment]:
+        """Interrupt running deployments nobody is heartbeating (their process died)."""
+        return self.runs.recover_stale()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no work is in flight; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._inflight, timeout=timeout)
+        return self.runs.wait_idle(timeout)
 
     def shutdown(self, wait: bool = True, *, grace: float = 30.0) -> None:
-        """Stop taking work; running deployments stop after their current step and are
-        recorded as `interrupted` so a restart can resume them.
-
-        A step still running after `grace` seconds is not waited for: its deployment is
-        recorded as interrupted at once (Resume runs that batch again) and its connections
-        are closed. Heartbeats go on until then, so no replica takes a run over early.
-        """
-        self._accepting = False
-        self._stopping.set()
-        for run in list(self._runs.values()):
-            run.shutdown = True
-            run.halt.set()
-            run.stop.set()
-        if wait and not self.wait_idle(timeout=grace):
-            for deployment_id, run in list(self._runs.items()):
-                self._abandon(deployment_id, run, grace)
-            self.wait_idle(timeout=5)
+        """Stop taking work; running deployments stop after their current step (up to `grace`
+        seconds, see `Runs.shutdown`) and are recorded as `interrupted` so a restart can resume
+        them; then stop the timers."""
+        self.runs.shutdown(wait, grace)
         if self._leader is not None:
             self._leader.stop()
         self.scheduler.stop_leading()
-        self._watch_stop.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _abandon(self, deployment_id: int, run: _Run, grace: float) -> None:
-        """Shutdown's last resort for a step that outlived the grace period."""
-        d = self.store.get(deployment_id)
-        run.fenced = True
-        if d is not None and d.state == State.RUNNING:
-            self._interrupt(d, f"the bot shut down and its step did not finish within {grace:g}s")
-        if run.pipeline is not None:
-            try:
-                run.pipeline.close()
-            except Exception:
-                log.exception("%s: closing connections at shutdown failed", d.label if d else deployment_id)
+        self.runs.close()
 
     # -- queries --------------------------------------------------------------------------
     def environments(self) -> list[str]:
@@ -640,7 +538,7 @@ class Engine:
                 if later:
                     self.scheduler.add(SCHEDULED_START, saved.scheduled_at, deployment_id=saved.id)  # type: ignore[arg-type]
                 else:
-                    self._submit(saved)
+                    self.runs.submit(saved)
             self.refresh_card(saved)
             return saved
         raise Refused("too many concurrent changes; try again")
@@ -697,7 +595,7 @@ class Engine:
             d = self.save(d, Event.CANCEL, "gonogo", "cancel", detail=why, error=why, refresh=True)
             self.say(d, f"Scheduled {d.label} did not start: {why}")
             return
-        self._submit(d)
+        self.runs.submit(d)
 
     # -- locks ----------------------------------------------------------------------------
     def lock(self, user: str, env_name: str, reason: str | None, *, automatic: bool = False) -> Lock:
@@ -761,10 +659,8 @@ class Engine:
             return d
         if d.state != State.RUNNING:
             raise Refused(f"{d.label} is {d.state.value}; nothing to abort")
-        run = self._runs.get(d.id)  # type: ignore[arg-type]
-        if run is None:
+        if not self.runs.stop_after_batch(d.id):  # type: ignore[arg-type]
             raise Refused(f"{d.label} is not running in this process")
-        run.stop.set()
         self.store.append_event(self.event(user, "abort_requested", d, None))
         return d
 
@@ -776,7 +672,7 @@ class Engine:
             raise Refused(f"{d.label} is {d.state.value}; only an interrupted deployment can be resumed")
         self.store.append_event(self.event(user, "resume_requested", d, None))
         self.settle_alerts(d.id, f"▶️ Resumed by {user}.")  # type: ignore[arg-type]
-        self._submit(d)
+        self.runs.submit(d)
         return d
 
     def hold(self, user: str, deployment_id: int) -> Deployment:
@@ -886,160 +782,8 @@ class Engine:
     # -- the run ------------------------------------------------------------------------------
     def _approve_and_submit(self, d: Deployment, user: str) -> Deployment:
         saved = self.save(d, Event.APPROVE, user, "auto_approve", detail="no approval required")
-        self._submit(saved)
+        self.runs.submit(saved)
         return saved
-
-    def _submit(self, d: Deployment) -> None:
-        if not self._accepting:
-            return
-        assert d.id is not None
-        future = self._pool.submit(self._run_guarded, d.id)
-        with self._idle:
-            self._inflight.add(future)
-        future.add_done_callback(self._done)
-
-    def _done(self, future: Future[None]) -> None:
-        with self._idle:
-            self._inflight.discard(future)
-            self._idle.notify_all()
-
-    def _run_guarded(self, deployment_id: int) -> None:
-        try:
-            self._run(deployment_id)
-        except Refused as exc:  # a transition lost to another actor (the run was fenced off)
-            log.warning("deployment #%s: %s", deployment_id, exc, extra={"deployment_id": deployment_id})
-        except Exception:
-            log.exception("deployment #%s: unexpected error in the worker", deployment_id)
-            run = self._runs.get(deployment_id)
-            d = self.store.get(deployment_id)
-            if d is not None and d.state == State.RUNNING and not (run and run.fenced):
-                try:
-                    self.save(
-                        d,
-                        Event.FAIL,
-                        "gonogo",
-                        "fail",
-                        detail="internal error",
-                        error="internal error (see logs)",
-                        refresh=True,
-                    )
-                except Exception:
-                    log.exception("deployment #%s: could not record the failure", deployment_id)
-        finally:
-            self._runs.pop(deployment_id, None)
-
-    def _run(self, deployment_id: int) -> None:
-        d = self.store.get(deployment_id)
-        if d is None:
-            return
-        env = self.env(d.env)
-        resuming = d.state == State.INTERRUPTED
-        event = Event.RESUME if resuming else Event.START
-        try:
-            d = self.save(d, event, "gonogo", "resume" if resuming else "start", progress="starting",
-                          heartbeat_at=self.clock.now(), error=None, refresh=True)  # fmt: skip
-        except Refused:
-            return  # someone else started it (another click, another replica)
-        run = _Run()
-        self._runs[deployment_id] = run  # until _finish is done: verify heartbeats too
-        backend = self.backends(env, d.dry_run)
-        secrets = {name: value for name in env.secrets if (value := os.environ.get(name))}
-        pipeline = Pipeline(
-            backend,
-            env.hosts,
-            env.strategy,
-            self._variables(env, d),
-            env=secrets,
-            redactor=Redactor(secrets.values()),
-            on_progress=_ProgressReporter(self, deployment_id),
-            stop=run.stop,
-            halt=run.halt,
-        )
-        run.pipeline = pipeline
-        stages = ("rollback",) if d.kind == "rollback" else ("pre_deploy", "deploy", "verify")
-        done_stages = set(d.details.get("done_stages", ())) if resuming else set()
-        cursor = d.details.get("cursor", {}) if resuming else {}
-        failure: StageResult | None = None
-        try:
-            for stage in stages:
-                steps = env.stage(stage)
-                if stage in done_stages or not steps:
-                    continue
-                self._set_progress(deployment_id, f"{stage}…")
-                here = cursor.get("stage") == stage
-                result = pipeline.run_stage(
-                    stage,
-                    steps,
-                    start_batch=int(cursor.get("batch", 0)) if here else 0,
-                    start_step=int(cursor.get("step", 0)) if here else 0,
-                )
-                if not result.ok:
-                    failure = result
-                    break
-                done_stages.add(stage)
-                self._save_details(deployment_id, {"done_stages": sorted(done_stages), "cursor": {}})
-            lines = getattr(backend, "lines", None)
-            if failure is None and d.dry_run and isinstance(lines, list):
-                self.thread(
-                    self.deployment(deployment_id), "Dry run: exact commands per host\n" + "\n".join(lines)
-                )
-        finally:
-            pipeline.close()
-        self._finish(deployment_id, failure, run)
-
-    def _finish(self, deployment_id: int, failure: StageResult | None, run: _Run) -> None:
-        d = self.deployment(deployment_id)
-        if run.fenced or d.state != State.RUNNING:
-            log.warning(
-                "%s is %s: this process no longer runs it", d.label, d.state.value,
-                extra={"deployment_id": deployment_id},
-            )  # fmt: skip
-            return
-        run.finishing = True
-        if failure is not None and failure.aborted and failure.failed_step is None:
-            if run.shutdown:
-                self._interrupt(d, "the bot shut down during the deployment")
-                return
-            why = "aborted after the current batch" + _skipped_note(failure)
-            d = self.save(d, Event.ABORT, "gonogo", "aborted", error=why, refresh=True)
-            self.monitoring.on_failure(d, why, automatic=False)
-            return
-        if failure is not None:
-            step = failure.failed_step
-            assert step is not None
-            summary = f"{failure.stage} › {step.step}: " + "; ".join(
-                h.describe() for h in step.failures()[:3]
-            )
-            summary += _skipped_note(failure)
-            d = self.save(d, Event.FAIL, "gonogo", "fail", detail=summary, error=summary, refresh=True)
-            tails = "\n".join(f"{h.host}: {h.output[-500:]}" for h in step.failures()[:3] if h.output)
-            if tails:
-                self.thread(d, "Output:\n" + tails)
-            self.monitoring.on_failure(d, summary)
-            return
-        if d.dry_run:
-            self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, refresh=True)
-            return
-        smoke_failure = self.monitoring.verify(d)
-        if smoke_failure:
-            d = self.save(
-                d, Event.FAIL, "gonogo", "fail", detail=smoke_failure, error=smoke_failure, refresh=True
-            )
-            self.monitoring.on_failure(d, smoke_failure)
-            return
-        env = self.env(d.env)
-        if d.kind == "rollback":
-            d = self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, refresh=True)
-            self._mark_rolled_back(d)
-            return
-        if self.monitoring.wants_window(env):
-            d = self.save(
-                d, Event.MONITOR, "gonogo", "monitor", progress="monitoring", release_id=d.id, refresh=True
-            )
-            self.monitoring.start_window(d)
-            return
-        d = self.save(d, Event.SUCCEED, "gonogo", "succeed", progress=None, release_id=d.id, refresh=True)
-        self.after_success(d)
 
     def after_success(self, d: Deployment) -> None:
         """Deploy tags and the sign-off reminder, once a deploy is live."""
@@ -1049,43 +793,6 @@ class Engine:
         if note:
             self.thread(d, note)
         self.signoffs.schedule_reminder(d)
-
-    def _mark_rolled_back(self, rollback: Deployment) -> None:
-        if rollback.rollback_of is None:
-            return
-        undone = self.store.get(rollback.rollback_of)
-        if undone is None:
-            return
-        if undone.state == State.MONITORING:
-            self.scheduler.cancel(undone.id)  # type: ignore[arg-type]
-        try:
-            self.save(
-                undone, Event.ROLL_BACK, "gonogo", "rolled_back", detail=f"by {rollback.label}", refresh=True
-            )
-        except Refused:
-            log.info("%s could not be marked rolled back from %s", undone.label, undone.state.value)
-
-    def _interrupt(self, d: Deployment, why: str) -> Deployment | None:
-        try:
-            d = self.save(d, Event.INTERRUPT, "gonogo", "interrupt", detail=why, error=why, refresh=True)
-        except Refused:
-            return None
-        self._announce_interrupted(d, why)
-        return d
-
-    def _announce_interrupted(self, d: Deployment, why: str, *, again: bool = False) -> None:
-        """The Resume / Roll back alert of an interrupted deployment."""
-        still = "is still interrupted" if again else "was interrupted"
-        self.alert(
-            d,
-            f"⚠️ Deployment {d.label} of {d.ref} to {d.env} {still}: {why}. "
-            "Resume it, or roll back; the environment stays held until someone decides.",
-            (
-                Button("Resume", "resume", str(d.id), "primary"),
-                Button("Roll back", "rollback_now", str(d.id), "danger"),
-            ),
-            [d.requester, *self.env(d.env).on_call],
-        )
 
     def _retention(self, schedule: Schedule) -> None:
         removed = self.store.prune(self.clock.now() - timedelta(days=self.retention_days))
@@ -1218,79 +925,6 @@ class Engine:
             )
         )
 
-    def _set_progress(self, deployment_id: int, text: str | None) -> None:
-        d = self._update_running(
-            deployment_id, lambda d: replace(d, progress=text, heartbeat_at=self.clock.now())
-        )
-        if d is not None:
-            self.refresh_card(d)
-
-    def _save_details(self, deployment_id: int, extra: dict[str, object]) -> None:
-        self._update_running(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
-
-    def _update_running(
-        self, deployment_id: int, change: Callable[[Deployment], Deployment]
-    ) -> Deployment | None:
-        """`update` for the run's own bookkeeping: only while the deployment is still running.
-
-        When it is not (another replica declared it interrupted, or shutdown gave up on it),
-        the run is fenced: it stops after the current step and writes nothing more.
-        """
-        for _ in range(MAX_CAS_RETRIES):
-            d = self.deployment(deployment_id)
-            run = self._runs.get(deployment_id)
-            if d.state != State.RUNNING or (run is not None and run.fenced):
-                self._fence(deployment_id)
-                return None
-            try:
-                return self.store.transition(change(d), d.version)
-            except StaleDeployment:
-                continue
-        return None
-
-    def _fence(self, deployment_id: int) -> None:
-        run = self._runs.get(deployment_id)
-        if run is None:
-            return
-        if not run.fenced:
-            log.warning(
-                "deployment #%s is no longer running here (interrupted elsewhere): stopping after this step",
-                deployment_id,
-                extra={"deployment_id": deployment_id},
-            )
-        run.fenced = True
-        run.halt.set()
-        run.stop.set()
-
-    def _variables(self, env: Environment, d: Deployment) -> dict[str, object]:
-        data_dir = str(self.config.bot.data_dir)
-        config_dir = str(self.config.config_dir)
-        deploy_to = (
-            env.deploy_to.replace("{data_dir}", data_dir)
-            .replace("{config_dir}", config_dir)
-            .replace("{env}", env.name)
-        )
-        release_id = d.release_id or d.id
-        current = self.store.current_release(env.name)
-        previous = (current.release_id or current.id) if current else None
-        return {
-            **env.vars,
-            "ref": d.ref,
-            "sha": d.sha or d.ref,
-            "deploy_id": d.id,
-            "env": env.name,
-            "release_id": release_id,
-            "deploy_to": deploy_to,
-            "releases_dir": f"{deploy_to}/releases",
-            "release_dir": f"{deploy_to}/releases/{release_id}",
-            "current_dir": f"{deploy_to}/current",
-            "previous_release_dir": f"{deploy_to}/releases/{previous}" if previous else "",
-            "requester": d.requester,
-            "config_dir": config_dir,
-            "data_dir": data_dir,
-            "keep_releases": env.keep_releases,
-        }
-
     # -- chat ---------------------------------------------------------------------------------
     def _post_card(self, d: Deployment) -> bool:
         if not d.channel:
@@ -1375,103 +1009,6 @@ class Engine:
     def now(self) -> datetime:
         """The engine's clock."""
         return self.clock.now()
-
-
-class _ProgressReporter:
-    """Turns pipeline progress into stored host results, card progress, the resume cursor,
-    live output tails and thread lines.
-
-    Output is streamed into the deployment's record (`details["live"]`: the last line of each
-    host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs
-    one store write and one coalesced card update per interval, not one per line.
-    """
-
-    LIVE_INTERVAL = 1.0
-    _LINE = 200
-
-    def __init__(self, engine: Engine, deployment_id: int) -> None:
-        self.engine = engine
-        self.deployment_id = deployment_id
-        self._lock = threading.Lock()
-        self._live: dict[str, str] = {}
-        self._dirty = False
-        self._flushed = 0.0
-
-    def __call__(self, event: ProgressEvent) -> None:
-        engine = self.engine
-        if event.kind == "output" and event.text and event.hosts:
-            self._output(event.hosts[0], event.text)
-        elif event.kind == "batch_started":
-            cursor = {"stage": event.stage, "batch": event.batch, "step": 0}
-            engine._save_details(self.deployment_id, {"cursor": cursor})
-        elif event.kind == "step_started":
-            with self._lock:
-                self._live.clear()
-                self._dirty = False
-            hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
-            engine._update_running(
-                self.deployment_id,
-                lambda d: replace(
-                    d,
-                    progress=f"{event.stage} › {event.step} on {hosts}",
-                    heartbeat_at=engine.clock.now(),
-                    details={**d.details, "live": {"step": event.step, "hosts": {}}},
-                ),
-            )
-            engine.refresh_card(engine.deployment(self.deployment_id))
-        elif event.kind == "host_done" and isinstance(event.result, HostResult):
-            self._flush(force=False)
-            env = engine.deployment(self.deployment_id).env
-            metrics.STEP_SECONDS.labels(env, event.stage, event.result.status).observe(event.result.duration)
-        elif event.kind == "step_done" and isinstance(event.result, StepResult):
-            result = event.result
-            with self._lock:
-                self._live.clear()
-                self._dirty = False
-            after: dict[str, object] = {"live": {}}
-            if result.ok and event.step_index is not None:  # a resume starts after this step
-                after["cursor"] = {"stage": event.stage, "batch": event.batch, "step": event.step_index + 1}
-            engine._save_details(self.deployment_id, after)
-            engine.store.record_host_results(self.deployment_id, event.stage, result.hosts)
-            mark = "✓" if result.ok else "✗"
-            line = f"{mark} {event.stage} › {result.step}: " + "; ".join(
-                h.describe() for h in result.hosts[:10]
-            )
-            if len(result.hosts) > 10:
-                line += f"; …and {len(result.hosts) - 10} more hosts"
-            engine.thread(engine.deployment(self.deployment_id), line)
-
-    def _output(self, host: str, text: str) -> None:
-        lines = [line for line in text.splitlines() if line.strip()]
-        if not lines:
-            return
-        with self._lock:
-            self._live[host] = lines[-1][-self._LINE :]
-            self._dirty = True
-        self._flush(force=False)
-
-    def _flush(self, *, force: bool) -> None:
-        """Write the live tails when they changed and the interval has passed (or `force`)."""
-        now = monotonic_time.monotonic()
-        with self._lock:
-            if not self._dirty or (not force and now - self._flushed < self.LIVE_INTERVAL):
-                return
-            self._flushed, self._dirty = now, False
-            live = dict(self._live)
-        d = self.engine._update_running(
-            self.deployment_id,
-            lambda d: replace(d, details={**d.details, "live": {**d.details.get("live", {}), "hosts": live}}),
-        )
-        if d is not None:
-            self.engine.refresh_card(d)
-
-
-def _skipped_note(stage: StageResult) -> str:
-    """`; not started on web4, web5 (2 hosts)`, or nothing when every host was reached."""
-    if not stage.skipped:
-        return ""
-    names = ", ".join(stage.skipped[:5]) + (", …" if len(stage.skipped) > 5 else "")
-    return f"; not started on {names} ({len(stage.skipped)} host{'s' if len(stage.skipped) != 1 else ''})"
 
 
 def _stats_record(d: Deployment) -> StatsRecord:
