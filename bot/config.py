@@ -358,10 +358,6 @@ def _positive(value: Any) -> str | None:
     return None if value >= 1 else "must be >= 1"
 
 
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be >= 0"
-
-
 def _between(low: float, high: float) -> Callable[[Any], str | None]:
     """A check that a number is within [low, high] (absurd values are typos, and overflow later)."""
 

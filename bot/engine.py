@@ -170,7 +170,7 @@ class Engine:
                 self.refresh_card(d)
             else:
                 self.runs.submit(d)
-        self.runs.recover_stale(startup=True)
+        self.runs.recover_stale()
         for d in earlier:
             if self._env_or_none(d.env) is not None:
                 self.runs.announce_interrupted(d, d.error or "its run stopped before it finished", again=True)
@@ -180,10 +180,6 @@ class Engine:
             else:
                 self.scheduler.start_leading()
         self.runs.start_watchdog()
-
-    def recover_stale(self) -> list[Deployment]:
-        """Interrupt running deployments nobody is heartbeating (their process died)."""
-        return self.runs.recover_stale()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no work is in flight; False on timeout."""

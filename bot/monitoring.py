@@ -141,7 +141,7 @@ class Monitoring:
             failed_checks = verdict.failed_checks
         else:
             results = []
-            failed_checks = tuple(n for n, c in tracker.consecutive.items() if c >= tracker.failure_limit)
+            failed_checks = tracker.failed_checks()
         if failed_checks:
             failed = [r for r in results if r.name in failed_checks and not r.ok]
             why = "; ".join(r.summary() for r in failed) or ", ".join(failed_checks)

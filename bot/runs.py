@@ -73,10 +73,6 @@ class Runs:
         self._watchdog = threading.Thread(target=self._watch, name="gonogo-watchdog", daemon=True)
         self._watchdog.start()
 
-    def running_here(self, deployment_id: int) -> bool:
-        """True while this process runs the deployment."""
-        return deployment_id in self._runs
-
     def stop_after_batch(self, deployment_id: int) -> bool:
         """Abort: the run stops at the end of its current batch; False when it does not run here."""
         run = self._runs.get(deployment_id)
@@ -109,7 +105,7 @@ class Runs:
         self._watch_stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def recover_stale(self, *, startup: bool = False) -> list[Deployment]:
+    def recover_stale(self) -> list[Deployment]:
         """Interrupt running deployments nobody is heartbeating (their process died).
 
         A single process (SQLite) trusts its own clock: a heartbeat older than the limit is

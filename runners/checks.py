@@ -797,7 +797,7 @@ class FailureTracker:
                 self.consecutive[name] = 0
                 if before > 0:
                     transitions.append(Transition(name, False, before, group[0]))
-        failed_checks = tuple(sorted(n for n, c in self.consecutive.items() if c >= self.failure_limit))
+        failed_checks = self.failed_checks()
         return Verdict(
             failed=bool(failed_checks),
             failed_checks=failed_checks,
@@ -805,6 +805,10 @@ class FailureTracker:
             transitions=tuple(transitions),
             consecutive=dict(self.consecutive),
         )
+
+    def failed_checks(self) -> tuple[str, ...]:
+        """The checks at or over `failure_limit` consecutive failures, sorted."""
+        return tuple(sorted(n for n, c in self.consecutive.items() if c >= self.failure_limit))
 
     def reset(self, names: Iterable[str] | None = None) -> None:
         """Forget counts (all, or just `names`), e.g. after a rollback or a new deploy."""
