@@ -310,7 +310,7 @@ def test_hold_keeps_only_roll_back_now_on_the_alert(tmp_path: Path, engines: lis
 def test_output_is_streamed_into_the_record_while_the_step_runs(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
-    step = "for i in 1 2 3 4; do echo line$i; sleep 0.5; done"
+    step = "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.5; done"
     config = make_config(tmp_path, step=step)
     one_host = replace(config.environments["prod"], hosts=config.environments["prod"].hosts[:1])
     config = replace(config, environments={"prod": one_host})
@@ -328,7 +328,7 @@ def test_output_is_streamed_into_the_record_while_the_step_runs(
         return len(seen) >= 2
 
     wait_for(live, what="two live tails")
-    assert seen <= {"line1", "line2", "line3", "line4"}
+    assert seen <= {f"line{i}" for i in range(1, 7)}
     cards = [m.card for m in chat.of_kind("update") if m.card is not None]
     assert any(any(line.startswith("h1 │ line") for line in c.lines) for c in cards)
     assert e.wait_idle(30)
