@@ -399,7 +399,7 @@ class Engine:
         if active is not None and active.state == State.INTERRUPTED and target_id is None and not target_ref:
             # What runs is still the last good release: put it back on every host.
             return self.rollback_failed(user, active.id)  # type: ignore[arg-type]
-        target = self._rollback_target(env.name, current, target_id, target_ref)
+        target = self.rollback_target(env.name, current, target_id, target_ref)
         if active is not None:
             if active.state != State.MONITORING:
                 raise Refused(self._busy_message(active))
@@ -418,9 +418,11 @@ class Engine:
             detail=f"to {target.label}: {reason or ''}",
         )
 
-    def _rollback_target(
-        self, env: str, current: Deployment, target_id: int | None, target_ref: str | None
+    def rollback_target(
+        self, env: str, current: Deployment, target_id: int | None = None, target_ref: str | None = None
     ) -> Deployment:
+        """What a rollback from `current` puts back: the given deploy (`target_id`), the newest
+        earlier one of `target_ref`, or by default the previous good release; Refused otherwise."""
         # A release that was rolled back is not "good" by default; named explicitly, one that
         # went live (its release is its own) may be put back.
         good = [State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING]

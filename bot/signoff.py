@@ -39,14 +39,11 @@ if TYPE_CHECKING:
 
 REMINDER = "signoff_reminder"
 #: Timed re-check of a pending sign-off rollback (see `SignOff.settle`).
-WATCH = "signoff_watch"
-WATCH_INTERVAL = 30.0
 #: A card being posted by another request for longer than this is taken to have failed.
 _POSTING_STALE = timedelta(seconds=60)
 #: A ROLL BACK claim whose rollback never appeared (its process died) reopens after this.
 _CLAIM_STALE = timedelta(minutes=2)
 #: Releases a sign-off Roll back may return to: as `/rollback` chooses them.
-_GOOD = (State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING)
 #: States of a rollback deployment that mean it happened / that it did not.
 _ROLLBACK_DONE = frozenset({State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING, State.ROLLED_BACK})
 _ROLLBACK_NOT_DONE = frozenset({State.DECLINED, State.CANCELLED, State.EXPIRED, State.FAILED, State.ABORTED})
@@ -82,7 +79,6 @@ class SignOff:
         self.engine = engine
         self._card_lock = threading.Lock()
         engine.scheduler.register(REMINDER, self._remind)
-        engine.scheduler.register(WATCH, self._watch)
 
     # -- public API ---------------------------------------------------------------------------
     def request(self, user: str, channel: str, env_name: str) -> Deployment:
@@ -234,7 +230,7 @@ class SignOff:
         if closed:
             self._refresh(d)
             self._refuse(user, d, "signoff_rollback", closed)
-        target = self._previous_release(d)
+        target = engine.rollback_target(d.env, d)
         at = engine.now().isoformat()
 
         def claim(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
@@ -272,9 +268,6 @@ class SignOff:
             engine.event(user, "signoff_rollback_requested", d, f"{rollback.label} back to {target.label}")
         )
         engine.scheduler.cancel(deployment_id, REMINDER)
-        engine.scheduler.add_in(
-            WATCH, WATCH_INTERVAL, deployment_id=deployment_id, key=f"{WATCH}:{deployment_id}:{at}:0"
-        )
         self.settle(deployment_id)  # a rollback needing no approval may be done already
         self._refresh(d)
         return rollback
@@ -283,8 +276,8 @@ class SignOff:
         """Reconcile a pending ROLL BACK with its rollback: final once the rollback happened,
         reopened when it was declined, cancelled, expired or failed; else unchanged.
 
-        Called before every sign-off action and by a timed watch; the engine may also call it
-        (or `on_rollback_finished`) the moment a rollback ends.
+        Called before every sign-off action, and by the engine (`on_rollback_finished`) the
+        moment a rollback ends.
         """
         engine = self.engine
         d = engine.deployment(deployment_id)
@@ -332,7 +325,6 @@ class SignOff:
                 else why
             )
             engine.store.append_event(engine.event("gonogo", action, d, detail))
-            engine.scheduler.cancel(deployment_id, WATCH)
             self._refresh(d)
             if outcome == "reopened":
                 self._thread(d, f"↩️ {why}: the sign-off of {d.label} is open again (Keep or Roll back).")
@@ -362,18 +354,6 @@ class SignOff:
         if self._closed_reason(d, d.details.get("signoff", {})):
             return
         self.engine.thread(d, f"⏰ {d.label} in {d.env} is not signed off yet: /signoff {d.env}")
-
-    def _watch(self, schedule: Schedule) -> None:
-        if schedule.deployment_id is None or self.engine.store.get(schedule.deployment_id) is None:
-            return
-        d = self.settle(schedule.deployment_id)
-        pending = d.details.get("signoff", {}).get("rollback")
-        if isinstance(pending, dict):
-            n = int(schedule.payload.get("n", 0)) + 1
-            delay = WATCH_INTERVAL if n < 20 else 10 * WATCH_INTERVAL  # slower after ten minutes
-            self.engine.scheduler.add_in(
-                WATCH, delay, deployment_id=d.id, key=f"{WATCH}:{d.id}:{pending['at']}:{n}", n=n
-            )
 
     # -- helpers ----------------------------------------------------------------------------------
     def _change(self, deployment_id: int, change: SignoffChange) -> Deployment:
@@ -416,17 +396,6 @@ class SignOff:
             now = f" ({current.label} is)" if current else ""
             return f"{d.label} is no longer what {d.env} runs{now}; /signoff {d.env} signs off what runs now"
         return None
-
-    def _previous_release(self, d: Deployment) -> Deployment:
-        """The release before `d`'s, chosen as `/rollback` chooses (a successful, live deploy)."""
-        release = d.release_id or d.id
-        candidates = self.engine.store.deployments(
-            d.env, states=list(_GOOD), kind="deploy", before_id=release, limit=200
-        )
-        for c in candidates:
-            if not c.dry_run and (c.release_id or c.id) != release:
-                return c
-        raise Refused(f"{d.env} has no release before {d.label} to roll back to")
 
     def _rollback_of(self, d: Deployment, pending: dict[str, Any]) -> Deployment | None:
         """The rollback a pending ROLL BACK asked for (found by its id, or by what it undoes)."""

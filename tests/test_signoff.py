@@ -221,7 +221,8 @@ def test_a_sign_off_rollback_becomes_final_when_it_is_done(make: Make, clock: Fa
     engine.approve("carol", 3)
     engine.wait_idle(30)
     assert engine.deployment(3).state == State.SUCCEEDED
-    # the next sign-off action (or the timed watch) settles it
+    # the engine settled it the moment the rollback was done, before anyone acted again
+    assert engine.deployment(v2.id).details["signoff"]["decision"] == "ROLL BACK"  # type: ignore[arg-type]
     reply = press(engine, "keep", v2)
     assert reply == "Refused: #2 was already signed off: ROLL BACK by bob at 2026-11-23 10:00 UTC"
     signoff = engine.deployment(v2.id).details["signoff"]  # type: ignore[arg-type]
