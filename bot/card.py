@@ -11,7 +11,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.config import Environment
-from bot.domain import Deployment, Lock, State
+from bot.domain import STATE_ICON, Deployment, Lock, State
 
 ButtonStyle = Literal["primary", "danger"] | None
 
@@ -31,13 +31,6 @@ STATE_TEXT = {
     State.INTERRUPTED: "interrupted",
     State.ROLLED_BACK: "rolled back",
 }
-
-STATE_ICON = {
-    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀",
-    State.MONITORING: "👀", State.SUCCEEDED: "✅", State.SIGNED_OFF: "🏁", State.FAILED: "❌",
-    State.DECLINED: "⛔", State.CANCELLED: "🚫", State.EXPIRED: "⌛", State.ABORTED: "🛑",
-    State.INTERRUPTED: "⚠️", State.ROLLED_BACK: "↩️",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)

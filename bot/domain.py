@@ -93,6 +93,15 @@ FINAL_STATES = frozenset(
 )
 
 
+#: One icon per state, as cards, status and history show it.
+STATE_ICON = {
+    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀",
+    State.MONITORING: "👀", State.SUCCEEDED: "✅", State.SIGNED_OFF: "🏁", State.FAILED: "❌",
+    State.DECLINED: "⛔", State.CANCELLED: "🚫", State.EXPIRED: "⌛", State.ABORTED: "🛑",
+    State.INTERRUPTED: "⚠️", State.ROLLED_BACK: "↩️",
+}  # fmt: skip
+
+
 class IllegalTransition(Exception):
     """An event that the transition table does not allow from the current state."""
 

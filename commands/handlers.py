@@ -162,15 +162,13 @@ def handle_action(
     value: str,
     ctx: Context,
     *,
-    ticked: set[int] | None = None,
     changes: Mapping[int, bool] | None = None,
 ) -> Reply | None:
     """Run a button press (`action` from the card, `value` the deployment id).
 
-    A checklist click (`checklist`, `signoff_checklist`) carries either `changes` — only the
-    items this click changed, {number: ticked}, applied under the engine's compare-and-set so
-    concurrent clicks never undo each other — or `ticked`, the whole set of ticked numbers
-    (written over the stored list: fine for one user at a terminal, racy with several).
+    A checklist click (`checklist`, `signoff_checklist`) carries `changes`: only the items this
+    click changed, {number: ticked}, applied under the engine's compare-and-set so concurrent
+    clicks never undo each other.
     """
     try:
         deployment_id = int(value.split(":", 1)[0])
@@ -190,11 +188,7 @@ def handle_action(
             number = int(value.split(":", 1)[1])
             engine.tick(ctx.user, deployment_id, number)
             return None
-        if action == "checklist" and (changes is not None or ticked is not None):
-            if changes is None:
-                assert ticked is not None
-                d = engine.deployment(deployment_id)
-                changes = {i + 1: (i + 1) in ticked for i in range(len(d.checklist))}
+        if action == "checklist" and changes is not None:
             engine.set_checklist(ctx.user, deployment_id, dict(changes))
             return None
         if action == "abort":
@@ -221,12 +215,7 @@ def handle_action(
         if action == "signoff_tick":
             engine.signoffs.set_checklist(ctx.user, deployment_id, {int(value.split(":", 1)[1]): True})
             return None
-        if action == "signoff_checklist" and (changes is not None or ticked is not None):
-            if changes is None:
-                assert ticked is not None
-                d = engine.deployment(deployment_id)
-                count = len(engine.env(d.env).signoff_checklist)
-                changes = {i + 1: (i + 1) in ticked for i in range(count)}
+        if action == "signoff_checklist" and changes is not None:
             engine.signoffs.set_checklist(ctx.user, deployment_id, dict(changes))
             return None
         if action == "resume":

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import Deployment, State
+from bot.domain import STATE_ICON, Deployment, State
 from bot.engine import EnvStatus
 
 MAX_CHARS = 11_000
@@ -25,14 +25,6 @@ MAX_CHECKS = 6
 """Check results listed per environment; the rest are counted."""
 MAX_FIELD = 160
 """Longest reason, error or progress text quoted in a line."""
-
-STATE_ICON: Mapping[State, str] = {
-    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀",
-    State.MONITORING: "👀", State.SUCCEEDED: "✅", State.SIGNED_OFF: "🏁", State.FAILED: "❌",
-    State.DECLINED: "⛔", State.CANCELLED: "🚫", State.EXPIRED: "⌛", State.ABORTED: "🛑",
-    State.INTERRUPTED: "⚠️", State.ROLLED_BACK: "↩️",
-}  # fmt: skip
-"""One icon per state (the same as the card's; views import only the engine and domain)."""
 
 _STATE_WORDS: Mapping[State, str] = {
     State.PENDING: "waiting for approval",

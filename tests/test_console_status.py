@@ -6,7 +6,6 @@ app whose health the test switches.
 
 from __future__ import annotations
 
-import ast
 import io
 import re
 import time
@@ -17,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.card import STATE_ICON as CARD_ICONS
 from bot.chat.console import ConsoleChat
 from bot.config import parse_config
 from bot.console import Console
@@ -167,15 +165,3 @@ def test_status_stays_within_slack_limits() -> None:
     assert max(len(line) for line in text.splitlines()) <= 600
     assert text.splitlines()[-1].startswith("…and ") and "(see /status <env>)" in text
     assert "*env0*: " in text and "in flight: #1000 deploy of v2" in text
-
-
-def test_views_show_the_cards_icons_and_import_only_the_engine_and_domain() -> None:
-    assert dict(views.STATE_ICON) == CARD_ICONS
-    for path in sorted((ROOT / "commands").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        outside = {
-            m for m in imported if m.startswith(("bot", "runners")) and m not in ("bot.engine", "bot.domain")
-        }
-        assert not outside, f"{path.name} imports {sorted(outside)}"

@@ -173,7 +173,7 @@ def test_signoff_keep_needs_every_item_and_closes_the_deploy(
     )
     refused = handle_action(engine, "keep", str(d.id), ctx)
     assert refused is not None and "tick every sign-off item before Keep (open: 1, 2)" in refused.text
-    handle_action(engine, "signoff_checklist", str(d.id), ctx, ticked={1, 2})
+    handle_action(engine, "signoff_checklist", str(d.id), ctx, changes={1: True, 2: True})
     kept = handle_action(engine, "keep", str(d.id), ctx)
     assert kept is not None and "signed off (KEEP) by bob" in kept.text
     closed = engine.deployment(d.id)  # type: ignore[arg-type]
