@@ -42,7 +42,7 @@ DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0
 #: Slack shows at most 10 checkbox options of at most 75 characters: longer lists can never be ticked.
 MAX_CHECKLIST_ITEMS = 10
 MAX_CHECKLIST_TEXT = 75
-#: Secret values shorter than this are not redacted (`runners.redact`): too many false hits.
+#: An environment variable name (secrets and DSNs are named, never written in the file).
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
