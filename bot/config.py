@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.windows import Freeze, Window, parse_freeze, parse_window
 from runners.base import Host, Step
 from runners.checks import CHECK_COMMON_KEYS, CHECK_KEYS, Check, parse_check
-from runners.redact import MIN_SECRET_LENGTH
+from runners.redact import MIN_SECRET_LENGTH, weak_secrets
 from runners.strategy import Strategy
 from runners.template import STANDARD_VARS, placeholders, unknown_placeholders
 
@@ -525,8 +525,7 @@ def secret_warnings(environments: Any, environ: Mapping[str, str]) -> list[str]:
     out = []
     for env in environments:
         for i, name in enumerate(env.secrets):
-            value = environ.get(name)
-            if value is not None and 0 < len(value) < MIN_SECRET_LENGTH:
+            if weak_secrets([environ.get(name) or ""]):
                 out.append(
                     f"environments.{env.name}.secrets[{i}]: the value of {name} is shorter than "
                     f"{MIN_SECRET_LENGTH} characters: it is masked wherever those characters appear, "

@@ -1,14 +1,12 @@
 """Build the SSH backend (and its dry-run printer) for an environment from `[ssh]`.
 
-Paths are relative to the config file. `sudo_password_env`, `keepalive` and
-`keepalive_count_max` are passed on when `[ssh]` has them (read with defaults, so this module
-works with a config that does not define them yet).
+Paths are relative to the config file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.config import Config, Environment
 from runners.base import Backend
@@ -30,11 +28,6 @@ def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
 
     ssh = config.ssh
     accept = ssh.accept_new_host_keys if env.accept_new_host_keys is None else env.accept_new_host_keys
-    extra: dict[str, Any] = {}
-    for key in ("sudo_password_env", "keepalive", "keepalive_count_max"):
-        value = getattr(ssh, key, None)
-        if value is not None:
-            extra[key] = value
     return SSHOptions(
         user=ssh.user,
         port=ssh.port,
@@ -45,7 +38,9 @@ def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
         ssh_config=_path(config, ssh.ssh_config),
         gateway=ssh.gateway,
         max_handshakes=ssh.max_handshakes,
-        **extra,
+        sudo_password_env=ssh.sudo_password_env,
+        keepalive=ssh.keepalive,
+        keepalive_count_max=ssh.keepalive_count_max,
     )
 
 

@@ -489,9 +489,11 @@ class _LineBuffer:
         with self._lock:
             text = self._pending + chunk
             cut = max(text.rfind("\n"), text.rfind("\r")) + 1
-            if cut == 0 and len(text) > self.MAX_PENDING:
+            forced = cut == 0 and len(text) > self.MAX_PENDING
+            if forced:
                 cut = len(text)
-            if cut and self._redactor is not None:
+            # At a line end no secret can straddle the cut unless a secret holds a line break.
+            if cut and self._redactor is not None and (forced or self._redactor.multiline):
                 cut = self._redactor.safe_cut(text, cut)
             ready, self._pending = text[:cut], text[cut:]
             return ready

@@ -30,16 +30,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first: cheap early exits below look at the long ones first.
         self._secrets: tuple[str, ...] = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The secret values this redactor masks (longest first)."""
-        return self._secrets
-
-    @property
-    def longest(self) -> int:
-        """Length of the longest secret (0 when there are none)."""
-        return len(self._secrets[0]) if self._secrets else 0
+        #: Some secret holds a line break: output may then not be split even at a line end.
+        self.multiline = any("\n" in s or "\r" in s for s in self._secrets)
 
     def extended(self, more: Iterable[str]) -> Redactor:
         """A redactor masking these secrets plus `more`."""
@@ -90,9 +82,10 @@ class Redactor:
         """
         if not self._secrets or cut <= 0:
             return max(cut, 0)
+        spans = self._spans(text)
         while True:
             moved = cut
-            for start, end in self._spans(text):
+            for start, end in spans:
                 if start < moved < end:
                     moved = start
             for secret in self._secrets:

@@ -450,12 +450,6 @@ class HandshakeLimiter:
                 count[0] -= 1
                 cond.notify_all()
 
-    def in_flight(self, group: str) -> int:
-        """Handshakes of `group` in flight right now."""
-        with self._lock:
-            entry = self._groups.get(group)
-        return entry[1][0] if entry else 0
-
 
 #: The process-wide handshake bound used by every SSHBackend.
 HANDSHAKES = HandshakeLimiter()

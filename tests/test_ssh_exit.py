@@ -102,7 +102,7 @@ def test_the_first_step_duration_excludes_the_handshake(fleet: SSHFleet, tmp_pat
         proxy.close()
     assert first.ok and second.ok
     assert first.connect >= 1.5  # reported apart...
-    assert first.duration < 1.0  # ...and not part of the step's own duration
+    assert first.duration < 1.5  # ...and not part of the step's own duration (which would add 1.5 s)
     assert second.connect == 0.0  # the connection is reused
 
 
