@@ -472,6 +472,8 @@ class SignOff:
         """Post in the sign-off card's thread (or the deployment's, without a card)."""
         signoff = d.details.get("signoff", {})
         if signoff.get("ts"):
-            self.engine.chat.post_thread(MessageRef(signoff["channel"], signoff["ts"]), text)
+            self.engine.chat.post_thread(
+                MessageRef(signoff["channel"], signoff["ts"]), text, deployment_id=d.id
+            )
         else:
             self.engine.thread(d, text)

@@ -290,7 +290,7 @@ def test_a_whole_deploy_and_rollback_through_slack(bot: Bot) -> None:
     bot.press(rb, "go", CAROL)  # the requester may not approve her own rollback
     bot.ephemeral(CAROL, "you requested this deployment")
     bot.press(rb, "go", ALICE)
-    bot.wait_card(rb.ts, "✅")  # "deployed" or "rolled back", whichever the card says
+    bot.wait_card(rb.ts, "✅ rolled back")  # done (an approved card shows ✅ too)
     bot.wait_card(card2.ts, "rolled back")
     assert demo_health(bot.config)["version"] == "v1"
     assert bot.store_state(2) == State.ROLLED_BACK and bot.store_state(3) == State.SUCCEEDED

@@ -84,14 +84,6 @@ def make_client(token: str, base_url: str, *, timeout: int = 15, max_retries: in
     )
 
 
-def _from_buttons(buttons: Sequence[Button]) -> int | None:
-    """The deployment id the buttons act on (their values start with it), if they agree on one."""
-    ids = {b.value.split(":", 1)[0] for b in buttons}
-    if len(ids) == 1 and (only := ids.pop()).isdigit():
-        return int(only)
-    return None
-
-
 def _who(deployment_id: int | None, ref: MessageRef) -> str:
     """How a log line names the deployment of a message (or the message, when unknown)."""
     if deployment_id is not None:
@@ -201,7 +193,7 @@ class SlackChat:
     ) -> None:
         """Replace a posted message's text and buttons (e.g. drop an alert's buttons once acted
         on); coalesced and retried like card updates."""
-        did = deployment_id or self._deployment_of(ref.ts) or _from_buttons(buttons)
+        did = deployment_id or self._deployment_of(ref.ts)
         self._enqueue(ref, _Update(did, text=text, buttons=tuple(buttons), mentions=tuple(mentions)))
 
     def _enqueue(self, ref: MessageRef, update: _Update) -> None:
@@ -217,8 +209,6 @@ class SlackChat:
     def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
         """Post details in the card's thread (long text keeps its tail)."""
         did = deployment_id or self._deployment_of(ref.ts)
-        if deployment_id is not None:
-            self._remember(ref.ts, deployment_id)
         try:
             self._api(
                 self.client.chat_postMessage,
@@ -240,7 +230,6 @@ class SlackChat:
         deployment_id: int | None = None,
     ) -> MessageRef | None:
         """Post a channel message (alert, notice), with buttons and mentions."""
-        did = deployment_id or _from_buttons(buttons)
         fallback, blocks = message_blocks(text, buttons, mentions)
         try:
             resp = self._api(
@@ -252,13 +241,10 @@ class SlackChat:
                 unfurl_media=False,
             )
         except Exception as exc:
-            who = f"deployment #{did}" if did else f"channel {channel}"
+            who = f"deployment #{deployment_id}" if deployment_id else f"channel {channel}"
             log.error("%s: message not posted (%s): %.200s", who, _error(exc), text)
             return None
-        ref = MessageRef(str(resp["channel"]), str(resp["ts"]))
-        if did is not None:
-            self._remember(ref.ts, did)
-        return ref
+        return MessageRef(str(resp["channel"]), str(resp["ts"]))
 
     def post_ephemeral(self, channel: str, user: str, text: str, *, response_url: str | None = None) -> None:
         """Tell one user something; falls back to the command's `response_url` if Slack refuses."""
@@ -423,11 +409,6 @@ class SlackChat:
         """The deployment a message (or the card a thread hangs under) belongs to, if known."""
         with self._cond:
             return self._deployments.get(ts)
-
-    def _remember(self, ts: str, deployment_id: int) -> None:
-        with self._cond:
-            self._deployments.setdefault(ts, deployment_id)
-            self._forget_idle()
 
     def __repr__(self) -> str:
         return f"SlackChat(base_url={self.client.base_url!r}, window={self.window})"
