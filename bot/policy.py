@@ -11,40 +11,54 @@ from bot.chat.base import Directory
 from bot.config import Environment
 from bot.domain import Deployment
 
-
-def _member(user: str, users: tuple[str, ...], groups: tuple[str, ...], directory: Directory) -> bool:
-    if user in users:
-        return True
-    return any(user in directory.members(g) for g in groups)
+#: (users, groups) pairs: a user listed, or in one of the groups, is in.
+Members = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-def _refusal(reason: str, question: str, directory: Directory, *group_lists: tuple[str, ...]) -> str:
-    """`reason`, unless a group that could have let the user in was not looked up: then why.
+def _check(user: str, directory: Directory, *lists: Members) -> tuple[bool, str | None]:
+    """(whether `user` is in any list, the first failed group lookup when not)."""
+    problem = None
+    for users, groups in lists:
+        if user in users:
+            return True, None
+        for group in groups:
+            found = directory.lookup(group)
+            if user in found.members:
+                return True, None
+            problem = problem or found.problem
+    return False, problem
+
+
+def _decide(
+    user: str, directory: Directory, lists: tuple[Members, ...], reason: str, question: str
+) -> str | None:
+    """None when `user` is in `lists`; else `reason`, or why a group could not be checked.
 
     `question` completes "gonogo cannot tell whether ...", e.g. "you are an approver for prod".
     """
-    for groups in group_lists:
-        for group in groups:
-            problem = directory.problem(group)
-            if problem:
-                return f"{problem}; gonogo cannot tell whether {question}, so it refuses (try again, or ask an admin)"
+    allowed, problem = _check(user, directory, *lists)
+    if allowed:
+        return None
+    if problem:
+        return f"{problem}; gonogo cannot tell whether {question}, so it refuses (try again, or ask an admin)"
     return reason
+
+
+def _requesters(env: Environment) -> tuple[Members, ...]:
+    """Who may request in `env`: its requesters and, always, its approvers."""
+    return ((env.requesters, env.requester_groups), (env.approvals.approvers, env.approvals.groups))
 
 
 def may_request(env: Environment, user: str, directory: Directory) -> str | None:
     """Refusal reason if `user` may not request deploys/rollbacks in `env`, else None."""
     if not env.requesters and not env.requester_groups:
         return None
-    if _member(user, env.requesters, env.requester_groups, directory):
-        return None
-    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
-        return None
-    return _refusal(
+    return _decide(
+        user,
+        directory,
+        _requesters(env),
         f"you are not allowed to deploy to {env.name}",
         f"you may deploy to {env.name}",
-        directory,
-        env.requester_groups,
-        env.approvals.groups,
     )
 
 
@@ -54,52 +68,47 @@ def may_approve(env: Environment, d: Deployment, user: str, directory: Directory
         return "you requested this deployment; someone else must approve it"
     if not env.approvals.approvers and not env.approvals.groups:
         return None
-    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
-        return None
-    return _refusal(
+    return _decide(
+        user,
+        directory,
+        ((env.approvals.approvers, env.approvals.groups),),
         f"you are not an approver for {env.name}",
         f"you are an approver for {env.name}",
-        directory,
-        env.approvals.groups,
     )
 
 
 def may_operate(env: Environment, user: str, directory: Directory) -> str | None:
-    """Refusal reason for lock/unlock/abort/checklist: requesters and approvers may."""
-    if may_request(env, user, directory) is None:
+    """Refusal reason for lock/unlock/abort/checklist: whoever may request (requesters and approvers)."""
+    if not env.requesters and not env.requester_groups:
         return None
-    if _member(user, env.approvals.approvers, env.approvals.groups, directory):
-        return None
-    return _refusal(
+    return _decide(
+        user,
+        directory,
+        _requesters(env),
         f"you are not allowed to operate {env.name}",
         f"you may operate {env.name}",
-        directory,
-        env.requester_groups,
-        env.approvals.groups,
     )
 
 
 def may_sign_off(env: Environment, user: str, directory: Directory) -> str | None:
     """Refusal reason for sign-off: `signoff_by`/`signoff_groups`, else whoever may operate."""
-    if env.signoff_by or env.signoff_groups:
-        if _member(user, env.signoff_by, env.signoff_groups, directory):
-            return None
-        return _refusal(
-            f"you are not allowed to sign off {env.name}",
-            f"you may sign off {env.name}",
-            directory,
-            env.signoff_groups,
-        )
-    return may_operate(env, user, directory)
+    if not env.signoff_by and not env.signoff_groups:
+        return may_operate(env, user, directory)
+    return _decide(
+        user,
+        directory,
+        ((env.signoff_by, env.signoff_groups),),
+        f"you are not allowed to sign off {env.name}",
+        f"you may sign off {env.name}",
+    )
 
 
 def may_force(env: Environment, user: str, directory: Directory) -> str | None:
     """Refusal reason for --force (break glass): only the environment's break-glass users/groups."""
-    if _member(user, env.break_glass, env.break_glass_groups, directory):
-        return None
-    return _refusal(
+    return _decide(
+        user,
+        directory,
+        ((env.break_glass, env.break_glass_groups),),
         f"--force in {env.name} is only for its break-glass group",
         f"you are in {env.name}'s break-glass group",
-        directory,
-        env.break_glass_groups,
     )

@@ -155,22 +155,22 @@ def test_the_directory_says_why_a_group_could_not_be_checked(slack_api: FakeSlac
     slack_api.groups["S0DEPLOY1"] = ["U0BOB123"]
     directory = SlackDirectory(make_client(BOT_TOKEN, slack_api.api_url, max_retries=0))
     slack_api.fail_next("usergroups.users.list", status=200, error="missing_scope")
-    assert directory.members("S0DEPLOY1") == frozenset()
-    assert directory.problem("S0DEPLOY1") == (
+    failed = directory.lookup("S0DEPLOY1")
+    assert failed.members == frozenset()
+    assert failed.problem == (
         "could not check group S0DEPLOY1: missing_scope "
         "(the Slack app lacks the usergroups:read scope; reinstall it with that scope)"
     )
-    assert directory.members("S0DEPLOY1") == frozenset({"U0BOB123"})  # failures are not cached
-    assert directory.problem("S0DEPLOY1") is None  # a lookup that worked clears the problem
-    assert directory.members("S0NOSUCH1") == frozenset()
-    assert "could not check group S0NOSUCH1: no_such_subteam" in str(directory.problem("S0NOSUCH1"))
-    assert directory.problem("S0NEVER11") is None  # never looked up
+    worked = directory.lookup("S0DEPLOY1")  # failures are not cached
+    assert worked.members == frozenset({"U0BOB123"}) and worked.problem is None
+    missing = directory.lookup("S0NOSUCH1")
+    assert missing.members == frozenset()
+    assert "could not check group S0NOSUCH1: no_such_subteam" in str(missing.problem)
     dead = SlackDirectory(make_client(BOT_TOKEN, "http://127.0.0.1:9/api/", max_retries=0))
-    assert dead.members("S0DEPLOY1") == frozenset()
-    assert (
-        dead.problem("S0DEPLOY1") == "could not check group S0DEPLOY1: Slack could not be reached (URLError)"
-    )
-    assert StaticDirectory({"g": ["u"]}).problem("g") is None
+    unreachable = dead.lookup("S0DEPLOY1")
+    assert unreachable.members == frozenset()
+    assert unreachable.problem == "could not check group S0DEPLOY1: Slack could not be reached (URLError)"
+    assert StaticDirectory({"g": ["u"]}).lookup("g").problem is None
 
 
 def test_a_refusal_says_when_a_group_could_not_be_checked(slack_api: FakeSlack) -> None:

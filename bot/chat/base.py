@@ -67,21 +67,24 @@ class Chat(Protocol):
         ...
 
 
-class Directory(Protocol):
-    """Resolves user groups to members (Slack user groups; static in the console).
+@dataclass(frozen=True)
+class GroupLookup:
+    """One lookup of a user group: its members, and why the lookup failed if it did.
 
-    A lookup that fails yields no members (fail closed: nobody gets in through a group that
-    could not be checked), and `problem(group)` then says why, so a refusal can tell the user
-    the group could not be checked rather than that they are not in it.
+    A failed lookup has no members (fail closed: nobody gets in through a group that could not
+    be checked), and `problem` says why ("could not check group S…: <reason>"), so a refusal
+    can say so rather than claim the user is not in the group.
     """
 
-    def members(self, group: str) -> frozenset[str]:
-        """The user ids in `group` (empty when unknown or when the lookup failed)."""
-        ...
+    members: frozenset[str]
+    problem: str | None = None
 
-    def problem(self, group: str) -> str | None:
-        """Why the latest lookup of `group` failed ("could not check group S…: <reason>");
-        None when it succeeded or was not tried."""
+
+class Directory(Protocol):
+    """Resolves user groups to members (Slack user groups; static in the console)."""
+
+    def lookup(self, group: str) -> GroupLookup:
+        """The members of `group` (none when unknown), with the problem when the lookup failed."""
         ...
 
 
@@ -91,10 +94,6 @@ class StaticDirectory:
     def __init__(self, groups: dict[str, Sequence[str]] | None = None) -> None:
         self._groups = {k: frozenset(v) for k, v in (groups or {}).items()}
 
-    def members(self, group: str) -> frozenset[str]:
-        """Members of `group`."""
-        return self._groups.get(group, frozenset())
-
-    def problem(self, group: str) -> str | None:
-        """Never any: the mapping is always there."""
-        return None
+    def lookup(self, group: str) -> GroupLookup:
+        """Members of `group`; the mapping is always there, so never a problem."""
+        return GroupLookup(self._groups.get(group, frozenset()))

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.chat.base import GroupLookup
+
 log = logging.getLogger("gonogo.slack")
 
 DEFAULT_TTL = 300.0
@@ -39,39 +41,32 @@ class SlackDirectory:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._problems: dict[str, str] = {}
 
-    def members(self, group: str) -> frozenset[str]:
-        """The user ids in user group `group` (empty on any error)."""
+    def lookup(self, group: str) -> GroupLookup:
+        """The user ids in user group `group` (cached `ttl` seconds); none, with the reason, on
+        any error (failures are not cached: the next lookup asks again)."""
         now = self._clock()
         with self._lock:
             hit = self._cache.get(group)
         if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+            return GroupLookup(hit[1])
         try:
             resp = self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
             log.error("user group %s: usergroups.users.list failed: %s", group, error)
-            return self._failed(group, _explain(error, exc.response.get("needed")))
+            return _failed(group, _explain(error, exc.response.get("needed")))
         except Exception as exc:
             log.error("user group %s: usergroups.users.list failed: %s: %s", group, type(exc).__name__, exc)
-            return self._failed(group, f"Slack could not be reached ({type(exc).__name__})")
+            return _failed(group, f"Slack could not be reached ({type(exc).__name__})")
         users = frozenset(str(u) for u in resp.get("users") or ())
         with self._lock:
             self._cache[group] = (now, users)
-            self._problems.pop(group, None)
-        return users
+        return GroupLookup(users)
 
-    def problem(self, group: str) -> str | None:
-        """Why the latest lookup of `group` failed, for the user; None when it succeeded."""
-        with self._lock:
-            return self._problems.get(group)
-
-    def _failed(self, group: str, reason: str) -> frozenset[str]:
-        with self._lock:
-            self._problems[group] = f"could not check group {group}: {reason}"
-        return frozenset()
+    def members(self, group: str) -> frozenset[str]:
+        """The user ids in `group` (empty on any error)."""
+        return self.lookup(group).members
 
     def forget(self, group: str | None = None) -> None:
         """Drop one cached group (or all) so the next lookup asks Slack."""
@@ -80,6 +75,10 @@ class SlackDirectory:
                 self._cache.clear()
             else:
                 self._cache.pop(group, None)
+
+
+def _failed(group: str, reason: str) -> GroupLookup:
+    return GroupLookup(frozenset(), f"could not check group {group}: {reason}")
 
 
 def _explain(error: str, needed: object = None) -> str:
