@@ -431,14 +431,13 @@ def create_app(
     app.command(re.compile(f"^(?:{commands})$"))(listeners.on_command)
     app.block_action(re.compile(r".+"))(listeners.on_action)
 
-    @app.event(re.compile(r"^(?:tokens_revoked|app_uninstalled)$"))
-    def lost_access(event: dict[str, Any]) -> None:
-        if event.get("type") == "tokens_revoked":
-            log.error("Slack revoked gonogo's tokens: %s; reinstall the app", event.get("tokens"))
-        else:
-            log.error(
-                "gonogo was uninstalled from the workspace; Slack calls will fail until it is reinstalled"
-            )
+    @app.event("tokens_revoked")
+    def tokens_revoked(event: dict[str, Any]) -> None:
+        log.error("Slack revoked gonogo's tokens: %s; reinstall the app", event.get("tokens"))
+
+    @app.event("app_uninstalled")
+    def app_uninstalled(event: dict[str, Any]) -> None:
+        log.error("gonogo was uninstalled from the workspace; Slack calls will fail until it is reinstalled")
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
