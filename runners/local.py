@@ -13,8 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
-from typing import IO
+from collections.abc import Iterator, Mapping
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
 from runners.output import TailBuffer
@@ -54,23 +53,6 @@ class LocalSession:
             return CommandOutcome(exit_code=None, output="", error=f"could not start: {exc}")
         assert proc.stdout is not None
         stdout = proc.stdout
-        with self._lock:
-            self._running.add(proc)
-        try:
-            return self._wait(proc, stdout, tail, timeout, on_output, started)
-        finally:
-            with self._lock:
-                self._running.discard(proc)
-
-    def _wait(
-        self,
-        proc: subprocess.Popen[bytes],
-        stdout: IO[bytes],
-        tail: TailBuffer,
-        timeout: float | None,
-        on_output: OutputSink,
-        started: float,
-    ) -> CommandOutcome:
 
         def pump() -> None:
             for raw in iter(lambda: stdout.read1(4096), b""):  # type: ignore[attr-defined]
@@ -78,17 +60,18 @@ class LocalSession:
                 tail.write(text)
                 on_output(text)
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            reader.join(timeout=2)
-            return CommandOutcome(
-                exit_code=None, output=tail.text(), timed_out=True, error=f"timed out after {timeout:g}s"
-            )
-        reader.join(timeout=5)
+        with self._tracked(proc):
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                reader.join(timeout=2)
+                return CommandOutcome(
+                    exit_code=None, output=tail.text(), timed_out=True, error=f"timed out after {timeout:g}s"
+                )
+            reader.join(timeout=5)
         if code < 0:
             return CommandOutcome(
                 exit_code=128 - code,
@@ -96,6 +79,17 @@ class LocalSession:
                 error=f"killed by {signal_name(-code)} after {time.monotonic() - started:.1f}s",
             )
         return CommandOutcome(exit_code=code, output=tail.text())
+
+    @contextlib.contextmanager
+    def _tracked(self, proc: subprocess.Popen[bytes]) -> Iterator[None]:
+        """While the block runs, `close()` can kill `proc`."""
+        with self._lock:
+            self._running.add(proc)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(proc)
 
     def put(self, local: str, remote: str) -> None:
         """Copy a file on this machine."""
