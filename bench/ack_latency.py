@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import free_port, stop_demo_app, write_demo_config  # noqa: E402
-from tests.slackapi import BOT_TOKEN  # noqa: E402
-from tests.slacksign import (  # noqa: E402
+from tests.support.slackapi import BOT_TOKEN  # noqa: E402
+from tests.support.slacksign import (  # noqa: E402
     SIGNING_SECRET,
     block_actions_payload,
     payload_body,
@@ -69,7 +69,7 @@ Body = Callable[[int, int], str]  # (client thread, request number) -> a signed 
 # -- the servers, each in its own process ------------------------------------------------------
 def fake_slack_main() -> None:
     """Child process: a fake Slack Web API; prints its API URL, runs until killed."""
-    from tests.slackapi import start_fake_slack
+    from tests.support.slackapi import start_fake_slack
 
     fake = start_fake_slack()
     print(fake.api_url, flush=True)
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         starts: dict[str, Callable[[], Child]] = {
             "gonogo": lambda: Child(
-                ["-m", "bot.cli", "serve", "--mode", "http", "--config", str(config)], env
+                ["-m", "bot.app.cli", "serve", "--mode", "http", "--config", str(config)], env
             ),
             "baseline": lambda: Child([me, "--child", "default", str(ports["baseline"]), api_url]),
             "baseline (inline)": lambda: Child(

@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runners.checks import HttpCheck, run_check, run_checks
-from tests.healthapp import HealthApp
+from runners.checks.core import HttpCheck, run_check, run_checks
+from tests.support.healthapp import HealthApp
 
 TARGET_RATIO = 10.0
 
@@ -32,7 +32,7 @@ class ServerProcess:
         import subprocess
 
         code = (
-            "import sys, time; sys.path.insert(0, sys.argv[1]); from tests.healthapp import HealthApp; "
+            "import sys, time; sys.path.insert(0, sys.argv[1]); from tests.support.healthapp import HealthApp; "
             "app = HealthApp(); app.set_delay(float(sys.argv[2])); print(app.url, flush=True); time.sleep(3600)"
         )
         root = str(Path(__file__).resolve().parent.parent)
@@ -93,10 +93,10 @@ def measure_failure_to_rollback() -> float | None:
     import tomllib
     from pathlib import Path
 
-    from bot.config import parse_config
-    from bot.engine import Engine
+    from bot.config.load import parse_config
+    from bot.engine.engine import Engine
     from bot.store.sqlite import SqliteStore
-    from tests.recording import RecordingChat
+    from tests.support.recording import RecordingChat
 
     with tempfile.TemporaryDirectory() as tmp, HealthApp() as app:
         text = f"""

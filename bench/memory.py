@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Deployment, Event, EventRecord, transition  # noqa: E402
+from bot.domain.deployment import Deployment, Event, EventRecord, transition  # noqa: E402
 from bot.store.sqlite import SqliteStore  # noqa: E402
-from tests.slackapi import start_fake_slack, stop_fake_slack  # noqa: E402
+from tests.support.slackapi import start_fake_slack, stop_fake_slack  # noqa: E402
 
 TARGET_MB = 150.0
 
@@ -63,7 +63,7 @@ def measure(data_dir: Path, api_url: str) -> float:
         "PORT": str(port),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--config", str(ROOT / "config.example.toml")],
+        [sys.executable, "-m", "bot.app.cli", "serve", "--config", str(ROOT / "config.example.toml")],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

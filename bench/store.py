@@ -31,12 +31,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.domain import Deployment, EventRecord, Lock, State
+from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store import Store, StoreError
 from bot.store.codec import deployment_row
 from bot.store.postgres import PostgresStore, _pg_deployment_row, describe
 from bot.store.sqlite import SqliteStore
-from tests.pgfixtures import drop_schema, new_schema_name, pg_dsn, schema_url
+from tests.support.pgfixtures import drop_schema, new_schema_name, pg_dsn, schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 APPEND_TARGET_MS = 2.0

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import STATE_ICON, Deployment, State
-from bot.engine import EnvStatus
+from bot.domain.deployment import STATE_ICON, Deployment, State
+from bot.engine.engine import EnvStatus
 
 MAX_CHARS = 11_000
 """Longest `/status` reply; environments that do not fit are named, not shown."""

@@ -39,7 +39,7 @@ def free_port() -> int:
 def gonogo() -> list[str]:
     """The command that runs gonogo: the venv's script when there is one."""
     script = ROOT / ".venv" / "bin" / "gonogo"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot.app.cli"]
 
 
 def run_session(script: str | None = None) -> str:

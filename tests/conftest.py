@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, load_config
-from tests.recording import RecordingChat
+from bot.config.load import Config, load_config
+from tests.support.recording import RecordingChat
 
 ROOT = Path(__file__).resolve().parent.parent
 

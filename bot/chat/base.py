@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.card import Button, Card
+from bot.domain.card import Button, Card
 
 
 @dataclass(frozen=True)

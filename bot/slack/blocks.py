@@ -31,7 +31,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.card import Button, Card
+from bot.domain.card import Button, Card
 
 MAX_BLOCKS = 50
 HEADER_TEXT = 150

@@ -35,8 +35,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot.card import Button, Card
 from bot.chat.base import MessageRef
+from bot.domain.card import Button, Card
 from bot.slack.blocks import (
     card_blocks,
     card_text,

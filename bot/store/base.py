@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.domain import Deployment, EventRecord, Lock, State
+from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from runners.base import HostResult
 
 

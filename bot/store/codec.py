@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.domain import Approval, Deployment, EventRecord, Lock, State
+from bot.domain.deployment import Approval, Deployment, EventRecord, Lock, State
 from bot.store.base import CheckRecord, Schedule
 
 DEPLOYMENT_COLUMNS = (

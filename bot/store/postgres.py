@@ -39,7 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bot.domain import Deployment, EventRecord, Lock, State
+from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,

@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from bot.domain import Deployment, EventRecord, Lock, State
+from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,

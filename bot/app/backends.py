@@ -1,0 +1,63 @@
+"""Build the SSH backend (and its dry-run printer) for an environment from `[ssh]`.
+
+Paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.config.load import Config, Environment
+from runners.base import Backend
+
+if TYPE_CHECKING:
+    from runners.backends.ssh.backend import SSHOptions
+
+
+def _path(config: Config, value: str | None) -> str | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (config.config_dir / path).resolve())
+
+
+def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
+    """The SSHOptions of `env`: `[ssh]`, with the environment's own host-key opt-in."""
+    from runners.backends.ssh.backend import SSHOptions
+
+    ssh = config.ssh
+    accept = ssh.accept_new_host_keys if env.accept_new_host_keys is None else env.accept_new_host_keys
+    return SSHOptions(
+        user=ssh.user,
+        port=ssh.port,
+        identity_file=_path(config, ssh.identity_file),
+        known_hosts=_path(config, ssh.known_hosts),
+        accept_new_host_keys=accept,
+        connect_timeout=ssh.connect_timeout,
+        ssh_config=_path(config, ssh.ssh_config),
+        gateway=ssh.gateway,
+        max_handshakes=ssh.max_handshakes,
+        sudo_password_env=ssh.sudo_password_env,
+        keepalive=ssh.keepalive,
+        keepalive_count_max=ssh.keepalive_count_max,
+    )
+
+
+def ssh_backend_for(config: Config, env: Environment) -> Backend:
+    """An `SSHBackend` with the bot's key, known_hosts and limits; the env may opt in to new keys."""
+    from runners.backends.ssh.backend import SSHBackend
+
+    return SSHBackend(ssh_options_for(config, env))
+
+
+def printer_backend_for(config: Config, env: Environment) -> Backend:
+    """The dry-run printer standing in for `env`'s real backend: it prints exactly what that
+    backend would run (for SSH: where each host connects, and the wrapped command lines)."""
+    from runners.backends.printer import PrinterBackend
+
+    if env.backend == "local":
+        return PrinterBackend(local=True)
+    from runners.backends.ssh.backend import SSHPlan
+
+    return PrinterBackend(plan=SSHPlan(ssh_options_for(config, env)))

@@ -1,0 +1,157 @@
+"""The terminal chat: an Errbot-style text backend.
+
+`ConsoleChat` implements the chat seam by printing: cards as boxed text with numbered buttons,
+thread posts indented under their card, alerts with their buttons. It remembers the latest
+message with buttons so the console's `press` and `tick` know what they act on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from bot.chat.base import MessageRef
+from bot.domain.card import Button, Card
+
+
+@dataclass
+class Posted:
+    """A message the console showed that has buttons (or a checklist)."""
+
+    ref: MessageRef
+    buttons: tuple[Button, ...]
+    card: Card | None = None
+
+
+def render_card(card: Card) -> str:
+    """A card as terminal text."""
+    lines = [f"┌─ {card.title}", f"│ {card.status_line}"]
+    lines.append("│ " + " · ".join(f"{k}: {v}" for k, v in card.fields))
+    if card.warnings:
+        lines.extend(f"│ ⚠ {w}" for w in card.warnings)
+    if card.changelog or card.changelog_note:
+        lines.append("│ Changelog:")
+        lines.extend(f"│   {c}" for c in card.changelog)
+        if card.changelog_note:
+            lines.append(f"│   {card.changelog_note}")
+    if card.checklist:
+        state = "" if card.checklist_open else " (closed)"
+        lines.append(f"│ Checklist{state}:")
+        lines.extend(f"│   [{'x' if i.ticked else ' '}] {i.number}. {i.text}" for i in card.checklist)
+    if card.approvals_line:
+        lines.append(f"│ {card.approvals_line}")
+    if card.footer:
+        lines.append(f"│ {card.footer}")
+    if card.buttons:
+        lines.append("│ " + "  ".join(f"[{n}] {b.label}" for n, b in enumerate(card.buttons, 1)))
+    lines.append("└─")
+    return "\n".join(lines)
+
+
+class ConsoleChat:
+    """Chat seam over a text stream. Thread-safe: workers print while the prompt waits."""
+
+    def __init__(self, out: TextIO | None = None, channel: str = "#deploys") -> None:
+        self.out = out or sys.stdout
+        self.channel = channel
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self._last_state: dict[str, str] = {}
+        self.latest: Posted | None = None
+        self.cards: dict[str, Card] = {}
+
+    def say(self, text: str) -> None:
+        """Print a line (or block) atomically."""
+        with self._lock:
+            self.out.write(text.rstrip("\n") + "\n")
+            self.out.flush()
+
+    def post_card(self, channel: str, card: Card) -> MessageRef | None:
+        """Print the card; it becomes the latest card."""
+        ref = MessageRef(channel, f"c{next(self._ids)}")
+        self._show(ref, card)
+        return ref
+
+    def update_card(self, ref: MessageRef, card: Card) -> None:
+        """Reprint the card when its state, checklist or buttons changed; else a progress line."""
+        with self._lock:
+            previous = self.cards.get(ref.ts)
+            if previous is not None and _same_shape(previous, card):
+                if previous.status_line != card.status_line:
+                    self.cards[ref.ts] = card
+                    self.say(f"  {card.title.split(':')[0]} · {card.status_line}")
+                return
+            self._show(ref, card)
+
+    def _show(self, ref: MessageRef, card: Card) -> None:
+        with self._lock:
+            self.cards[ref.ts] = card
+            self.say(render_card(card))
+            if card.buttons or card.checklist_open:
+                self.latest = Posted(ref, card.buttons, card)
+            elif self.latest is not None and self.latest.ref == ref:
+                self.latest = Posted(ref, (), card)
+
+    def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
+        """Print thread details indented under the card."""
+        self.say("\n".join(f"    │ {line}" for line in text.splitlines()))
+
+    def post_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> MessageRef | None:
+        """Print a channel message; with buttons it becomes the latest pressable message."""
+        ref = MessageRef(channel, f"m{next(self._ids)}")
+        with self._lock:
+            if buttons:
+                self.latest = Posted(ref, tuple(buttons))
+            self.say(_message_text(channel, text, buttons, mentions))
+        return ref
+
+    def update_message(
+        self,
+        ref: MessageRef,
+        text: str,
+        *,
+        buttons: Sequence[Button] = (),
+        mentions: Sequence[str] = (),
+        deployment_id: int | None = None,
+    ) -> None:
+        """Print the message again, marked updated; its old buttons can no longer be pressed."""
+        with self._lock:
+            if self.latest is not None and self.latest.ref == ref and self.latest.card is None:
+                self.latest = Posted(ref, tuple(buttons)) if buttons else None
+            elif buttons:
+                self.latest = Posted(ref, tuple(buttons))
+            self.say(_message_text(ref.channel, f"(updated) {text}", buttons, mentions))
+
+    def post_ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Print a reply meant for one user."""
+        self.say(f"(to {user}) {text}")
+
+
+def _message_text(channel: str, text: str, buttons: Sequence[Button], mentions: Sequence[str]) -> str:
+    who = " ".join(f"@{m}" for m in dict.fromkeys(mentions))
+    lines = [f"[{channel}] {who + ' ' if who else ''}{text}"]
+    if buttons:
+        lines.append("  " + "  ".join(f"[{n}] {b.label}" for n, b in enumerate(buttons, 1)))
+    return "\n".join(lines)
+
+
+def _same_shape(a: Card, b: Card) -> bool:
+    return (
+        a.state == b.state
+        and a.buttons == b.buttons
+        and a.checklist == b.checklist
+        and a.approvals_line == b.approvals_line
+        and a.footer == b.footer
+    )

@@ -1,0 +1,118 @@
+"""Crash recovery: a process SIGKILLed mid-deploy; the next one finds the run interrupted,
+announces it with Resume / Roll back, and Resume finishes the remaining hosts only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config.load import parse_config
+from bot.domain.deployment import State
+from bot.engine.engine import Engine
+from bot.store import open_store
+from tests.support.recording import RecordingChat
+from tests.support.stores import STORE_BACKENDS
+
+CONFIG = """
+[bot]
+data_dir = "{data}"
+heartbeat_interval = "0.2s"
+[environments.prod]
+backend = "local"
+hosts = ["h1", "h2", "h3", "h4"]
+[environments.prod.strategy]
+kind = "sequential"
+[[environments.prod.steps.deploy]]
+name = "ship"
+run = "echo {{host}} >> {data}/done; if [ {{host}} = h2 ] && [ -e {data}/slow ]; then touch {data}/h2-started; sleep 30; fi"
+"""
+
+CHILD = """
+import sys, time, tomllib
+from pathlib import Path
+from bot.config.load import parse_config
+from bot.engine.engine import Engine
+from bot.store import open_store
+from tests.support.recording import RecordingChat
+from tests.support.stores import STORE_BACKENDS
+
+data = Path(sys.argv[1])
+config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={{}})
+engine = Engine(config, open_store(sys.argv[3]), RecordingChat())
+engine.start()
+d = engine.request_deploy("alice", "#d", "prod", "v1")
+engine.approve("bob", d.id)
+print("approved", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    from tests.support.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()  # creates the schema; dropped at the end
+    yield schema.schema_url
+    schema.close()
+
+
+def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, store_url: str) -> None:
+    text = CONFIG.format(data=tmp_path)
+    (tmp_path / "slow").touch()  # h2 hangs until this file goes
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD.format()), str(tmp_path), text, store_url],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "h2-started").exists():
+            assert time.monotonic() < deadline, "the child never reached h2"
+            assert child.poll() is None, "the child died early"
+            time.sleep(0.05)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the bot and the step it was running
+        child.wait()
+    assert (tmp_path / "done").read_text().split() == ["h1", "h2"]
+
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    chat = RecordingChat()
+    engine = Engine(config, open_store(store_url), chat)
+    try:
+        d = engine.store.deployments("prod")[0]
+        assert d.state == State.RUNNING  # nothing recorded before the crash was lost
+        time.sleep(1.2)  # let the dead process heartbeat go stale (3 x 0.2 s, at least 1 s)
+        engine.start()
+        interrupted = engine.deployment(d.id)  # type: ignore[arg-type]
+        assert interrupted.state == State.INTERRUPTED
+        alert = chat.of_kind("message")[-1]
+        assert "was interrupted" in alert.text and [b.label for b in alert.buttons] == ["Resume", "Roll back"]
+        assert engine.store.active("prod").id == d.id  # type: ignore[union-attr]  # still holds the env
+        # h1 finished before the crash; the resume cursor points at the batch of h2
+        (tmp_path / "slow").unlink()
+        engine.resume("bob", d.id)  # type: ignore[arg-type]
+        engine.wait_idle(60)
+        assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+        # h1 is not run again; h2's batch (the one in flight) is, then h3 and h4
+        assert (tmp_path / "done").read_text().split() == ["h1", "h2", "h2", "h3", "h4"]
+        actions = [e.action for e in engine.store.events(deployment_id=d.id)]
+        assert actions.index("interrupt") < actions.index("resume_requested") < actions.index("resume")
+    finally:
+        engine.shutdown()
+        engine.store.close()
