@@ -15,6 +15,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
+from bot.config.checks import parse_check
 from runners.checks.core import (
     Check,
     CheckResult,
@@ -23,7 +24,6 @@ from runners.checks.core import (
     HttpCheck,
     SqlCheck,
     compare,
-    parse_check,
     run_check,
     run_checks,
 )

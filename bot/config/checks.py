@@ -1,0 +1,267 @@
+"""Check specs from TOML: `parse_check` builds an `HttpCheck`, `SqlCheck` or `CommandCheck` from a
+table and reports every problem with its key path (moved here from runners/checks: parsing the
+config is the config's job)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
+
+#: Keys every check table may have, and the keys of each check type (config validation uses them).
+CHECK_COMMON_KEYS = frozenset({"name", "type"})
+CHECK_KEYS: dict[str, frozenset[str]] = {
+    "http": frozenset(
+        {
+            "url",
+            "method",
+            "expect_status",
+            "body_contains",
+            "json_field",
+            "json_equals",
+            "max_latency",
+            "timeout",
+            "verify_tls",
+            "headers",
+        }
+    ),
+    "sql": frozenset({"dsn_env", "query", "op", "expect", "timeout"}),
+    "command": frozenset({"command", "on", "expect_exit", "output_contains", "timeout"}),
+}
+_OP_BY_TEXT: dict[str, Op] = {op: op for op in OPS}
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_EXPECT_RE = re.compile(r"^\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$", re.DOTALL)
+
+
+class _Reader:
+    """Typed access to a TOML table that records problems with their key paths."""
+
+    def __init__(self, d: Mapping[str, Any], path: str) -> None:
+        self.d = d
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}.{key}: {message}")
+
+    def string(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
+        if key not in self.d:
+            if required:
+                self.problem(key, "required")
+            return default
+        value = self.d[key]
+        if not isinstance(value, str):
+            self.problem(key, "must be a string")
+            return default
+        if required and not value.strip():
+            self.problem(key, "must not be empty")
+            return default
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        if key not in self.d:
+            return default
+        value = self.d[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, "must be an integer")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"must be between {low} and {high}")
+            return default
+        return value
+
+    def seconds(self, key: str, default: float | None) -> float | None:
+        if key not in self.d:
+            return default
+        value = self.d[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, "must be a number of seconds")
+            return default
+        if not math.isfinite(value) or value <= 0:
+            self.problem(key, "must be a positive number of seconds")
+            return default
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        if key not in self.d:
+            return default
+        value = self.d[key]
+        if not isinstance(value, bool):
+            self.problem(key, "must be true or false")
+            return default
+        return value
+
+    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
+        value = self.string(key, default=default)
+        if value is None or value not in choices:
+            if key in self.d and isinstance(self.d[key], str):
+                self.problem(key, f"must be one of: {', '.join(choices)}")
+            return default
+        return value
+
+
+def parse_check(d: Mapping[str, Any], path: str) -> tuple[Check | None, list[str]]:
+    """Build a check from a TOML table, or report every problem with its key path.
+
+    `path` locates the table, e.g. ``environments.prod.checks[0]``; problems read like
+    ``environments.prod.checks[0].url: required``. Keys: `name`, `type` ("http", "sql" or
+    "command") and the fields of the matching check class. For SQL, `expect` may carry its
+    operator (``expect = ">= 4"``) or use a separate `op`. Values of secrets (DSN, headers)
+    are never echoed in problems. Returns ``(check, [])`` or ``(None, problems)``.
+    """
+    if not isinstance(d, Mapping):
+        return None, [f"{path}: must be a table"]
+    r = _Reader(d, path)
+    name = r.string("name", required=True)
+    kind: str | None = None
+    if "type" not in d:
+        r.problem("type", f"required (one of: {', '.join(CHECK_KEYS)})")
+    elif not isinstance(d["type"], str) or d["type"] not in CHECK_KEYS:
+        r.problem("type", f"must be one of: {', '.join(CHECK_KEYS)}")
+    else:
+        kind = d["type"]
+
+    if kind is not None:
+        allowed = CHECK_COMMON_KEYS | CHECK_KEYS[kind]
+        for key in d:
+            if key not in allowed:
+                owners = [k for k, keys in CHECK_KEYS.items() if key in keys]
+                hint = f" (only for {' or '.join(owners)} checks)" if owners else ""
+                r.problem(str(key), f"unknown key for a {kind} check{hint}")
+
+    check: Check | None = None
+    if kind == "http":
+        check = _parse_http(r, name or "")
+    elif kind == "sql":
+        check = _parse_sql(r, name or "")
+    elif kind == "command":
+        check = _parse_command(r, name or "")
+    if r.problems:
+        return None, r.problems
+    return check, []
+
+
+def _parse_http(r: _Reader, name: str) -> HttpCheck | None:
+    url = r.string("url", required=True)
+    if url is not None:
+        try:
+            parsed = httpx.URL(url)
+            if parsed.scheme not in ("http", "https"):
+                r.problem("url", "must start with http:// or https://")
+            elif not parsed.host:
+                r.problem("url", "must include a host")
+        except Exception:
+            r.problem("url", "is not a valid URL")
+    method = r.string("method", default="GET") or "GET"
+    if method.upper() not in HTTP_METHODS:
+        r.problem("method", f"must be one of: {', '.join(HTTP_METHODS)}")
+    expect_status = r.integer("expect_status", 200, 100, 599)
+    body_contains = r.string("body_contains")
+    json_field = r.string("json_field")
+    if json_field is not None and (not json_field or any(not p for p in json_field.split("."))):
+        r.problem("json_field", 'must be a dotted path like "status" or "db.ok"')
+    json_equals = r.d.get("json_equals")
+    if "json_equals" in r.d and "json_field" not in r.d:
+        r.problem("json_equals", "requires json_field")
+    max_latency = r.seconds("max_latency", None)
+    timeout = r.seconds("timeout", 10.0) or 10.0
+    verify_tls = r.boolean("verify_tls", True)
+    headers: dict[str, str] = {}
+    raw_headers = r.d.get("headers", {})
+    if not isinstance(raw_headers, Mapping):
+        r.problem("headers", "must be a table of header name = value")
+    else:
+        for key, value in raw_headers.items():
+            if not isinstance(value, str):
+                r.problem(f"headers.{key}", "must be a string")
+            else:
+                headers[str(key)] = value
+    if r.problems or url is None:
+        return None
+    return HttpCheck(
+        name=name,
+        url=url,
+        method=method.upper(),
+        expect_status=expect_status,
+        body_contains=body_contains,
+        json_field=json_field,
+        json_equals=json_equals,
+        max_latency=max_latency,
+        timeout=timeout,
+        verify_tls=verify_tls,
+        headers=headers,
+    )
+
+
+def _number_or_text(text: str) -> object:
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if _NUMBER_RE.match(text):
+        return float(text)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _parse_sql(r: _Reader, name: str) -> SqlCheck | None:
+    dsn_env = None
+    if "dsn_env" not in r.d:
+        r.problem("dsn_env", "required (the NAME of an environment variable holding the DSN)")
+    elif not isinstance(r.d["dsn_env"], str) or not _ENV_NAME_RE.match(r.d["dsn_env"]):
+        raw = r.d["dsn_env"]
+        if isinstance(raw, str) and any(mark in raw for mark in ("://", "=", "@")):
+            r.problem(
+                "dsn_env", "must be the NAME of an environment variable holding the DSN, not the DSN itself"
+            )
+        else:
+            r.problem("dsn_env", "must be an environment variable name like PROD_DB_DSN")
+    else:
+        dsn_env = r.d["dsn_env"]
+    query = r.string("query", required=True)
+    op: Op = _OP_BY_TEXT[r.choice("op", OPS, "==")]
+    expect: object = None
+    if "expect" not in r.d:
+        r.problem("expect", 'required (a number or string, optionally with an operator: ">= 4")')
+    else:
+        raw = r.d["expect"]
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            r.problem("expect", 'must be a number or a string (write booleans as "true")')
+        elif isinstance(raw, float) and not math.isfinite(raw):
+            r.problem("expect", "must be a finite number")
+        elif isinstance(raw, str) and (m := _EXPECT_RE.match(raw)):
+            if "op" in r.d:
+                r.problem("expect", "gives an operator and op is also set; use one")
+            elif not m.group(2):
+                r.problem("expect", f"has operator {m.group(1)!r} but no value")
+            else:
+                op = _OP_BY_TEXT["==" if m.group(1) == "=" else m.group(1)]
+                expect = _number_or_text(m.group(2))
+        else:
+            expect = raw
+    timeout = r.seconds("timeout", 10.0) or 10.0
+    if r.problems or dsn_env is None or query is None:
+        return None
+    return SqlCheck(name=name, dsn_env=dsn_env, query=query, op=op, expect=expect, timeout=timeout)
+
+
+def _parse_command(r: _Reader, name: str) -> CommandCheck | None:
+    command = r.string("command", required=True)
+    on: Literal["one", "all"] = "all" if r.choice("on", ("one", "all"), "one") == "all" else "one"
+    expect_exit = r.integer("expect_exit", 0, 0, 255)
+    output_contains = r.string("output_contains")
+    timeout = r.seconds("timeout", 30.0) or 30.0
+    if r.problems or command is None:
+        return None
+    return CommandCheck(
+        name=name,
+        command=command,
+        on=on,
+        expect_exit=expect_exit,
+        output_contains=output_contains,
+        timeout=timeout,
+    )
