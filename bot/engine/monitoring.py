@@ -23,7 +23,7 @@ from bot.domain.errors import Refused
 from bot.ops import metrics
 from bot.store.base import CheckRecord, Schedule
 from runners.base import Host
-from runners.checks.core import Check, CheckResult, FailureTracker, run_checks
+from runners.checks import Check, CheckResult, FailureTracker, run_checks
 
 if TYPE_CHECKING:
     from bot.engine.engine import Engine

@@ -1,0 +1,133 @@
+"""Running checks: `run_check` for one, `run_checks` for a concurrent round with a deadline.
+
+Neither raises for a failing or unreachable target: every problem (connection refused, DNS
+failure, timeout, TLS error, bad JSON, SQL error, missing DSN variable, ...) becomes a
+`CheckResult` with ``ok=False`` and a short human error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+
+import httpx
+
+from runners.checks.command import _run_command
+from runners.checks.http import _make_client, _run_http
+from runners.checks.probe import _first_line, _Outcome
+from runners.checks.result import CheckResult, Clock, _result
+from runners.checks.secrets import _Secrets
+from runners.checks.spec import Check, CommandCheck, CommandRunner, HttpCheck, SqlCheck
+from runners.checks.sql import _run_sql
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_check(
+    check: Check,
+    *,
+    env: Mapping[str, str],
+    command_runner: CommandRunner | None = None,
+    http_client: httpx.Client | None = None,
+    clock: Clock = _utc_now,
+) -> CheckResult:
+    """Run one check and return its result; never raises for a failing or unreachable target.
+
+    `env` is where a `SqlCheck` finds its DSN variable. `http_client`, if given, is used for
+    HTTP checks with ``verify_tls=True`` and must verify certificates; checks with
+    ``verify_tls=False`` always get their own non-verifying client. `clock` stamps `at`
+    (latency uses a monotonic timer).
+    """
+    if isinstance(check, HttpCheck) and (http_client is None or not check.verify_tls):
+        with _make_client(verify_tls=check.verify_tls, pool_size=1) as own:
+            return _run(check, env, command_runner, own, clock)
+    return _run(check, env, command_runner, http_client, clock)
+
+
+def _run(
+    check: Check,
+    env: Mapping[str, str],
+    command_runner: CommandRunner | None,
+    http_client: httpx.Client | None,
+    clock: Clock,
+) -> CheckResult:
+    _require_check(check)
+    secrets = _Secrets()
+    start = time.perf_counter()
+    try:
+        if isinstance(check, HttpCheck):
+            if http_client is None:
+                raise RuntimeError("no HTTP client")
+            outcome = _run_http(check, http_client, secrets)
+        elif isinstance(check, SqlCheck):
+            outcome = _run_sql(check, env, secrets)
+        else:
+            outcome = _run_command(check, command_runner)
+    except Exception as exc:  # a bug or an odd library error must not kill the round
+        outcome = _Outcome(False, error=f"unexpected error: {type(exc).__name__}: {_first_line(str(exc))}")
+    latency = time.perf_counter() - start
+    return _result(check, outcome, latency, secrets, clock)
+
+
+def _require_check(check: object) -> None:
+    if not isinstance(check, HttpCheck | SqlCheck | CommandCheck):
+        raise TypeError(f"not a check: {type(check).__name__}")
+
+
+def run_checks(
+    checks: Sequence[Check],
+    *,
+    env: Mapping[str, str],
+    command_runner: CommandRunner | None = None,
+    max_workers: int = 32,
+    clock: Clock = _utc_now,
+) -> list[CheckResult]:
+    """Run a round of checks concurrently; results come back in input order.
+
+    One thread pool and one shared `httpx.Client` per TLS mode (pooled to `max_workers`
+    connections) serve the whole round. A check that does not finish within a generous round
+    deadline (derived from the checks' timeouts) is reported failed instead of hanging the
+    round.
+    """
+    if not checks:
+        return []
+    for check in checks:
+        _require_check(check)
+    workers = max(1, min(max_workers, len(checks)))
+    http = [c for c in checks if isinstance(c, HttpCheck)]
+    verified = _make_client(verify_tls=True, pool_size=workers) if any(c.verify_tls for c in http) else None
+    unverified = (
+        _make_client(verify_tls=False, pool_size=workers) if any(not c.verify_tls for c in http) else None
+    )
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-check")
+    try:
+        futures: list[Future[CheckResult]] = []
+        for check in checks:
+            client = None
+            if isinstance(check, HttpCheck):
+                client = verified if check.verify_tls else unverified
+            futures.append(pool.submit(_run, check, env, command_runner, client, clock))
+        waves = math.ceil(len(checks) / workers)
+        deadline = 2 * max(c.timeout for c in checks) * waves + 5.0
+        wait(futures, timeout=deadline)
+        results: list[CheckResult] = []
+        for check, future in zip(checks, futures, strict=True):
+            if future.done():
+                results.append(future.result())
+            else:
+                future.cancel()
+                outcome = _Outcome(
+                    False, error=f"check did not finish within the round deadline of {deadline:.0f}s"
+                )
+                results.append(_result(check, outcome, deadline, _Secrets(), clock))
+        return results
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for client in (verified, unverified):
+            if client is not None:
+                client.close()

@@ -1,0 +1,25 @@
+"""The secrets of one check run (DSN, password, header values), redacted from its result."""
+
+from __future__ import annotations
+
+from runners.redact import Redactor
+
+#: Secrets shorter than this are not redacted (as in runners.redact).
+_MIN_SECRET_LEN = 3
+
+
+class _Secrets:
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: object) -> None:
+        if not isinstance(value, str) or len(value) < _MIN_SECRET_LEN:
+            return
+        # Also the escaped forms an exception message may show (repr of str or bytes).
+        for form in (value, repr(value)[1:-1], repr(value.encode("utf-8", "replace"))[2:-1]):
+            self._values.add(form)
+
+    def redact(self, text: str | None) -> str | None:
+        if text is None or not self._values:
+            return text
+        return Redactor(self._values)(text)

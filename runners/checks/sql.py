@@ -1,0 +1,94 @@
+"""The SQL probe: one read-only query through psycopg, its single value compared with `expect`."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from runners.checks.compare import _render, compare
+from runners.checks.probe import _first_line, _Outcome
+from runners.checks.secrets import _Secrets
+from runners.checks.spec import SqlCheck
+
+
+def _run_sql(check: SqlCheck, env: Mapping[str, str], secrets: _Secrets) -> _Outcome:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    dsn = env.get(check.dsn_env)
+    if dsn is None:
+        return _Outcome(False, error=f"DSN env var {check.dsn_env} is not set")
+    if not dsn.strip():
+        return _Outcome(False, error=f"DSN env var {check.dsn_env} is empty")
+    secrets.add(dsn)
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        return _Outcome(False, error=f"DSN in env var {check.dsn_env} is not a valid connection string")
+    secrets.add(params.get("password"))
+    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+
+    timeout_ms = max(1, round(check.timeout * 1000))
+    options = (
+        f"{params.get('options') or ''} -c default_transaction_read_only=on -c statement_timeout={timeout_ms}"
+    )
+    extra: dict[str, Any] = {"options": options.strip(), "connect_timeout": max(2, math.ceil(check.timeout))}
+    if not params.get("application_name"):
+        extra["application_name"] = "gonogo-check"
+    try:
+        conn = psycopg.connect(dsn, **extra)
+    except psycopg.Error as exc:
+        msg = _pg_message(exc)
+        low = msg.lower()
+        if "refused" in low:
+            return _Outcome(False, error=f"connection refused to {where}")
+        if "timeout expired" in low:
+            return _Outcome(False, error=f"connect timeout after {check.timeout:g}s to {where}")
+        if "could not translate host name" in low or "failed to resolve host" in low:
+            return _Outcome(False, error=f"DNS lookup failed for {params.get('host')}")
+        return _Outcome(False, error=f"cannot connect to {where}: {msg}")
+    try:
+        conn.read_only = True
+        rows: list[tuple[Any, ...]] = []
+        with conn.cursor() as cur:
+            # stream() forces the extended protocol: exactly one statement, no "COMMIT; ...".
+            for row in cur.stream(check.query):
+                rows.append(tuple(row))
+                if len(rows) > 1:
+                    break
+    except psycopg.errors.QueryCanceled:
+        return _Outcome(False, error=f"query timed out after {check.timeout:g}s")
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        return _Outcome(False, error=f"refused, checks are read-only: {_pg_message(exc)}")
+    except psycopg.Error as exc:
+        return _Outcome(False, error=f"SQL error: {_pg_message(exc)}")
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    if not rows:
+        return _Outcome(False, error="query returned no row")
+    if len(rows) > 1:
+        return _Outcome(False, error="query returned more than one row")
+    if len(rows[0]) != 1:
+        return _Outcome(False, error=f"query returned {len(rows[0])} columns, expected exactly one")
+    value = rows[0][0]
+    shown = f"value {_render(value)}"
+    if value is None:
+        return _Outcome(False, shown, "query returned NULL")
+    verdict = compare(value, check.op, check.expect)
+    if verdict is None:
+        return _Outcome(False, shown, f"cannot compare {_render(value)} {check.op} {_render(check.expect)}")
+    if not verdict:
+        return _Outcome(False, shown, f"{shown} is not {check.op} {_render(check.expect)}")
+    return _Outcome(True, shown)
+
+
+def _pg_message(exc: BaseException) -> str:
+    msg = _first_line(str(exc))
+    # libpq: 'connection failed: connection to server at "h" (...), port 9 failed: Connection refused'
+    if msg.startswith("connection failed: ") and " failed: " in msg[len("connection failed: ") :]:
+        msg = msg.rsplit(" failed: ", 1)[1]
+    return msg or type(exc).__name__
