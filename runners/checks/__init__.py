@@ -20,8 +20,7 @@ Nothing here imports from `bot` or `commands`.
 
 from __future__ import annotations
 
-from runners.checks.compare import _NUMBER_RE as NUMBER_RE
-from runners.checks.compare import compare
+from runners.checks.compare import NUMBER_RE, compare
 from runners.checks.result import CheckResult
 from runners.checks.run import run_check, run_checks
 from runners.checks.spec import (

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from runners.checks.probe import _first_line, _Outcome, _short
+from runners.checks.probe import Outcome, first_line, short
 from runners.checks.spec import CommandCheck, CommandRunner
 
 
-def _run_command(check: CommandCheck, runner: CommandRunner | None) -> _Outcome:
+def run_command(check: CommandCheck, runner: CommandRunner | None) -> Outcome:
+    """Run the command through `runner` and judge every host's exit code and output."""
     if runner is None:
-        return _Outcome(False, error="no command runner configured")
+        return Outcome(False, error="no command runner configured")
     try:
         outcomes = list(runner(check.command, check.on, check.timeout))
     except Exception as exc:
-        return _Outcome(False, error=f"command runner failed: {_first_line(str(exc)) or type(exc).__name__}")
+        return Outcome(False, error=f"command runner failed: {first_line(str(exc)) or type(exc).__name__}")
     if not outcomes:
-        return _Outcome(False, error="command ran on no host")
+        return Outcome(False, error="command ran on no host")
     problems: list[str] = []
     for host, code, output in outcomes:
         if code is None:
-            problems.append(f"{host}: could not run ({_short(_first_line(output) or 'error', 80)})")
+            problems.append(f"{host}: could not run ({short(first_line(output) or 'error', 80)})")
         elif code != check.expect_exit:
             problems.append(f"{host}: exit {code}, expected {check.expect_exit}")
         elif check.output_contains is not None and check.output_contains not in (output or ""):
@@ -30,5 +31,5 @@ def _run_command(check: CommandCheck, runner: CommandRunner | None) -> _Outcome:
         observed = f"{len(outcomes) - len(problems)}/{len(outcomes)} hosts ok"
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return _Outcome(False, observed, problems[0] + more)
-    return _Outcome(True, observed)
+        return Outcome(False, observed, problems[0] + more)
+    return Outcome(True, observed)

@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 
-def _render(value: object) -> str:
+def render(value: object) -> str:
+    """A value as text for comparing and for messages: NULL, true/false, else `str`."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -28,7 +29,8 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+#: A decimal number literal (sign, digits, fraction, exponent): the strings `compare` treats as numbers.
+NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 def _as_number(value: object) -> Decimal | None:
@@ -38,7 +40,7 @@ def _as_number(value: object) -> Decimal | None:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+    if isinstance(value, str) and NUMBER_RE.match(value.strip()):
         return Decimal(value.strip())
     return None
 
@@ -55,7 +57,7 @@ def compare(actual: object, op: str, expected: object) -> bool | None:
     if left_n is not None and right_n is not None:
         left, right = left_n, right_n
     else:
-        left, right = _render(actual), _render(expected)
+        left, right = render(actual), render(expected)
     fn = _OPERATORS.get(op)
     if fn is None:
         return None
@@ -95,7 +97,7 @@ def _json_equal(actual: object, expected: object) -> bool:
     return actual == expected
 
 
-def _check_json(body: bytes, path: str, expected: object) -> tuple[str | None, str] | None:
+def check_json(body: bytes, path: str, expected: object) -> tuple[str | None, str] | None:
     """None if the JSON assertion holds, else (observed, error)."""
     try:
         doc = json.loads(body)

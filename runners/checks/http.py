@@ -12,9 +12,9 @@ import time
 
 import httpx
 
-from runners.checks.compare import _check_json
-from runners.checks.probe import _first_line, _Outcome
-from runners.checks.secrets import _Secrets
+from runners.checks.compare import check_json
+from runners.checks.probe import Outcome, first_line
+from runners.checks.secrets import Secrets
 from runners.checks.spec import HttpCheck
 
 #: At most this much of an HTTP response body is read (for body_contains / json_field).
@@ -36,7 +36,8 @@ def _verified_ssl_context() -> ssl.SSLContext:
         return _ssl_context
 
 
-def _make_client(*, verify_tls: bool, pool_size: int = 10) -> httpx.Client:
+def make_client(*, verify_tls: bool, pool_size: int = 10) -> httpx.Client:
+    """An httpx client for checks, pooled to `pool_size` connections."""
     limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
     verify: ssl.SSLContext | bool = _verified_ssl_context() if verify_tls else False
     # trust_env=False: checks go straight to their target, not through HTTP(S)_PROXY.
@@ -67,7 +68,7 @@ _DNS_MARKERS = (
 
 def _http_error(exc: Exception, url: httpx.URL | None, timeout: float) -> str:
     where = _host_port(url) if url is not None else "target"
-    msg = _first_line(str(exc))
+    msg = first_line(str(exc))
     low = msg.lower()
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connect timeout after {timeout:g}s to {where}"
@@ -94,7 +95,8 @@ def _http_error(exc: Exception, url: httpx.URL | None, timeout: float) -> str:
     return f"HTTP error: {type(exc).__name__}: {msg}"
 
 
-def _run_http(check: HttpCheck, client: httpx.Client, secrets: _Secrets) -> _Outcome:
+def run_http(check: HttpCheck, client: httpx.Client, secrets: Secrets) -> Outcome:
+    """Send the request and judge status, body, JSON field and latency."""
     for value in check.headers.values():
         secrets.add(value)
     url: httpx.URL | None = None
@@ -104,7 +106,7 @@ def _run_http(check: HttpCheck, client: httpx.Client, secrets: _Secrets) -> _Out
         if url.userinfo:
             secrets.add(url.userinfo.decode("ascii", "replace"))
     except Exception as exc:
-        return _Outcome(False, error=f"invalid URL: {_first_line(str(exc))}")
+        return Outcome(False, error=f"invalid URL: {first_line(str(exc))}")
 
     start = time.perf_counter()
     try:
@@ -127,25 +129,25 @@ def _run_http(check: HttpCheck, client: httpx.Client, secrets: _Secrets) -> _Out
             status = response.status_code
             encoding = response.charset_encoding or "utf-8"
     except Exception as exc:
-        return _Outcome(False, error=_http_error(exc, url, check.timeout))
+        return Outcome(False, error=_http_error(exc, url, check.timeout))
     latency = time.perf_counter() - start
 
     observed = str(status)
     if status != check.expect_status:
-        return _Outcome(False, observed, f"expected status {check.expect_status}, got {status}")
+        return Outcome(False, observed, f"expected status {check.expect_status}, got {status}")
     if check.body_contains is not None:
         try:
             text = body.decode(encoding, "replace")
         except LookupError:
             text = body.decode("utf-8", "replace")
         if check.body_contains not in text:
-            return _Outcome(False, observed, f"body does not contain {check.body_contains!r}")
+            return Outcome(False, observed, f"body does not contain {check.body_contains!r}")
     if check.json_field is not None:
-        failure = _check_json(body, check.json_field, check.json_equals)
+        failure = check_json(body, check.json_field, check.json_equals)
         if failure is not None:
             json_observed, error = failure
-            return _Outcome(False, json_observed or observed, error)
+            return Outcome(False, json_observed or observed, error)
     if check.max_latency is not None and latency > check.max_latency:
         shown = f"latency {latency:.2f}s"
-        return _Outcome(False, shown, f"{shown} over limit {check.max_latency:.2f}s")
-    return _Outcome(True, observed)
+        return Outcome(False, shown, f"{shown} over limit {check.max_latency:.2f}s")
+    return Outcome(True, observed)

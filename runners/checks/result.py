@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from runners.checks.probe import _Outcome, _short
-from runners.checks.secrets import _Secrets
+from runners.checks.probe import Outcome, short
+from runners.checks.secrets import Secrets
 from runners.checks.spec import Check
 
 _MAX_ERROR_LEN = 300
@@ -51,7 +51,10 @@ def _fmt_ms(seconds: float) -> str:
     return f"{seconds:.1f} s"
 
 
-def _result(check: Check, outcome: _Outcome, latency: float, secrets: _Secrets, clock: Clock) -> CheckResult:
+def build_result(
+    check: Check, outcome: Outcome, latency: float, secrets: Secrets, clock: Clock
+) -> CheckResult:
+    """The `CheckResult` of one run: stamped by `clock` in UTC, secrets masked, text shortened."""
     at = clock()
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     observed = secrets.redact(outcome.observed)
@@ -60,8 +63,8 @@ def _result(check: Check, outcome: _Outcome, latency: float, secrets: _Secrets, 
         name=check.name,
         kind=check.kind,
         ok=outcome.ok,
-        observed=_short(observed, _MAX_OBSERVED_LEN) if observed is not None else None,
+        observed=short(observed, _MAX_OBSERVED_LEN) if observed is not None else None,
         latency=latency,
-        error=_short(error, _MAX_ERROR_LEN) if error is not None else None,
+        error=short(error, _MAX_ERROR_LEN) if error is not None else None,
         at=at,
     )

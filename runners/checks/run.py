@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 
 import httpx
 
-from runners.checks.command import _run_command
-from runners.checks.http import _make_client, _run_http
-from runners.checks.probe import _first_line, _Outcome
-from runners.checks.result import CheckResult, Clock, _result
-from runners.checks.secrets import _Secrets
+from runners.checks.command import run_command
+from runners.checks.http import make_client, run_http
+from runners.checks.probe import Outcome, first_line
+from runners.checks.result import CheckResult, Clock, build_result
+from runners.checks.secrets import Secrets
 from runners.checks.spec import Check, CommandCheck, CommandRunner, HttpCheck, SqlCheck
-from runners.checks.sql import _run_sql
+from runners.checks.sql import run_sql
 
 
 def _utc_now() -> datetime:
@@ -44,7 +44,7 @@ def run_check(
     (latency uses a monotonic timer).
     """
     if isinstance(check, HttpCheck) and (http_client is None or not check.verify_tls):
-        with _make_client(verify_tls=check.verify_tls, pool_size=1) as own:
+        with make_client(verify_tls=check.verify_tls, pool_size=1) as own:
             return _run(check, env, command_runner, own, clock)
     return _run(check, env, command_runner, http_client, clock)
 
@@ -57,21 +57,21 @@ def _run(
     clock: Clock,
 ) -> CheckResult:
     _require_check(check)
-    secrets = _Secrets()
+    secrets = Secrets()
     start = time.perf_counter()
     try:
         if isinstance(check, HttpCheck):
             if http_client is None:
                 raise RuntimeError("no HTTP client")
-            outcome = _run_http(check, http_client, secrets)
+            outcome = run_http(check, http_client, secrets)
         elif isinstance(check, SqlCheck):
-            outcome = _run_sql(check, env, secrets)
+            outcome = run_sql(check, env, secrets)
         else:
-            outcome = _run_command(check, command_runner)
+            outcome = run_command(check, command_runner)
     except Exception as exc:  # a bug or an odd library error must not kill the round
-        outcome = _Outcome(False, error=f"unexpected error: {type(exc).__name__}: {_first_line(str(exc))}")
+        outcome = Outcome(False, error=f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}")
     latency = time.perf_counter() - start
-    return _result(check, outcome, latency, secrets, clock)
+    return build_result(check, outcome, latency, secrets, clock)
 
 
 def _require_check(check: object) -> None:
@@ -100,9 +100,9 @@ def run_checks(
         _require_check(check)
     workers = max(1, min(max_workers, len(checks)))
     http = [c for c in checks if isinstance(c, HttpCheck)]
-    verified = _make_client(verify_tls=True, pool_size=workers) if any(c.verify_tls for c in http) else None
+    verified = make_client(verify_tls=True, pool_size=workers) if any(c.verify_tls for c in http) else None
     unverified = (
-        _make_client(verify_tls=False, pool_size=workers) if any(not c.verify_tls for c in http) else None
+        make_client(verify_tls=False, pool_size=workers) if any(not c.verify_tls for c in http) else None
     )
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-check")
     try:
@@ -121,10 +121,10 @@ def run_checks(
                 results.append(future.result())
             else:
                 future.cancel()
-                outcome = _Outcome(
+                outcome = Outcome(
                     False, error=f"check did not finish within the round deadline of {deadline:.0f}s"
                 )
-                results.append(_result(check, outcome, deadline, _Secrets(), clock))
+                results.append(build_result(check, outcome, deadline, Secrets(), clock))
         return results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

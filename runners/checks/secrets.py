@@ -8,11 +8,14 @@ from runners.redact import Redactor
 _MIN_SECRET_LEN = 3
 
 
-class _Secrets:
+class Secrets:
+    """The secret values one check run came across, to be masked in its result."""
+
     def __init__(self) -> None:
         self._values: set[str] = set()
 
     def add(self, value: object) -> None:
+        """Remember `value` as a secret (non-strings and very short strings are ignored)."""
         if not isinstance(value, str) or len(value) < _MIN_SECRET_LEN:
             return
         # Also the escaped forms an exception message may show (repr of str or bytes).
@@ -20,6 +23,7 @@ class _Secrets:
             self._values.add(form)
 
     def redact(self, text: str | None) -> str | None:
+        """`text` with every remembered secret masked (None stays None)."""
         if text is None or not self._values:
             return text
         return Redactor(self._values)(text)

@@ -7,26 +7,27 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from runners.checks.compare import _render, compare
-from runners.checks.probe import _first_line, _Outcome
-from runners.checks.secrets import _Secrets
+from runners.checks.compare import compare, render
+from runners.checks.probe import Outcome, first_line
+from runners.checks.secrets import Secrets
 from runners.checks.spec import SqlCheck
 
 
-def _run_sql(check: SqlCheck, env: Mapping[str, str], secrets: _Secrets) -> _Outcome:
+def run_sql(check: SqlCheck, env: Mapping[str, str], secrets: Secrets) -> Outcome:
+    """Run the query read-only and compare its single value with `check.expect`."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     dsn = env.get(check.dsn_env)
     if dsn is None:
-        return _Outcome(False, error=f"DSN env var {check.dsn_env} is not set")
+        return Outcome(False, error=f"DSN env var {check.dsn_env} is not set")
     if not dsn.strip():
-        return _Outcome(False, error=f"DSN env var {check.dsn_env} is empty")
+        return Outcome(False, error=f"DSN env var {check.dsn_env} is empty")
     secrets.add(dsn)
     try:
         params = conninfo_to_dict(dsn)
     except Exception:
-        return _Outcome(False, error=f"DSN in env var {check.dsn_env} is not a valid connection string")
+        return Outcome(False, error=f"DSN in env var {check.dsn_env} is not a valid connection string")
     secrets.add(params.get("password"))
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
 
@@ -43,12 +44,12 @@ def _run_sql(check: SqlCheck, env: Mapping[str, str], secrets: _Secrets) -> _Out
         msg = _pg_message(exc)
         low = msg.lower()
         if "refused" in low:
-            return _Outcome(False, error=f"connection refused to {where}")
+            return Outcome(False, error=f"connection refused to {where}")
         if "timeout expired" in low:
-            return _Outcome(False, error=f"connect timeout after {check.timeout:g}s to {where}")
+            return Outcome(False, error=f"connect timeout after {check.timeout:g}s to {where}")
         if "could not translate host name" in low or "failed to resolve host" in low:
-            return _Outcome(False, error=f"DNS lookup failed for {params.get('host')}")
-        return _Outcome(False, error=f"cannot connect to {where}: {msg}")
+            return Outcome(False, error=f"DNS lookup failed for {params.get('host')}")
+        return Outcome(False, error=f"cannot connect to {where}: {msg}")
     try:
         conn.read_only = True
         rows: list[tuple[Any, ...]] = []
@@ -59,35 +60,35 @@ def _run_sql(check: SqlCheck, env: Mapping[str, str], secrets: _Secrets) -> _Out
                 if len(rows) > 1:
                     break
     except psycopg.errors.QueryCanceled:
-        return _Outcome(False, error=f"query timed out after {check.timeout:g}s")
+        return Outcome(False, error=f"query timed out after {check.timeout:g}s")
     except psycopg.errors.ReadOnlySqlTransaction as exc:
-        return _Outcome(False, error=f"refused, checks are read-only: {_pg_message(exc)}")
+        return Outcome(False, error=f"refused, checks are read-only: {_pg_message(exc)}")
     except psycopg.Error as exc:
-        return _Outcome(False, error=f"SQL error: {_pg_message(exc)}")
+        return Outcome(False, error=f"SQL error: {_pg_message(exc)}")
     finally:
         with contextlib.suppress(Exception):
             conn.close()
 
     if not rows:
-        return _Outcome(False, error="query returned no row")
+        return Outcome(False, error="query returned no row")
     if len(rows) > 1:
-        return _Outcome(False, error="query returned more than one row")
+        return Outcome(False, error="query returned more than one row")
     if len(rows[0]) != 1:
-        return _Outcome(False, error=f"query returned {len(rows[0])} columns, expected exactly one")
+        return Outcome(False, error=f"query returned {len(rows[0])} columns, expected exactly one")
     value = rows[0][0]
-    shown = f"value {_render(value)}"
+    shown = f"value {render(value)}"
     if value is None:
-        return _Outcome(False, shown, "query returned NULL")
+        return Outcome(False, shown, "query returned NULL")
     verdict = compare(value, check.op, check.expect)
     if verdict is None:
-        return _Outcome(False, shown, f"cannot compare {_render(value)} {check.op} {_render(check.expect)}")
+        return Outcome(False, shown, f"cannot compare {render(value)} {check.op} {render(check.expect)}")
     if not verdict:
-        return _Outcome(False, shown, f"{shown} is not {check.op} {_render(check.expect)}")
-    return _Outcome(True, shown)
+        return Outcome(False, shown, f"{shown} is not {check.op} {render(check.expect)}")
+    return Outcome(True, shown)
 
 
 def _pg_message(exc: BaseException) -> str:
-    msg = _first_line(str(exc))
+    msg = first_line(str(exc))
     # libpq: 'connection failed: connection to server at "h" (...), port 9 failed: Connection refused'
     if msg.startswith("connection failed: ") and " failed: " in msg[len("connection failed: ") :]:
         msg = msg.rsplit(" failed: ", 1)[1]
