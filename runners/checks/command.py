@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from runners.checks.probe import Outcome, first_line, short
-from runners.checks.spec import CommandCheck, CommandRunner
+from runners.checks.probe import Context, Outcome, first_line, short
+from runners.checks.spec import CommandCheck
 
 
-def run_command(check: CommandCheck, runner: CommandRunner | None) -> Outcome:
-    """Run the command through `runner` and judge every host's exit code and output."""
+def run_command(check: CommandCheck, ctx: Context) -> Outcome:
+    """Run the command through `ctx.command_runner` and judge every host's exit code and output."""
+    runner = ctx.command_runner
     if runner is None:
         return Outcome(False, error="no command runner configured")
     try:

@@ -13,7 +13,7 @@ import time
 import httpx
 
 from runners.checks.compare import check_json
-from runners.checks.probe import Outcome, first_line
+from runners.checks.probe import Context, Outcome, first_line
 from runners.checks.secrets import Secrets
 from runners.checks.spec import HttpCheck
 
@@ -95,8 +95,14 @@ def _http_error(exc: Exception, url: httpx.URL | None, timeout: float) -> str:
     return f"HTTP error: {type(exc).__name__}: {msg}"
 
 
-def run_http(check: HttpCheck, client: httpx.Client, secrets: Secrets) -> Outcome:
-    """Send the request and judge status, body, JSON field and latency."""
+def run_http(check: HttpCheck, ctx: Context) -> Outcome:
+    """Send the request (through `ctx.http_client`) and judge status, body, JSON field and latency."""
+    if ctx.http_client is None:
+        raise RuntimeError("no HTTP client")
+    return _request(check, ctx.http_client, ctx.secrets)
+
+
+def _request(check: HttpCheck, client: httpx.Client, secrets: Secrets) -> Outcome:
     for value in check.headers.values():
         secrets.add(value)
     url: httpx.URL | None = None

@@ -1,6 +1,20 @@
-"""What a probe hands back to the round runner (`Outcome`), and the text helpers probes share."""
+"""The contract between the runner and a check type's probe: the probe gets a `Context`, gives
+back an `Outcome`; and the text helpers probes share.
+
+A probe is a function ``probe(check, ctx) -> Outcome`` for one check type, registered in
+`runners.checks.run`. It may raise: the runner turns an unexpected exception into a failure.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from runners.checks.secrets import Secrets
+from runners.checks.spec import CommandRunner
 
 
 class Outcome:
@@ -12,6 +26,24 @@ class Outcome:
         self.ok = ok
         self.observed = observed
         self.error = error
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a probe may use for one run: the environment, the run's secrets, and the tools.
+
+    A probe adds to `secrets` every secret it handles (a DSN, a header value), so the runner
+    can mask them in the result.
+    """
+
+    env: Mapping[str, str]
+    secrets: Secrets
+    command_runner: CommandRunner | None = None
+    http_client: httpx.Client | None = None
+
+
+#: A probe for one check type (its first argument is that type's spec).
+Probe = Callable[[Any, Context], Outcome]
 
 
 def short(text: str, limit: int) -> str:

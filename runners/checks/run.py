@@ -17,11 +17,19 @@ import httpx
 
 from runners.checks.command import run_command
 from runners.checks.http import make_client, run_http
-from runners.checks.probe import Outcome, first_line
+from runners.checks.probe import Context, Outcome, Probe, first_line
 from runners.checks.result import CheckResult, Clock, build_result
 from runners.checks.secrets import Secrets
 from runners.checks.spec import Check, CommandCheck, CommandRunner, HttpCheck, SqlCheck
 from runners.checks.sql import run_sql
+
+#: The probe of each check type. A new check type is a module with its probe, registered here
+#: (its spec goes in `runners.checks.spec`, with the `Check` union).
+PROBES: dict[type, Probe] = {
+    HttpCheck: run_http,
+    SqlCheck: run_sql,
+    CommandCheck: run_command,
+}
 
 
 def _utc_now() -> datetime:
@@ -57,25 +65,19 @@ def _run(
     clock: Clock,
 ) -> CheckResult:
     _require_check(check)
-    secrets = Secrets()
+    probe = next(p for kind, p in PROBES.items() if isinstance(check, kind))
+    ctx = Context(env, Secrets(), command_runner, http_client)
     start = time.perf_counter()
     try:
-        if isinstance(check, HttpCheck):
-            if http_client is None:
-                raise RuntimeError("no HTTP client")
-            outcome = run_http(check, http_client, secrets)
-        elif isinstance(check, SqlCheck):
-            outcome = run_sql(check, env, secrets)
-        else:
-            outcome = run_command(check, command_runner)
+        outcome = probe(check, ctx)
     except Exception as exc:  # a bug or an odd library error must not kill the round
         outcome = Outcome(False, error=f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}")
     latency = time.perf_counter() - start
-    return build_result(check, outcome, latency, secrets, clock)
+    return build_result(check, outcome, latency, ctx.secrets, clock)
 
 
 def _require_check(check: object) -> None:
-    if not isinstance(check, HttpCheck | SqlCheck | CommandCheck):
+    if not isinstance(check, tuple(PROBES)):
         raise TypeError(f"not a check: {type(check).__name__}")
 
 

@@ -80,6 +80,8 @@ class CommandCheck:
     kind: Literal["command"] = field(default="command", init=False)
 
 
+#: Any check spec. A new check type joins this union and registers its probe in
+#: `runners.checks.run.PROBES`.
 Check = HttpCheck | SqlCheck | CommandCheck
 
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from runners.checks.compare import compare, render
-from runners.checks.probe import Outcome, first_line
-from runners.checks.secrets import Secrets
+from runners.checks.probe import Context, Outcome, first_line
 from runners.checks.spec import SqlCheck
 
 
-def run_sql(check: SqlCheck, env: Mapping[str, str], secrets: Secrets) -> Outcome:
-    """Run the query read-only and compare its single value with `check.expect`."""
+def run_sql(check: SqlCheck, ctx: Context) -> Outcome:
+    """Run the query read-only (DSN from `ctx.env`) and compare its single value with `check.expect`."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    dsn = env.get(check.dsn_env)
+    secrets = ctx.secrets
+    dsn = ctx.env.get(check.dsn_env)
     if dsn is None:
         return Outcome(False, error=f"DSN env var {check.dsn_env} is not set")
     if not dsn.strip():
