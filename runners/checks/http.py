@@ -9,12 +9,12 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from typing import NamedTuple
 
 import httpx
 
 from runners.checks.compare import check_json
 from runners.checks.probe import Context, Outcome, first_line
-from runners.checks.secrets import Secrets
 from runners.checks.spec import HttpCheck
 
 #: At most this much of an HTTP response body is read (for body_contains / json_field).
@@ -99,45 +99,56 @@ def run_http(check: HttpCheck, ctx: Context) -> Outcome:
     """Send the request (through `ctx.http_client`) and judge status, body, JSON field and latency."""
     if ctx.http_client is None:
         raise RuntimeError("no HTTP client")
-    return _request(check, ctx.http_client, ctx.secrets)
-
-
-def _request(check: HttpCheck, client: httpx.Client, secrets: Secrets) -> Outcome:
     for value in check.headers.values():
-        secrets.add(value)
-    url: httpx.URL | None = None
+        ctx.secrets.add(value)
     try:
         url = httpx.URL(check.url)
-        secrets.add(url.password)
+        ctx.secrets.add(url.password)
         if url.userinfo:
-            secrets.add(url.userinfo.decode("ascii", "replace"))
+            ctx.secrets.add(url.userinfo.decode("ascii", "replace"))
     except Exception as exc:
         return Outcome(False, error=f"invalid URL: {first_line(str(exc))}")
-
-    start = time.perf_counter()
     try:
-        with client.stream(
-            check.method.upper(),
-            url,
-            headers=dict(check.headers),
-            timeout=httpx.Timeout(check.timeout),
-        ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size >= MAX_BODY_BYTES:
-                    break
-                if time.perf_counter() - start > check.timeout:
-                    raise _Deadline()
-            body = b"".join(chunks)[:MAX_BODY_BYTES]
-            status = response.status_code
-            encoding = response.charset_encoding or "utf-8"
+        response = _fetch(check, ctx.http_client, url)
     except Exception as exc:
         return Outcome(False, error=_http_error(exc, url, check.timeout))
-    latency = time.perf_counter() - start
+    return _judge(check, response)
 
+
+class _Response(NamedTuple):
+    status: int
+    body: bytes
+    encoding: str
+    latency: float
+
+
+def _fetch(check: HttpCheck, client: httpx.Client, url: httpx.URL) -> _Response:
+    """Send the request and read at most `MAX_BODY_BYTES` of the body within `check.timeout`."""
+    start = time.perf_counter()
+    with client.stream(
+        check.method.upper(),
+        url,
+        headers=dict(check.headers),
+        timeout=httpx.Timeout(check.timeout),
+    ) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_BODY_BYTES:
+                break
+            if time.perf_counter() - start > check.timeout:
+                raise _Deadline()
+        body = b"".join(chunks)[:MAX_BODY_BYTES]
+        status = response.status_code
+        encoding = response.charset_encoding or "utf-8"
+    return _Response(status, body, encoding, time.perf_counter() - start)
+
+
+def _judge(check: HttpCheck, response: _Response) -> Outcome:
+    """The response held against the check: status, then body, JSON field and latency."""
+    status, body, encoding, latency = response
     observed = str(status)
     if status != check.expect_status:
         return Outcome(False, observed, f"expected status {check.expect_status}, got {status}")

@@ -101,35 +101,42 @@ def run_checks(
     for check in checks:
         _require_check(check)
     workers = max(1, min(max_workers, len(checks)))
-    http = [c for c in checks if isinstance(c, HttpCheck)]
-    verified = make_client(verify_tls=True, pool_size=workers) if any(c.verify_tls for c in http) else None
-    unverified = (
-        make_client(verify_tls=False, pool_size=workers) if any(not c.verify_tls for c in http) else None
-    )
+    clients = _round_clients(checks, workers)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-check")
     try:
         futures: list[Future[CheckResult]] = []
         for check in checks:
-            client = None
-            if isinstance(check, HttpCheck):
-                client = verified if check.verify_tls else unverified
+            client = clients.get(check.verify_tls) if isinstance(check, HttpCheck) else None
             futures.append(pool.submit(_run, check, env, command_runner, client, clock))
-        waves = math.ceil(len(checks) / workers)
-        deadline = 2 * max(c.timeout for c in checks) * waves + 5.0
+        deadline = _round_deadline(checks, workers)
         wait(futures, timeout=deadline)
-        results: list[CheckResult] = []
-        for check, future in zip(checks, futures, strict=True):
-            if future.done():
-                results.append(future.result())
-            else:
-                future.cancel()
-                outcome = Outcome(
-                    False, error=f"check did not finish within the round deadline of {deadline:.0f}s"
-                )
-                results.append(build_result(check, outcome, deadline, Secrets(), clock))
-        return results
+        return [_finished(c, f, deadline, clock) for c, f in zip(checks, futures, strict=True)]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        for client in (verified, unverified):
-            if client is not None:
-                client.close()
+        for client in clients.values():
+            client.close()
+
+
+def _round_clients(checks: Sequence[Check], workers: int) -> dict[bool, httpx.Client]:
+    """The round's shared HTTP clients by `verify_tls`: one for each TLS mode its HTTP checks use."""
+    modes = {c.verify_tls for c in checks if isinstance(c, HttpCheck)}
+    return {
+        verify: make_client(verify_tls=verify, pool_size=workers)
+        for verify in (True, False)
+        if verify in modes
+    }
+
+
+def _round_deadline(checks: Sequence[Check], workers: int) -> float:
+    """Seconds a round may take: twice the longest timeout for each wave of `workers` checks, plus 5."""
+    waves = math.ceil(len(checks) / workers)
+    return 2 * max(c.timeout for c in checks) * waves + 5.0
+
+
+def _finished(check: Check, future: Future[CheckResult], deadline: float, clock: Clock) -> CheckResult:
+    """The check's result, or a failure if it did not finish within the round deadline."""
+    if future.done():
+        return future.result()
+    future.cancel()
+    outcome = Outcome(False, error=f"check did not finish within the round deadline of {deadline:.0f}s")
+    return build_result(check, outcome, deadline, Secrets(), clock)
