@@ -15,6 +15,10 @@ Secrets: a `SqlCheck` names the environment variable holding its DSN, never the 
 and neither the DSN (nor its password) nor HTTP header values (nor a password in a URL) ever
 appear in a result; they are redacted from error text.
 
+Modules: `spec` (the check specs), `run` (the runner and the table of probes by check type),
+`probe` (what a probe gets and returns), one probe module per check type (`http`, `sql`,
+`command`), `compare` (values against expectations), `result`, `secrets`, `tracker`.
+
 Nothing here imports from `bot` or `commands`.
 """
 

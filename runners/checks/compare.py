@@ -1,5 +1,8 @@
-"""Comparing observed values with expectations: SQL values (numerically when both sides are
-numbers, else as text) and JSON fields picked by a dotted path."""
+"""Comparing observed values with expectations.
+
+A SQL value compares numerically when both sides are numbers (numeric strings included), else
+as text; an HTTP check's JSON field is picked by a dotted path and compared as JSON.
+"""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def make_client(*, verify_tls: bool, pool_size: int = 10) -> httpx.Client:
 
 
 class _Deadline(Exception):
-    pass
+    """The body did not arrive within the check's timeout (httpx bounds each read, not the sum)."""
 
 
 def _host_port(url: httpx.URL) -> str:

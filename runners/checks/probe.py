@@ -2,7 +2,7 @@
 back an `Outcome`; and the text helpers probes share.
 
 A probe is a function ``probe(check, ctx) -> Outcome`` for one check type, registered in
-`runners.checks.run`. It may raise: the runner turns an unexpected exception into a failure.
+`runners.checks.run.PROBES`. It may raise: the runner turns an unexpected exception into a failure.
 """
 
 from __future__ import annotations

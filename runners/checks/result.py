@@ -1,4 +1,7 @@
-"""`CheckResult`, the outcome of one check run, and its one-line chat summary."""
+"""`CheckResult`, the outcome of one check run, and its one-line chat summary.
+
+`build_result` turns a probe's `Outcome` into one: stamped, secrets masked, text shortened.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ _MAX_ERROR_LEN = 300
 _MAX_OBSERVED_LEN = 80
 
 
+#: What stamps a result's `at` (a naive time counts as UTC).
 Clock = Callable[[], datetime]
 
 
