@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.config.checks import CHECK_COMMON_KEYS, CHECK_KEYS, parse_check
 from bot.domain.windows import Freeze, Window, parse_freeze, parse_window
 from runners.base import Host, Step
-from runners.checks.core import Check
+from runners.checks import Check
 from runners.redact import MIN_SECRET_LENGTH, weak_secrets
 from runners.strategy import Strategy
 from runners.template import STANDARD_VARS, placeholders, unknown_placeholders

@@ -25,7 +25,7 @@ from bot.engine.port import BackendFactory, Ledger, Notifier, Timer, Timers
 from bot.ops import metrics
 from bot.store.base import CheckRecord, Schedule, Store
 from runners.base import Host
-from runners.checks.core import Check, CheckResult, FailureTracker, run_checks
+from runners.checks import Check, CheckResult, FailureTracker, run_checks
 
 log = logging.getLogger("gonogo.monitoring")
 
