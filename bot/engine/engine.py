@@ -45,7 +45,7 @@ from bot.engine.monitoring import Monitoring
 from bot.engine.policy import may_approve, may_force, may_operate, may_request
 from bot.engine.runs import MAX_CAS_RETRIES, Runs
 from bot.ops import metrics
-from bot.source.base import NullResolver, RefError, RefResolver
+from bot.source import NullResolver, RefError, RefResolver
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, Store
 from bot.timing.clock import Clock, SystemClock
 from bot.timing.scheduler import Scheduler

@@ -18,15 +18,10 @@ import logging
 
 from bot.config.load import Config, Environment
 from bot.source.base import RefError, Resolution
-from bot.source.mirror import (
-    GitError,
-    Mirror,
-    branch_rules,
-    changelog_warnings,
-    next_tag_name,
-    ref_allowed,
-    tag_glob,
-)
+from bot.source.changelog import changelog_warnings
+from bot.source.errors import GitError
+from bot.source.mirror import Mirror
+from bot.source.rules import branch_rules, next_tag_name, ref_allowed, tag_glob
 
 log = logging.getLogger("gonogo.git")
 CHANGELOG_LINES = 10

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.source.mirror import (
+from bot.source import (
     DEFAULT_MAX_COMMITS,
     AmbiguousRef,
     Changelog,

@@ -10,7 +10,7 @@ import pytest
 from bot.config.load import Config, parse_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine, Refused
-from bot.source.git import GitResolver
+from bot.source import GitResolver
 from bot.store.sqlite import SqliteStore
 from tests.support.gitfixtures import RemoteRepo, make_remote
 from tests.support.recording import RecordingChat

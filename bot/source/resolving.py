@@ -1,0 +1,110 @@
+"""Resolving a branch, tag or (abbreviated) sha to a commit of the mirror."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.source.errors import AmbiguousRef, GitError
+from bot.source.gitdir import GitDir
+from bot.source.rules import _HEADS, _HEX_RE, _TAGS, RefKind, _short_name, validate_ref
+
+
+@dataclass(frozen=True)
+class ResolvedRef:
+    """A ref resolved to a commit."""
+
+    ref: str
+    sha: str
+    kind: RefKind
+    committed_at: datetime
+    subject: str
+    author: str
+
+    @property
+    def short(self) -> str:
+        """The first 7 characters of the sha."""
+        return self.sha[:7]
+
+
+class Resolving(GitDir):
+    """The ref resolution of :class:`Mirror`."""
+
+    def resolve(self, ref: str | None, default_branch: str) -> ResolvedRef:
+        """Resolve ``ref`` (None: ``default_branch``) to a commit.
+
+        Accepts branch and tag names, ``refs/heads/…``/``refs/tags/…`` and full or
+        abbreviated (>= 4 hex) shas. Raises InvalidRef, RefNotFound (with suggestions) or
+        AmbiguousRef.
+        """
+        if ref is None:
+            validate_ref(default_branch)
+            self._require_mirror()
+            name = _short_name(default_branch)
+            refs = self._refs()
+            if _HEADS + name not in refs:
+                branches = [_short_name(r) for r in refs if r.startswith(_HEADS)]
+                raise self._not_found(f"default branch '{name}'", name, branches)
+            return self._resolved(name, _HEADS + name, "branch")
+
+        validate_ref(ref)
+        self._require_mirror()
+        refs = self._refs()
+        if ref.startswith((_HEADS, _TAGS)):
+            kind: RefKind = "branch" if ref.startswith(_HEADS) else "tag"
+            if ref not in refs:
+                raise self._not_found(f"{kind} '{_short_name(ref)}'", _short_name(ref), self._names(refs))
+            return self._resolved(ref, ref, kind)
+
+        named: list[tuple[str, RefKind]] = []
+        if _HEADS + ref in refs:
+            named.append((_HEADS + ref, "branch"))
+        if _TAGS + ref in refs:
+            named.append((_TAGS + ref, "tag"))
+        shas = self._commits_with_prefix(ref) if _HEX_RE.fullmatch(ref) else []
+
+        if len(named) == 2:
+            raise AmbiguousRef(
+                f"ref '{ref}' is both a branch and a tag; say 'refs/heads/{ref}' or 'refs/tags/{ref}'",
+                [r for r, _ in named],
+            )
+        if named and shas:
+            raise AmbiguousRef(
+                f"ref '{ref}' is both a {named[0][1]} and the start of commit {shas[0][:12]}; "
+                f"say '{named[0][0]}' or give more of the sha",
+                [named[0][0], *shas],
+            )
+        if named:
+            return self._resolved(ref, *named[0])
+        if len(shas) > 1:
+            described = ", ".join(
+                f"{c.short} ({c.subject[:40]})" for c in (self._commit(s) for s in shas[:5])
+            )
+            raise AmbiguousRef(
+                f"sha '{ref}' is ambiguous: {len(shas)} commits start with it ({described}); give more digits",
+                shas,
+            )
+        if shas:
+            return self._resolved(ref, shas[0], "sha")
+        raise self._not_found(f"ref '{ref}'", ref, self._names(refs))
+
+    def _commits_with_prefix(self, prefix: str) -> list[str]:
+        """Distinct commits whose sha (or whose annotated tag object's sha) starts with prefix."""
+        status, out, _ = self._run("rev-parse", f"--disambiguate={prefix.lower()}")
+        if status != 0:
+            return []
+        commits: list[str] = []
+        for candidate in out.split():
+            peeled = self._peel(candidate)
+            if peeled is not None and peeled not in commits:
+                commits.append(peeled)
+        return commits
+
+    def _resolved(self, ref: str, rev: str, kind: RefKind) -> ResolvedRef:
+        sha = self._peel(rev)
+        if sha is None:
+            raise GitError(f"{kind} '{_short_name(ref)}' does not point at a commit")
+        c = self._commit(sha)
+        return ResolvedRef(
+            ref=ref, sha=c.sha, kind=kind, committed_at=c.committed_at, subject=c.subject, author=c.author
+        )
