@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 
@@ -31,3 +32,23 @@ class AmbiguousRef(GitError):
 
 class FetchFailed(GitError):
     """A fetch failed and there is no previously mirrored data to fall back on."""
+
+
+def not_found(what: str, word: str, names: Sequence[str]) -> RefNotFound:
+    """``unknown <what>``, with the names close to ``word`` as suggestions (``did you mean ...?``)."""
+    suggestions = _suggest(word, names)
+    message = f"unknown {what}"
+    if suggestions:
+        message += f"; did you mean {_quote_list(suggestions)}?"
+    return RefNotFound(message, suggestions)
+
+
+def _suggest(word: str, names: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(word, sorted(set(names)), n=3, cutoff=0.6)
+
+
+def _quote_list(items: Sequence[str]) -> str:
+    quoted = [f"'{i}'" for i in items]
+    if len(quoted) == 1:
+        return quoted[0]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.source.errors import FetchFailed
-from bot.source.gitdir import _NET_ENV, GitDir, _git_message, _redact_url
-from bot.source.rules import _TAGS
+from bot.source.gitdir import NET_ENV, GitDir, git_message, redact_url
+from bot.source.rules import TAGS
 
 _MARK_FILE = "gonogo-last-fetch"
 
@@ -49,7 +49,7 @@ class Fetching(GitDir):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         status, _, err = self._run("init", "--bare", "--quiet", "--", str(self.path), bare=False)
         if status != 0:
-            raise FetchFailed(f"cannot create the mirror at {self.path}: {_git_message(err)}")
+            raise FetchFailed(f"cannot create the mirror at {self.path}: {git_message(err)}")
 
     def fetch(self) -> FetchResult:
         """Update the mirror from ``url`` (creating it the first time).
@@ -74,19 +74,19 @@ class Fetching(GitDir):
                 self.url,
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
-                *(f"^{_TAGS}{glob}" for glob in self.keep_tags),
+                *(f"^{TAGS}{glob}" for glob in self.keep_tags),
                 timeout=timeout,
-                env=_NET_ENV,
+                env=NET_ENV,
             )
             if status == 0:
                 now = datetime.now(UTC)
                 (self.path / _MARK_FILE).write_text(now.isoformat() + "\n")
                 return FetchResult(ok=True, stale=False, error=None, fetched_at=now)
-            where = _redact_url(self.url)
+            where = redact_url(self.url)
             if err.startswith("Timeout:") or status == -9:
                 error = f"fetch from {where} timed out after {timeout:g}s"
             else:
-                error = f"fetch from {where} failed: {_git_message(err)}"
+                error = f"fetch from {where} failed: {git_message(err)}"
             if not had_data:
                 raise FetchFailed(error)
             return FetchResult(ok=False, stale=True, error=error, fetched_at=self._last_fetch())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -15,10 +13,10 @@ import git
 
 from bot.source.changelog import Commit
 from bot.source.errors import GitError, InvalidRef, RefNotFound
-from bot.source.rules import _HEADS, _HEX_RE, _TAGS, _short_name
+from bot.source.rules import HEADS, HEX_RE, TAGS
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
     """Drop any user:password from a URL for messages."""
     try:
         parts = urlsplit(url)
@@ -32,7 +30,7 @@ def _redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def _git_message(stderr: str) -> str:
+def git_message(stderr: str) -> str:
     """The useful part of git's stderr: fatal/error lines if any, else everything."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     important = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", "!"))]
@@ -43,29 +41,20 @@ def _when(epoch: str) -> datetime:
     return datetime.fromtimestamp(int(epoch), tz=UTC)
 
 
-def _suggest(word: str, names: Sequence[str]) -> list[str]:
-    return difflib.get_close_matches(word, sorted(set(names)), n=3, cutoff=0.6)
-
-
-def _quote_list(items: Sequence[str]) -> str:
-    quoted = [f"'{i}'" for i in items]
-    if len(quoted) == 1:
-        return quoted[0]
-    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
-
-
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
-def _lock_for(path: Path) -> threading.Lock:
+def lock_for(path: Path) -> threading.Lock:
+    """The lock serialising writers of the mirror at ``path``, one per real path in the process."""
     key = os.path.realpath(path)
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
 _LOG_FORMAT = "%H%x00%h%x00%ct%x00%an%x00%s%x00"
-_NET_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
+# For fetch and push: git must never wait for a password on the terminal (or a credential manager).
+NET_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
 
 
 class GitDir:
@@ -106,7 +95,7 @@ class GitDir:
     def _out(self, *args: str) -> str:
         status, out, err = self._run(*args)
         if status != 0:
-            raise GitError(f"git {args[0]} failed: {_git_message(err)}")
+            raise GitError(f"git {args[0]} failed: {git_message(err)}")
         return out
 
     def _exists(self) -> bool:
@@ -120,7 +109,7 @@ class GitDir:
         """Every branch and tag of the mirror: full refname -> object sha (not peeled)."""
         if not self._exists():
             return {}
-        out = self._out("for-each-ref", "--format=%(objectname) %(refname)", _HEADS, _TAGS)
+        out = self._out("for-each-ref", "--format=%(objectname) %(refname)", HEADS, TAGS)
         refs: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, name = line.partition(" ")
@@ -170,7 +159,7 @@ class GitDir:
 
     def _sha_arg(self, sha: str, what: str = "commit") -> str:
         """Validate a hex sha argument and expand it to a full commit sha (RefNotFound if absent)."""
-        if not isinstance(sha, str) or not _HEX_RE.fullmatch(sha):
+        if not isinstance(sha, str) or not HEX_RE.fullmatch(sha):
             raise InvalidRef(f"invalid {what} sha {sha!r}: expected 4 to 40 hex digits")
         full = self._peel(sha.lower())
         if full is None:
@@ -179,19 +168,5 @@ class GitDir:
 
     def _reachable(self, sha: str) -> bool:
         """Is the commit reachable from any mirrored branch or tag?"""
-        out = self._out(
-            "for-each-ref", "--count=1", "--format=%(refname)", f"--contains={sha}", _HEADS, _TAGS
-        )
+        out = self._out("for-each-ref", "--count=1", "--format=%(refname)", f"--contains={sha}", HEADS, TAGS)
         return bool(out.strip())
-
-    @staticmethod
-    def _names(refs: dict[str, str]) -> list[str]:
-        return [_short_name(r) for r in refs]
-
-    @staticmethod
-    def _not_found(what: str, word: str, names: Sequence[str]) -> RefNotFound:
-        suggestions = _suggest(word, names)
-        message = f"unknown {what}"
-        if suggestions:
-            message += f"; did you mean {_quote_list(suggestions)}?"
-        return RefNotFound(message, suggestions)

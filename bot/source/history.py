@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.source.changelog import Changelog
-from bot.source.errors import GitError, InvalidRef, RefNotFound
-from bot.source.gitdir import GitDir, _git_message
-from bot.source.rules import _HEADS, _HEX_RE, _short_name, validate_ref
+from bot.source.errors import GitError, InvalidRef, RefNotFound, not_found
+from bot.source.gitdir import GitDir, git_message
+from bot.source.rules import HEADS, HEX_RE, short_name, validate_ref
 
 
 class History(GitDir):
@@ -17,7 +17,7 @@ class History(GitDir):
         ``from_sha`` None is a first deploy. See :class:`Changelog` and the module docstring
         for ``behind`` and ``unknown_base``.
         """
-        if from_sha is not None and (not isinstance(from_sha, str) or not _HEX_RE.fullmatch(from_sha)):
+        if from_sha is not None and (not isinstance(from_sha, str) or not HEX_RE.fullmatch(from_sha)):
             raise InvalidRef(f"invalid deployed sha {from_sha!r}: expected 4 to 40 hex digits")
         self._require_mirror()
         to = self._sha_arg(to_sha, "target commit")
@@ -57,7 +57,7 @@ class History(GitDir):
         status, _, err = self._run("merge-base", "--is-ancestor", "--end-of-options", a, b)
         if status in (0, 1):
             return status == 0
-        raise GitError(f"git merge-base failed: {_git_message(err)}")
+        raise GitError(f"git merge-base failed: {git_message(err)}")
 
     def is_ancestor(self, a: str, b: str) -> bool:
         """Is commit ``a`` an ancestor of (or equal to) commit ``b``? Both are hex shas.
@@ -74,20 +74,20 @@ class History(GitDir):
         """
         validate_ref(branch)
         self._require_mirror()
-        name = _short_name(branch)
+        name = short_name(branch)
         refs = self._refs()
-        if _HEADS + name not in refs:
-            branches = [_short_name(r) for r in refs if r.startswith(_HEADS)]
-            raise self._not_found(f"branch '{name}'", name, branches)
+        if HEADS + name not in refs:
+            branches = [short_name(r) for r in refs if r.startswith(HEADS)]
+            raise not_found(f"branch '{name}'", name, branches)
         try:
             commit = self._sha_arg(sha)
         except RefNotFound:
             return False
-        return self._is_ancestor(commit, _HEADS + name)
+        return self._is_ancestor(commit, HEADS + name)
 
     def branches(self) -> list[str]:
         """Every mirrored branch (short names, sorted)."""
-        return sorted(_short_name(r) for r in self._refs() if r.startswith(_HEADS))
+        return sorted(short_name(r) for r in self._refs() if r.startswith(HEADS))
 
     def branches_containing(self, sha: str) -> list[str]:
         """The mirrored branches (short names, sorted) from which commit ``sha`` is reachable.
@@ -99,5 +99,5 @@ class History(GitDir):
             commit = self._sha_arg(sha)
         except RefNotFound:
             return []
-        out = self._out("for-each-ref", "--format=%(refname)", f"--contains={commit}", _HEADS)
-        return sorted(_short_name(line.strip()) for line in out.splitlines() if line.strip())
+        out = self._out("for-each-ref", "--format=%(refname)", f"--contains={commit}", HEADS)
+        return sorted(short_name(line.strip()) for line in out.splitlines() if line.strip())

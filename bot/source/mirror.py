@@ -76,10 +76,10 @@ import git
 
 from bot.source.errors import GitError
 from bot.source.fetching import Fetching
-from bot.source.gitdir import _lock_for, _redact_url
+from bot.source.gitdir import lock_for, redact_url
 from bot.source.history import History
 from bot.source.resolving import Resolving
-from bot.source.rules import _check_tag_glob
+from bot.source.rules import check_tag_glob
 from bot.source.tagging import Tagging
 
 
@@ -104,14 +104,14 @@ class Mirror(Fetching, Resolving, History, Tagging):
         if not url or url.startswith("-"):
             raise GitError(f"invalid repository url {url!r}")
         for glob in keep_tags:
-            _check_tag_glob(glob)
+            check_tag_glob(glob)
         self.keep_tags = tuple(dict.fromkeys(keep_tags))
         self.url = url
         self.path = Path(path)
         self.fetch_timeout = fetch_timeout
         self.initial_fetch_timeout = initial_fetch_timeout
-        self._lock = _lock_for(self.path)
+        self._lock = lock_for(self.path)
         self._git = git.Git()
 
     def __repr__(self) -> str:
-        return f"Mirror({_redact_url(self.url)!r}, {str(self.path)!r})"
+        return f"Mirror({redact_url(self.url)!r}, {str(self.path)!r})"

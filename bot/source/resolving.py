@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.source.errors import AmbiguousRef, GitError
+from bot.source.errors import AmbiguousRef, GitError, not_found
 from bot.source.gitdir import GitDir
-from bot.source.rules import _HEADS, _HEX_RE, _TAGS, RefKind, _short_name, validate_ref
+from bot.source.rules import HEADS, HEX_RE, TAGS, RefKind, short_name, validate_ref
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,28 @@ class Resolving(GitDir):
         if ref is None:
             validate_ref(default_branch)
             self._require_mirror()
-            name = _short_name(default_branch)
+            name = short_name(default_branch)
             refs = self._refs()
-            if _HEADS + name not in refs:
-                branches = [_short_name(r) for r in refs if r.startswith(_HEADS)]
-                raise self._not_found(f"default branch '{name}'", name, branches)
-            return self._resolved(name, _HEADS + name, "branch")
+            if HEADS + name not in refs:
+                branches = [short_name(r) for r in refs if r.startswith(HEADS)]
+                raise not_found(f"default branch '{name}'", name, branches)
+            return self._resolved(name, HEADS + name, "branch")
 
         validate_ref(ref)
         self._require_mirror()
         refs = self._refs()
-        if ref.startswith((_HEADS, _TAGS)):
-            kind: RefKind = "branch" if ref.startswith(_HEADS) else "tag"
+        if ref.startswith((HEADS, TAGS)):
+            kind: RefKind = "branch" if ref.startswith(HEADS) else "tag"
             if ref not in refs:
-                raise self._not_found(f"{kind} '{_short_name(ref)}'", _short_name(ref), self._names(refs))
+                raise not_found(f"{kind} '{short_name(ref)}'", short_name(ref), self._names(refs))
             return self._resolved(ref, ref, kind)
 
         named: list[tuple[str, RefKind]] = []
-        if _HEADS + ref in refs:
-            named.append((_HEADS + ref, "branch"))
-        if _TAGS + ref in refs:
-            named.append((_TAGS + ref, "tag"))
-        shas = self._commits_with_prefix(ref) if _HEX_RE.fullmatch(ref) else []
+        if HEADS + ref in refs:
+            named.append((HEADS + ref, "branch"))
+        if TAGS + ref in refs:
+            named.append((TAGS + ref, "tag"))
+        shas = self._commits_with_prefix(ref) if HEX_RE.fullmatch(ref) else []
 
         if len(named) == 2:
             raise AmbiguousRef(
@@ -86,7 +86,11 @@ class Resolving(GitDir):
             )
         if shas:
             return self._resolved(ref, shas[0], "sha")
-        raise self._not_found(f"ref '{ref}'", ref, self._names(refs))
+        raise not_found(f"ref '{ref}'", ref, self._names(refs))
+
+    @staticmethod
+    def _names(refs: dict[str, str]) -> list[str]:
+        return [short_name(r) for r in refs]
 
     def _commits_with_prefix(self, prefix: str) -> list[str]:
         """Distinct commits whose sha (or whose annotated tag object's sha) starts with prefix."""
@@ -103,7 +107,7 @@ class Resolving(GitDir):
     def _resolved(self, ref: str, rev: str, kind: RefKind) -> ResolvedRef:
         sha = self._peel(rev)
         if sha is None:
-            raise GitError(f"{kind} '{_short_name(ref)}' does not point at a commit")
+            raise GitError(f"{kind} '{short_name(ref)}' does not point at a commit")
         c = self._commit(sha)
         return ResolvedRef(
             ref=ref, sha=c.sha, kind=kind, committed_at=c.committed_at, subject=c.subject, author=c.author

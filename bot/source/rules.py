@@ -16,13 +16,13 @@ MAX_REF_LENGTH = 255
 
 RefKind = Literal["branch", "tag", "sha"]
 
-_HEX_RE = re.compile(r"[0-9a-fA-F]{4,40}")
+HEX_RE = re.compile(r"[0-9a-fA-F]{4,40}")
 # Characters git itself refuses in ref names (check-ref-format rule 4, 5, 10) plus shell
 # metacharacters and quoting characters we never want to see in a ref.
 _GIT_FORBIDDEN = set(" ~^:?*[\\")
 _SHELL_META = set(";&|$`'\"<>(){}!#*?[]\\~")
-_HEADS = "refs/heads/"
-_TAGS = "refs/tags/"
+HEADS = "refs/heads/"
+TAGS = "refs/tags/"
 
 
 def validate_ref(ref: str) -> None:
@@ -37,7 +37,7 @@ def validate_ref(ref: str) -> None:
     shown = ref if ref.isprintable() and len(ref) <= 80 else repr(ref[:80])
     if len(ref) > MAX_REF_LENGTH:
         raise InvalidRef(f"ref {shown} is too long (max {MAX_REF_LENGTH} characters)")
-    if _HEX_RE.fullmatch(ref):
+    if HEX_RE.fullmatch(ref):
         return
 
     def bad(why: str) -> InvalidRef:
@@ -67,8 +67,9 @@ def validate_ref(ref: str) -> None:
             raise bad("a component must not end with '.lock'")
 
 
-def _short_name(ref: str) -> str:
-    for prefix in (_HEADS, _TAGS):
+def short_name(ref: str) -> str:
+    """``ref`` without its ``refs/heads/`` or ``refs/tags/`` prefix."""
+    for prefix in (HEADS, TAGS):
         if ref.startswith(prefix):
             return ref[len(prefix) :]
     return ref
@@ -86,7 +87,7 @@ def ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None
     """
     if not patterns:
         return None
-    name = _short_name(ref)
+    name = short_name(ref)
     for pattern in patterns:
         pat_kind, sep, glob = pattern.partition(":")
         if not sep or pat_kind not in ("branch", "tag", "sha"):
@@ -143,11 +144,12 @@ def tag_glob(pattern: str, env: str) -> str:
     glob = pattern.replace("{env}", env).replace("{n}", "*")
     if glob.count("*") > 1:
         glob = glob[: glob.index("*") + 1]
-    _check_tag_glob(glob)
+    check_tag_glob(glob)
     return glob
 
 
-def _check_tag_glob(glob: str) -> None:
+def check_tag_glob(glob: str) -> None:
+    """Raise :class:`InvalidRef` unless ``glob`` can be a ``keep_tags`` glob (a tag name, one ``*`` at most)."""
     if glob.count("*") > 1 or glob in ("", "*"):
         raise InvalidRef(f"tag glob {glob!r} must be a tag name with at most one '*' and more than '*'")
     try:

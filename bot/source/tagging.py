@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.source.errors import GitError, InvalidRef
-from bot.source.gitdir import _NET_ENV, GitDir, _git_message, _redact_url
-from bot.source.rules import _HEADS, _TAGS, _short_name, validate_ref
+from bot.source.errors import GitError, InvalidRef, not_found
+from bot.source.gitdir import NET_ENV, GitDir, git_message, redact_url
+from bot.source.rules import HEADS, TAGS, short_name, validate_ref
 
 
 class Tagging(GitDir):
@@ -34,10 +34,10 @@ class Tagging(GitDir):
             self._require_mirror()
             commit = self._sha_arg(sha)
             refs = self._refs()
-            if _HEADS + name in refs:
+            if HEADS + name in refs:
                 raise GitError(f"cannot create tag '{name}': a branch has that name")
-            if _TAGS + name in refs:
-                existing = self._peel(_TAGS + name)
+            if TAGS + name in refs:
+                existing = self._peel(TAGS + name)
                 if existing == commit:
                     return
                 shown = existing[:12] if existing else "a non-commit"
@@ -56,7 +56,7 @@ class Tagging(GitDir):
                 env=env,
             )
             if status != 0:
-                raise GitError(f"cannot create tag '{name}': {_git_message(err)}")
+                raise GitError(f"cannot create tag '{name}': {git_message(err)}")
 
     def push_tag(self, name: str, remote: str) -> None:
         """Push tag ``name`` from the mirror to ``remote`` (URL or path).
@@ -69,22 +69,22 @@ class Tagging(GitDir):
             raise GitError(f"invalid remote {remote!r}")
         with self._lock:
             self._require_mirror()
-            if _TAGS + name not in self._refs():
-                raise self._not_found(
-                    f"tag '{name}'", name, [_short_name(r) for r in self._refs() if r.startswith(_TAGS)]
+            if TAGS + name not in self._refs():
+                raise not_found(
+                    f"tag '{name}'", name, [short_name(r) for r in self._refs() if r.startswith(TAGS)]
                 )
             status, _, err = self._run(
                 "push",
                 "--quiet",
                 "--end-of-options",
                 remote,
-                f"{_TAGS}{name}:{_TAGS}{name}",
+                f"{TAGS}{name}:{TAGS}{name}",
                 timeout=self.fetch_timeout,
-                env=_NET_ENV,
+                env=NET_ENV,
             )
             if status == 0:
                 return
-            where = _redact_url(remote)
+            where = redact_url(remote)
             if err.startswith("Timeout:") or status == -9:
                 raise GitError(f"push of tag '{name}' to {where} timed out after {self.fetch_timeout:g}s")
-            raise GitError(f"push of tag '{name}' to {where} failed: {_git_message(err)}")
+            raise GitError(f"push of tag '{name}' to {where} failed: {git_message(err)}")
