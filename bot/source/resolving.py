@@ -38,24 +38,34 @@ class Resolving(GitDir):
         AmbiguousRef.
         """
         if ref is None:
-            validate_ref(default_branch)
-            self._require_mirror()
-            name = short_name(default_branch)
-            refs = self._refs()
-            if HEADS + name not in refs:
-                branches = [short_name(r) for r in refs if r.startswith(HEADS)]
-                raise not_found(f"default branch '{name}'", name, branches)
-            return self._resolved(name, HEADS + name, "branch")
-
+            return self._resolve_default(default_branch)
         validate_ref(ref)
         self._require_mirror()
         refs = self._refs()
         if ref.startswith((HEADS, TAGS)):
-            kind: RefKind = "branch" if ref.startswith(HEADS) else "tag"
-            if ref not in refs:
-                raise not_found(f"{kind} '{short_name(ref)}'", short_name(ref), self._names(refs))
-            return self._resolved(ref, ref, kind)
+            return self._resolve_full_name(ref, refs)
+        return self._resolve_short_name(ref, refs)
 
+    def _resolve_default(self, default_branch: str) -> ResolvedRef:
+        """The default branch, which must exist."""
+        validate_ref(default_branch)
+        self._require_mirror()
+        name = short_name(default_branch)
+        refs = self._refs()
+        if HEADS + name not in refs:
+            branches = [short_name(r) for r in refs if r.startswith(HEADS)]
+            raise not_found(f"default branch '{name}'", name, branches)
+        return self._resolved(name, HEADS + name, "branch")
+
+    def _resolve_full_name(self, ref: str, refs: dict[str, str]) -> ResolvedRef:
+        """``refs/heads/…`` or ``refs/tags/…``: exactly that branch or tag."""
+        kind: RefKind = "branch" if ref.startswith(HEADS) else "tag"
+        if ref not in refs:
+            raise not_found(f"{kind} '{short_name(ref)}'", short_name(ref), self._names(refs))
+        return self._resolved(ref, ref, kind)
+
+    def _resolve_short_name(self, ref: str, refs: dict[str, str]) -> ResolvedRef:
+        """A branch or tag name, or a sha prefix; a ref that could be more than one is refused."""
         named: list[tuple[str, RefKind]] = []
         if HEADS + ref in refs:
             named.append((HEADS + ref, "branch"))
@@ -77,16 +87,18 @@ class Resolving(GitDir):
         if named:
             return self._resolved(ref, *named[0])
         if len(shas) > 1:
-            described = ", ".join(
-                f"{c.short} ({c.subject[:40]})" for c in (self._commit(s) for s in shas[:5])
-            )
-            raise AmbiguousRef(
-                f"sha '{ref}' is ambiguous: {len(shas)} commits start with it ({described}); give more digits",
-                shas,
-            )
+            raise self._ambiguous_sha(ref, shas)
         if shas:
             return self._resolved(ref, shas[0], "sha")
         raise not_found(f"ref '{ref}'", ref, self._names(refs))
+
+    def _ambiguous_sha(self, ref: str, shas: list[str]) -> AmbiguousRef:
+        """The error for a sha prefix of several commits, describing the first five."""
+        described = ", ".join(f"{c.short} ({c.subject[:40]})" for c in (self._commit(s) for s in shas[:5]))
+        return AmbiguousRef(
+            f"sha '{ref}' is ambiguous: {len(shas)} commits start with it ({described}); give more digits",
+            shas,
+        )
 
     @staticmethod
     def _names(refs: dict[str, str]) -> list[str]:
