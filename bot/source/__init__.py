@@ -14,7 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.source.base import NullResolver, RefError, RefResolver, Resolution
-from bot.source.changelog import DEFAULT_MAX_COMMITS, Changelog, Commit, changelog_warnings
+from bot.source.changelog import (
+    DEFAULT_MAX_COMMITS,
+    Changelog,
+    Commit,
+    changelog_lines,
+    changelog_note,
+    changelog_warnings,
+)
 from bot.source.errors import AmbiguousRef, FetchFailed, GitError, InvalidRef, RefNotFound
 from bot.source.rules import branch_rules, next_tag_name, ref_allowed, tag_glob, validate_ref
 
@@ -42,6 +49,8 @@ __all__ = [
     "Resolution",
     "ResolvedRef",
     "branch_rules",
+    "changelog_lines",
+    "changelog_note",
     "changelog_warnings",
     "deploy_tag_globs",
     "next_tag_name",

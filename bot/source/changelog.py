@@ -88,3 +88,19 @@ def changelog_warnings(
             where = "the allowed branch"
         warnings.append(f"target commit is not on {where}")
     return warnings
+
+
+def changelog_lines(cl: Changelog) -> tuple[str, ...]:
+    """The card's changelog, one line per listed commit: `` `short` subject (author) ``, newest first."""
+    return tuple(f"`{c.short}` {c.subject} ({c.author})" for c in cl.commits)
+
+
+def changelog_note(cl: Changelog, env: str, target: str) -> str:
+    """The line over the card's changelog: what deploying ``target`` (its short sha) to ``env`` changes."""
+    if cl.behind:
+        return f"{target} is {cl.behind_count} commit(s) behind what {env} runs"
+    if cl.first_deploy:
+        return f"First deploy of {env}: {cl.total} commit(s) in history"
+    if cl.total == 0:
+        return "No new commits: redeploying what runs now"
+    return f"{cl.total} commit(s)" + (f", …and {cl.more()} more" if cl.more() else "")
