@@ -1,4 +1,12 @@
-"""The errors of refs and the mirror: each a :class:`GitError` whose message can be shown to users."""
+"""The errors of the ref rules and the mirror: each a :class:`GitError` whose message users can read.
+
+::
+
+    InvalidRef(GitError)      the string can never be a ref (bad syntax, shell metacharacters...)
+    RefNotFound(GitError)     .suggestions: list[str]  "unknown ref 'mian'; did you mean 'main'?"
+    AmbiguousRef(GitError)    abbreviated sha matching several commits, or branch-and-tag name clash
+    FetchFailed(GitError)     a fetch failed and nothing was ever mirrored
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from collections.abc import Sequence
 
 
 class GitError(Exception):
-    """Base class for every error raised by this module (message is user-presentable)."""
+    """Base class for every error of the ref rules and the mirror (message is user-presentable)."""
 
 
 class InvalidRef(GitError):

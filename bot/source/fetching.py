@@ -23,7 +23,7 @@ class FetchResult:
 
 
 class Fetching(GitDir):
-    """The fetch of :class:`Mirror`."""
+    """Mirror's fetch: creating the mirror, then updating it from ``url`` (``keep_tags`` left alone)."""
 
     url: str
     keep_tags: tuple[str, ...]

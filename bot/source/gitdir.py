@@ -58,7 +58,10 @@ NET_ENV = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
 
 
 class GitDir:
-    """The bare repository at ``path``, read and written through git (see :class:`Mirror`)."""
+    """The bare repository at ``path``, read and written through git: the base of :class:`Mirror`'s parts.
+
+    The attributes are set by ``Mirror.__init__``; each part declares the ones it uses.
+    """
 
     path: Path
     _git: git.Git

@@ -9,12 +9,12 @@ from bot.source.rules import HEADS, HEX_RE, short_name, validate_ref
 
 
 class History(GitDir):
-    """The history queries of :class:`Mirror`."""
+    """Mirror's history queries: changelogs, ancestry, and the branches holding a commit."""
 
     def changelog(self, from_sha: str | None, to_sha: str, *, limit: int = 20) -> Changelog:
         """The commits deploying ``to_sha`` over the deployed ``from_sha`` would ship.
 
-        ``from_sha`` None is a first deploy. See :class:`Changelog` and the module docstring
+        ``from_sha`` None is a first deploy. See :class:`Changelog` and the :mod:`bot.source.mirror` docstring
         for ``behind`` and ``unknown_base``.
         """
         if from_sha is not None and (not isinstance(from_sha, str) or not HEX_RE.fullmatch(from_sha)):

@@ -3,24 +3,11 @@
 A small library around a **bare mirror** of the application repository, driven through
 GitPython (every git invocation is an argument list, never a shell string).
 
-Errors (all subclasses of :class:`GitError`)::
-
-    InvalidRef(GitError)      the string can never be a ref (bad syntax, shell metacharacters...)
-    RefNotFound(GitError)     .suggestions: list[str]  "unknown ref 'mian'; did you mean 'main'?"
-    AmbiguousRef(GitError)    abbreviated sha matching several commits, or branch-and-tag name clash
-    FetchFailed(GitError)     a fetch failed and nothing was ever mirrored
-
-Module functions::
-
-    validate_ref(ref: str) -> None                                  # raises InvalidRef
-    ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None = None) -> str | None
-    branch_rules(patterns: Sequence[str]) -> list[str]              # the `branch:` globs
-    next_tag_name(pattern: str, env: str, number: int) -> str       # "deploy/{env}/{n}"
-    tag_glob(pattern: str, env: str) -> str                         # "deploy/prod/*"
-    changelog_warnings(cl: Changelog, *, max_commits: int = DEFAULT_MAX_COMMITS,
-                       branch_ok: bool = True, branch: str | None = None,
-                       branches: Sequence[str] = ()) -> list[str]
-    DEFAULT_MAX_COMMITS = 8
+It is built from one class per concern, each on :class:`~bot.source.gitdir.GitDir` (running
+git and reading refs, commits and counts): ``Fetching`` (fetching.py), ``Resolving``
+(resolving.py), ``History`` (history.py) and ``Tagging`` (tagging.py). The pure ref rules
+(validation, allowed refs, tag names) are in rules.py, commits, changelogs and their warnings in
+changelog.py, the errors (all :class:`GitError`) in errors.py.
 
 Data (frozen dataclasses)::
 

@@ -28,7 +28,7 @@ class ResolvedRef:
 
 
 class Resolving(GitDir):
-    """The ref resolution of :class:`Mirror`."""
+    """Mirror's ref resolution: branch, tag or sha prefix to a commit, with suggestions or candidates."""
 
     def resolve(self, ref: str | None, default_branch: str) -> ResolvedRef:
         """Resolve ``ref`` (None: ``default_branch``) to a commit.

@@ -1,6 +1,12 @@
 """Pure ref rules: what a ref may look like, which refs an environment allows, deploy tag names.
 
-Pure Python, never runs git.
+Pure Python, never runs git::
+
+    validate_ref(ref: str) -> None                                  # raises InvalidRef
+    ref_allowed(ref: str, kind: str, patterns: Sequence[str], *, env: str | None = None) -> str | None
+    branch_rules(patterns: Sequence[str]) -> list[str]              # the `branch:` globs
+    next_tag_name(pattern: str, env: str, number: int) -> str       # "deploy/{env}/{n}"
+    tag_glob(pattern: str, env: str) -> str                         # "deploy/prod/*"
 """
 
 from __future__ import annotations

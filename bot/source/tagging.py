@@ -8,7 +8,7 @@ from bot.source.rules import HEADS, TAGS, short_name, validate_ref
 
 
 class Tagging(GitDir):
-    """The tagging of :class:`Mirror`."""
+    """Mirror's deploy tags: annotated tags made in the mirror, pushed to a remote on request."""
 
     fetch_timeout: float
 
