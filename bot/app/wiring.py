@@ -13,7 +13,7 @@ from bot.app.backends import backend_factory
 from bot.chat.base import Chat
 from bot.config.load import Config
 from bot.engine import Engine
-from bot.source.base import NullResolver, RefResolver
+from bot.source import NullResolver, RefResolver
 
 
 def build_engine(config: Config, chat: Chat, **kwargs: Any) -> Engine:
@@ -39,7 +39,7 @@ def build_engine(config: Config, chat: Chat, **kwargs: Any) -> Engine:
 def ref_resolver(config: Config) -> RefResolver:
     """The git resolver (mirror, allowed refs, changelog, tags) when `[repo] url` is set, else refs as labels."""
     if config.repo.url:
-        from bot.source.git import GitResolver  # GitPython is only loaded when a repo is configured
+        from bot.source import GitResolver  # GitPython is only loaded when a repo is configured
 
         return GitResolver(config)
     return NullResolver(config.repo.default_branch)

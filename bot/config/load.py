@@ -755,7 +755,7 @@ def _tag_pattern(t: _Table, p: _Problems, env: str) -> str | None:
     """The deploy tag pattern, checked by rendering a tag name and its glob from it."""
     pattern = t.get("tag_pattern", str, None)
     if pattern is not None:
-        from bot.source.mirror import InvalidRef, next_tag_name, tag_glob
+        from bot.source import InvalidRef, next_tag_name, tag_glob
 
         try:
             next_tag_name(pattern, env, 1)

@@ -44,7 +44,7 @@ from bot.engine.requests import Requests
 from bot.engine.rollbacks import Rollbacks
 from bot.engine.runs import Runs
 from bot.engine.signoff import SignOff
-from bot.source.base import NullResolver, RefResolver
+from bot.source import NullResolver, RefResolver
 from bot.store.base import Schedule, Store
 from bot.timing.clock import Clock, SystemClock
 from bot.timing.scheduler import Scheduler

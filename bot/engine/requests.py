@@ -21,7 +21,7 @@ from bot.domain.deployment import Deployment, Event, EventRecord
 from bot.domain.errors import Refused
 from bot.engine.policy import may_force, may_request, window_refusal
 from bot.engine.port import Ledger, Notifier, Timer, Timers
-from bot.source.base import RefError, RefResolver, Resolution
+from bot.source import RefError, RefResolver, Resolution
 from bot.store.base import ActiveDeploymentExists, Store
 
 
