@@ -32,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
+from bot.domain.details import Details
 from bot.store import Store, StoreError
 from bot.store.codec import deployment_row
 from bot.store.postgres import PostgresStore, _pg_deployment_row, describe
@@ -80,7 +81,7 @@ def finished_deployments(n: int, envs: list[str]) -> Iterator[Deployment]:
             started_at=at,
             finished_at=at + timedelta(seconds=30),
             updated_at=at + timedelta(seconds=30),
-            details={"changelog": [f"{i:07x} change {i}"]},
+            details=Details(changelog=(f"{i:07x} change {i}",)),
         )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain.deployment import Deployment, State
+from bot.domain import Action, Deployment, State
 from bot.engine import Engine, Refused
 from commands import model
 from commands.help import help_text
@@ -156,6 +156,107 @@ _HANDLERS: dict[type, Callable[[Engine, Any, Context], Reply | None]] = {
 
 
 # -- buttons --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Click:
+    """One button press or checkbox change: which deployment, the button's value, and (for a
+    checklist) only the items this click changed, {number: ticked}."""
+
+    deployment_id: int
+    value: str
+    ctx: Context
+    changes: Mapping[int, bool] | None = None
+
+    def item(self) -> int:
+        """The checklist item a per-item button (`<id>:<number>`) names."""
+        return int(self.value.split(":", 1)[1])
+
+
+def _go(engine: Engine, c: Click) -> Reply | None:
+    d = engine.approve(c.ctx.user, c.deployment_id)
+    left = d.required_approvals - len(d.approvals)
+    return Reply(f"Go recorded for {d.label}; {left} more approval(s) needed.") if left > 0 else None
+
+
+def _nogo(engine: Engine, c: Click) -> Reply | None:
+    engine.decline(c.ctx.user, c.deployment_id)
+    return None
+
+
+def _tick(engine: Engine, c: Click) -> Reply | None:
+    engine.tick(c.ctx.user, c.deployment_id, c.item())
+    return None
+
+
+def _checklist(engine: Engine, c: Click) -> Reply | None:
+    if c.changes is not None:
+        engine.set_checklist(c.ctx.user, c.deployment_id, dict(c.changes))
+    return None
+
+
+def _abort_click(engine: Engine, c: Click) -> Reply | None:
+    d = engine.deployment(c.deployment_id)
+    return _aborted(engine.abort(c.ctx.user, d.env), c.ctx.user)
+
+
+def _rollback_now(engine: Engine, c: Click) -> Reply | None:
+    rb = engine.rollback_failed(c.ctx.user, c.deployment_id)
+    return Reply(f"Rollback {rb.label} started by {c.ctx.user}.", ephemeral=False)
+
+
+def _hold(engine: Engine, c: Click) -> Reply | None:
+    d = engine.hold(c.ctx.user, c.deployment_id)
+    return Reply(
+        f"Holding: {c.ctx.user} stopped the automatic rollback of {d.label}; roll back with /rollback {d.env}.",
+        ephemeral=False,
+    )
+
+
+def _keep(engine: Engine, c: Click) -> Reply | None:
+    d = engine.signoffs.keep(c.ctx.user, c.deployment_id)
+    return Reply(f"🏁 {d.label} signed off (KEEP) by {c.ctx.user}.", ephemeral=False)
+
+
+def _signoff_rollback(engine: Engine, c: Click) -> Reply | None:
+    rb = engine.signoffs.roll_back(c.ctx.user, c.deployment_id)
+    return Reply(
+        f"ROLL BACK requested by {c.ctx.user}: rollback {rb.label} (the sign-off is final once it has run).",
+        ephemeral=False,
+    )
+
+
+def _signoff_tick(engine: Engine, c: Click) -> Reply | None:
+    engine.signoffs.set_checklist(c.ctx.user, c.deployment_id, {c.item(): True})
+    return None
+
+
+def _signoff_checklist(engine: Engine, c: Click) -> Reply | None:
+    if c.changes is not None:
+        engine.signoffs.set_checklist(c.ctx.user, c.deployment_id, dict(c.changes))
+    return None
+
+
+def _resume(engine: Engine, c: Click) -> Reply | None:
+    d = engine.resume(c.ctx.user, c.deployment_id)
+    return Reply(f"Resuming {d.label}.", ephemeral=False)
+
+
+#: What each action does: one handler per `Action`.
+ACTIONS: dict[Action, Callable[[Engine, Click], Reply | None]] = {
+    Action.GO: _go,
+    Action.NOGO: _nogo,
+    Action.TICK: _tick,
+    Action.CHECKLIST: _checklist,
+    Action.ABORT: _abort_click,
+    Action.ROLLBACK_NOW: _rollback_now,
+    Action.HOLD: _hold,
+    Action.KEEP: _keep,
+    Action.SIGNOFF_ROLLBACK: _signoff_rollback,
+    Action.SIGNOFF_TICK: _signoff_tick,
+    Action.SIGNOFF_CHECKLIST: _signoff_checklist,
+    Action.RESUME: _resume,
+}
+
+
 def handle_action(
     engine: Engine,
     action: str,
@@ -171,58 +272,16 @@ def handle_action(
     clicks never undo each other.
     """
     try:
-        deployment_id = int(value.split(":", 1)[0])
+        click = Click(int(value.split(":", 1)[0]), value, ctx, changes)
     except ValueError:
         return Reply("that button is not valid any more")
     try:
-        if action == "go":
-            d = engine.approve(ctx.user, deployment_id)
-            left = d.required_approvals - len(d.approvals)
-            if left > 0:
-                return Reply(f"Go recorded for {d.label}; {left} more approval(s) needed.")
-            return None
-        if action == "nogo":
-            engine.decline(ctx.user, deployment_id)
-            return None
-        if action == "tick":
-            number = int(value.split(":", 1)[1])
-            engine.tick(ctx.user, deployment_id, number)
-            return None
-        if action == "checklist" and changes is not None:
-            engine.set_checklist(ctx.user, deployment_id, dict(changes))
-            return None
-        if action == "abort":
-            d = engine.deployment(deployment_id)
-            return _aborted(engine.abort(ctx.user, d.env), ctx.user)
-        if action == "rollback_now":
-            rb = engine.rollback_failed(ctx.user, deployment_id)
-            return Reply(f"Rollback {rb.label} started by {ctx.user}.", ephemeral=False)
-        if action == "hold":
-            d = engine.hold(ctx.user, deployment_id)
-            return Reply(
-                f"Holding: {ctx.user} stopped the automatic rollback of {d.label}; roll back with /rollback {d.env}.",
-                ephemeral=False,
-            )
-        if action == "keep":
-            d = engine.signoffs.keep(ctx.user, deployment_id)
-            return Reply(f"🏁 {d.label} signed off (KEEP) by {ctx.user}.", ephemeral=False)
-        if action == "signoff_rollback":
-            rb = engine.signoffs.roll_back(ctx.user, deployment_id)
-            return Reply(
-                f"ROLL BACK requested by {ctx.user}: rollback {rb.label} (the sign-off is final once it has run).",
-                ephemeral=False,
-            )
-        if action == "signoff_tick":
-            engine.signoffs.set_checklist(ctx.user, deployment_id, {int(value.split(":", 1)[1]): True})
-            return None
-        if action == "signoff_checklist" and changes is not None:
-            engine.signoffs.set_checklist(ctx.user, deployment_id, dict(changes))
-            return None
-        if action == "resume":
-            d = engine.resume(ctx.user, deployment_id)
-            return Reply(f"Resuming {d.label}.", ephemeral=False)
+        handler = ACTIONS[Action(action)]
+    except ValueError:
+        return Reply(f"unknown action {action!r}")
+    try:
+        return handler(engine, click)
     except Refused as exc:
         return Reply(f"Refused: {exc}")
     except (ValueError, IndexError):
         return Reply("that button is not valid any more")
-    return Reply(f"unknown action {action!r}")

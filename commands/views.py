@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from bot.domain.deployment import STATE_ICON, Deployment, State
 from bot.engine import EnvStatus
@@ -78,7 +77,7 @@ def _runs(d: Deployment) -> str:
     approved = f", approved by {', '.join(d.approvers())}" if d.approvers() else ""
     extra = ""
     if d.state == State.SIGNED_OFF:
-        by = (d.details.get("signoff") or {}).get("by")
+        by = d.details.signoff.by
         extra = f" · signed off{' by ' + str(by) if by else ''}"
     elif d.state == State.MONITORING:
         extra = " · monitoring"
@@ -126,16 +125,16 @@ def monitoring_text(d: Deployment) -> str:
     (rounds in the window, when recorded) and `tracker` (`consecutive` failures per check
     and the `failure_limit`). Shows what is there.
     """
-    details: Mapping[str, Any] = d.details or {}
-    done = details.get("monitor_round")
-    total = details.get("monitor_rounds")
+    details = d.details
+    done = details.monitor_round
+    total = details.monitor_rounds
     parts: list[str] = []
     if isinstance(done, int) and done > 0:
         parts.append(f"round {done}/{total}" if isinstance(total, int) and total > 0 else f"round {done}")
     else:
         parts.append("waiting for the first round")
-    tracker = details.get("tracker")
-    if isinstance(tracker, dict):
+    tracker = details.tracker
+    if isinstance(tracker, Mapping):
         limit = tracker.get("failure_limit")
         counts = tracker.get("consecutive")
         failing = (

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.console.chat import ConsoleChat
+from bot.domain.actions import Action
 from bot.domain.card import Button, Card
 from bot.engine import Engine
 from commands.handlers import Context, Reply, handle_action, handle_text
@@ -179,7 +180,7 @@ class Console:
             self._reply(Reply(f"Refused: the checklist has items 1 to {len(card.checklist)}"))
             return
         # only what this user changes, as a Slack checkbox click sends it (no lost ticks on a race)
-        action = "signoff_checklist" if card.kind == "signoff" else "checklist"
+        action = Action.SIGNOFF_CHECKLIST if card.kind == "signoff" else Action.CHECKLIST
         changes = dict.fromkeys(numbers, True)
         self._reply(handle_action(self.engine, action, str(card.deployment_id), self._ctx(), changes=changes))
 

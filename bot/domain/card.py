@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.domain.deployment import State
+from bot.domain.actions import Action
+from bot.domain.states import State
 
 ButtonStyle = Literal["primary", "danger"] | None
 
@@ -19,7 +20,7 @@ class Button:
     """A button: `action` names the handler, `value` the deployment it acts on."""
 
     label: str
-    action: str
+    action: Action
     value: str
     style: ButtonStyle = None
 

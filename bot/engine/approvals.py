@@ -104,7 +104,7 @@ class Approvals:
             detail=lambda new: f"{len(new.approvals)}/{new.required_approvals}",
         )
         if saved.state in (State.APPROVED, State.SCHEDULED):
-            self.timers.cancel(saved.id, Timer.APPROVAL_EXPIRY)  # type: ignore[arg-type]
+            self.timers.cancel(saved.id, Timer.APPROVAL_EXPIRY)
         if saved.state == State.SCHEDULED:
             self.timers.add(Timer.SCHEDULED_START, saved.scheduled_at, deployment_id=saved.id)  # type: ignore[arg-type]
         self.notify.refresh_card(saved)

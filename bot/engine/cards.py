@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from bot.config.load import Environment
+from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import STATE_ICON, Deployment, Lock, State
 
@@ -34,11 +35,9 @@ STATE_TEXT = {
 
 def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Card:
     """Render a deployment into a card."""
-    assert d.id is not None
     value = str(d.id)
-    verb = "Rollback" if d.kind == "rollback" else "Deploy"
     dry = " (dry run)" if d.dry_run else ""
-    title = f"{verb} {d.label}: {d.ref} to {d.env}{dry}"
+    title = f"{d.rules.title} {d.label}: {d.ref} to {d.env}{dry}"
     fields: list[tuple[str, str]] = [
         ("Environment", d.env),
         ("Ref", d.ref),
@@ -47,10 +46,10 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     ]
     if d.reason:
         fields.append(("Reason", d.reason))
-    if d.kind == "rollback" and d.rollback_of:
+    if d.rollback_of:
         fields.append(("Rolls back", f"#{d.rollback_of}"))
     if d.force:
-        ignored = (d.details or {}).get("ignored_safeties")
+        ignored = d.details.ignored_safeties
         fields.append(
             ("Forced", "yes: safeties ignored (recorded)" if ignored else "yes (no safety was in the way)")
         )
@@ -64,10 +63,10 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     if d.error and d.state in (State.FAILED, State.INTERRUPTED, State.ABORTED):
         status += f": {d.error}"
 
-    details = d.details or {}
-    changelog = tuple(str(line) for line in details.get("changelog", ()))
-    note = details.get("changelog_note")
-    warnings = tuple(str(w) for w in details.get("warnings", ()))
+    details = d.details
+    changelog = details.changelog
+    note = details.changelog_note
+    warnings = details.warnings
 
     checklist = tuple(
         ChecklistItem(i + 1, text, d.checklist[i] if i < len(d.checklist) else False)
@@ -82,21 +81,21 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     if d.state == State.PENDING and d.dry_run:
         pass  # approved by itself the moment it is posted: nothing to press
     elif d.state == State.PENDING:
-        buttons = (Button("Go", "go", value, "primary"), Button("No-go", "nogo", value, "danger"))
+        buttons = (Button("Go", Action.GO, value, "primary"), Button("No-go", Action.NOGO, value, "danger"))
     elif d.state == State.RUNNING:
-        buttons = (Button("Abort", "abort", value, "danger"),)
+        buttons = (Button("Abort", Action.ABORT, value, "danger"),)
     elif d.state == State.INTERRUPTED:
         buttons = (
-            Button("Resume", "resume", value, "primary"),
-            Button("Roll back", "rollback_now", value, "danger"),
+            Button("Resume", Action.RESUME, value, "primary"),
+            Button("Roll back", Action.ROLLBACK_NOW, value, "danger"),
         )
     footer = f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None
-    lines = tuple(str(x) for x in details.get("card_lines", ()))
-    live = details.get("live")
-    if d.state == State.RUNNING and isinstance(live, dict) and live.get("hosts"):
-        lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live["hosts"].items())[:10]))
-    if details.get("ignored_safeties"):
-        warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details["ignored_safeties"]))
+    lines = details.card_lines
+    live = details.live
+    if d.state == State.RUNNING and live is not None and live.hosts:
+        lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live.hosts.items())[:10]))
+    if details.ignored_safeties:
+        warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details.ignored_safeties))
     return Card(
         lines=lines,
         deployment_id=d.id,
@@ -121,33 +120,29 @@ def _state_text(d: Deployment) -> str:
         return "dry run finished: nothing was changed"
     if d.dry_run and d.state in (State.PENDING, State.APPROVED):
         return "dry run: starting (no approval needed, nothing will change)"
-    if d.state == State.SUCCEEDED and d.kind == "rollback":
-        return "rolled back: the earlier release runs again"
-    if d.state == State.RUNNING and d.kind == "rollback":
-        return "rolling back"
+    if d.state == State.SUCCEEDED:
+        return d.rules.succeeded_text
+    if d.state == State.RUNNING:
+        return d.rules.running_text
     return STATE_TEXT[d.state]
 
 
 def build_signoff_card(d: Deployment, env: Environment) -> Card:
     """The sign-off request for a live deployment: its checklist with Keep / Roll back."""
-    assert d.id is not None
-    signoff = d.details.get("signoff", {})
-    ticked = list(signoff.get("ticked", []))
-    decided = signoff.get("decision")
-    checklist = tuple(
-        ChecklistItem(i + 1, text, bool(ticked[i]) if i < len(ticked) else False)
-        for i, text in enumerate(env.signoff_checklist)
-    )
+    signoff = d.details.signoff
+    decided = signoff.decision
+    ticks = signoff.ticks(len(env.signoff_checklist))
+    checklist = tuple(ChecklistItem(i + 1, text, ticks[i]) for i, text in enumerate(env.signoff_checklist))
     if decided:
-        at = str(signoff.get("at") or "")
+        at = signoff.at or ""
         when = f" at {at[:16].replace('T', ' ')} UTC" if at else ""
-        status = f"🏁 {decided} by {signoff.get('by')}{when}"
+        status = f"🏁 {decided} by {signoff.by}{when}"
         buttons: tuple[Button, ...] = ()
     else:
         status = "waiting for sign-off"
         buttons = (
-            Button("Keep", "keep", str(d.id), "primary"),
-            Button("Roll back", "signoff_rollback", str(d.id), "danger"),
+            Button("Keep", Action.KEEP, str(d.id), "primary"),
+            Button("Roll back", Action.SIGNOFF_ROLLBACK, str(d.id), "danger"),
         )
     return Card(
         deployment_id=d.id,
@@ -174,28 +169,22 @@ def signoff_card(
     pending (`pending_rollback`: the rollback a ROLL BACK started, if found) and, when it can no
     longer be decided, why (`closed`)."""
     card = build_signoff_card(d, env)
-    signoff = d.details.get("signoff", {})
+    signoff = d.details.signoff
     fields = list(card.fields)
     warnings = list(card.warnings)
-    reopened = signoff.get("reopened")
-    if isinstance(reopened, dict) and not signoff.get("decision"):
-        warnings.append(
-            f"{reopened.get('why')} ({format_instant(reopened.get('at'))}): the sign-off is open again"
-        )
-    if signoff.get("decision"):  # who and when: build_signoff_card's status line
-        if signoff.get("rollback_id"):
-            fields.append(
-                ("Rolled back by", f"#{signoff['rollback_id']} at {format_instant(signoff.get('done_at'))}")
-            )
+    reopened = signoff.reopened
+    if reopened is not None and not signoff.decision:
+        warnings.append(f"{reopened.why} ({format_instant(reopened.at)}): the sign-off is open again")
+    if signoff.decision:  # who and when: build_signoff_card's status line
+        if signoff.rollback_id:
+            fields.append(("Rolled back by", f"#{signoff.rollback_id} at {format_instant(signoff.done_at)}"))
         return replace(card, fields=tuple(fields), warnings=tuple(warnings))
-    pending = signoff.get("rollback")
-    if isinstance(pending, dict):
+    pending = signoff.rollback
+    if pending is not None:
         rb = pending_rollback
         where = f"rollback {rb.label} is {rb.state.value}" if rb else "starting the rollback"
-        fields.append(
-            ("Decided", f"ROLL BACK by {pending.get('by')} at {format_instant(pending.get('at'))} (pending)")
-        )
-        status = f"↩️ ROLL BACK requested by {pending.get('by')}: {where}; final once it is done"
+        fields.append(("Decided", f"ROLL BACK by {pending.by} at {format_instant(pending.at)} (pending)"))
+        status = f"↩️ ROLL BACK requested by {pending.by}: {where}; final once it is done"
         return replace(
             card,
             status_line=status,

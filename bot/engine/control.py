@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Protocol
 
 from bot.chat.base import Directory
+from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.errors import Refused
@@ -63,32 +63,32 @@ class Control:
         if d is None:
             raise Refused(f"nothing is in flight in {env.name}")
         if d.state in (State.PENDING, State.SCHEDULED, State.APPROVED):
-            self.timers.cancel(d.id)  # type: ignore[arg-type]
+            self.timers.cancel(d.id)
             return self.ledger.save(d, Event.CANCEL, user, "abort", refresh=True)
         if d.state == State.MONITORING:
             return self._stop_monitoring(user, d)
         if d.state == State.INTERRUPTED:
             d = self.ledger.save(d, Event.FAIL, user, "give_up", error=f"given up by {user}", refresh=True)
-            self.notify.settle_alerts(d.id, f"🛑 Given up by {user}.")  # type: ignore[arg-type]
+            self.notify.settle_alerts(d.id, f"🛑 Given up by {user}.")
             self.failures.on_failure(d, f"interrupted run given up by {user}", automatic=False)
             return d
         if d.state != State.RUNNING:
             raise Refused(f"{d.label} is {d.state.value}; nothing to abort")
-        if not self.runs.stop_after_batch(d.id):  # type: ignore[arg-type]
+        if not self.runs.stop_after_batch(d.id):
             raise Refused(f"{d.label} is not running in this process")
         self.ledger.log(user, "abort_requested", d)
         return d
 
     def _stop_monitoring(self, user: str, d: Deployment) -> Deployment:
         """Abort during the window: it ends, the release stays, a rollback is offered."""
-        self.timers.cancel(d.id)  # type: ignore[arg-type]
+        self.timers.cancel(d.id)
         d = self.ledger.save(
             d, Event.SUCCEED, user, "monitoring_stopped", detail="aborted by " + user, refresh=True
         )
         self.notify.alert(
             d,
             f"Monitoring of {d.label} stopped by {user}; {d.env} keeps {d.ref}. Roll it back?",
-            (Button("Roll back", "rollback_now", str(d.id), "danger"),),
+            (Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger"),),
             [],
         )
         return d
@@ -110,12 +110,12 @@ class Control:
         self._may_operate(user, d.env, "hold", d.id)
         if not self.timers.cancel(deployment_id, Timer.AUTO_ROLLBACK):
             raise Refused(f"no automatic rollback of {d.label} is waiting: nothing to hold")
-        d = self.ledger.amend(deployment_id, lambda cur: replace(cur, details={**cur.details, "hold": user}))
+        d = self.ledger.amend(deployment_id, lambda cur: cur.with_details(hold=user))
         self.ledger.log(user, "hold", d)
         self.notify.settle_alerts(
             deployment_id,
             f"✋ Held by {user}: no automatic rollback.",
-            keep=(Button("Roll back now", "rollback_now", str(d.id), "danger"),),
+            keep=(Button("Roll back now", Action.ROLLBACK_NOW, str(d.id), "danger"),),
         )
         return d
 

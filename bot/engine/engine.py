@@ -177,7 +177,7 @@ class Engine:
         """Deploy tags and the sign-off reminder, once a deploy is live."""
         if d.kind != "deploy" or d.dry_run:
             return
-        note = self.resolver.after_success(d.env, d.id, d.sha)  # type: ignore[arg-type]
+        note = self.resolver.after_success(d.env, d.id, d.sha)
         if note:
             self.notify.thread(d, note)
         self.signoffs.schedule_reminder(d)

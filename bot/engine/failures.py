@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment
 from bot.domain.durations import format_duration
@@ -59,7 +60,7 @@ class Failures:
                 d, f"🚨 {verb} FAILED: {why}. There is no earlier release to roll back to.", (), mentions
             )
             return
-        roll_back_now = Button("Roll back now", "rollback_now", str(d.id), "danger")
+        roll_back_now = Button("Roll back now", Action.ROLLBACK_NOW, str(d.id), "danger")
         if env.auto_rollback and automatic and env.rollback_grace:
             # Hold is offered only while there is an automatic rollback to hold: the timer first.
             grace = env.rollback_grace
@@ -68,7 +69,7 @@ class Failures:
                 d,
                 f"🚨 {verb} FAILED: {why}. Rolling back automatically in {format_duration(grace, exact=True)} "
                 "unless someone presses Hold.",
-                (roll_back_now, Button("Hold", "hold", str(d.id))),
+                (roll_back_now, Button("Hold", Action.HOLD, str(d.id))),
                 mentions,
             )
         elif env.auto_rollback and automatic:
@@ -90,17 +91,17 @@ class Failures:
         if schedule.deployment_id is None:
             return
         d = self.store.get(schedule.deployment_id)
-        if d is None or d.details.get("hold"):
+        if d is None or d.details.hold:
             return
         self.roll_back_automatically(d, str(schedule.payload.get("why", "check failed")))
 
     def roll_back_automatically(self, d: Deployment, why: str) -> None:
         """Start the automatic rollback and lock the environment until a human unlocks it."""
-        if d.details.get("hold"):
+        if d.details.hold:
             return
         env = self.ledger.env(d.env)
         try:
-            rollback = self.rollbacks.rollback_failed("gonogo", d.id, automatic=True)  # type: ignore[arg-type]
+            rollback = self.rollbacks.rollback_failed("gonogo", d.id, automatic=True)
         except Exception as exc:  # Refused or a store problem: tell people, never crash the scheduler
             self.notify.say(d, f"Automatic rollback of {d.label} could not start: {exc}")
             return

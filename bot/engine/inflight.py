@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.domain.deployment import Deployment, State
 from bot.domain.errors import Refused
@@ -86,9 +87,9 @@ class InFlight:
             return None
         return saved
 
-    def save_details(self, deployment_id: int, extra: dict[str, object]) -> None:
-        """Merge `extra` into the running deployment's details."""
-        self.update_running(deployment_id, lambda d: replace(d, details={**d.details, **extra}))
+    def save_details(self, deployment_id: int, **changes: Any) -> None:
+        """Set `changes` in the running deployment's details."""
+        self.update_running(deployment_id, lambda d: d.with_details(**changes))
 
     def set_progress(self, deployment_id: int, text: str | None) -> None:
         """Set the card's progress line (and heartbeat) of a running deployment."""

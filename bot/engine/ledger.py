@@ -139,7 +139,7 @@ class Ledger:
                 raise Refused(str(exc)) from None
 
         return self.write(
-            d.id,  # type: ignore[arg-type]
+            d.id,
             step,
             actor=actor,
             action=action,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from bot.config.load import Environment
 from bot.domain.deployment import Deployment, Event, State
@@ -134,7 +133,7 @@ class Monitoring:
         round_no = int(schedule.payload.get("round", 1))
         rounds = int(schedule.payload.get("rounds", 1))
         tracker = self._tracker(d, env)
-        if int(d.details.get("monitor_round", 0)) < round_no:
+        if d.details.monitor_round < round_no:
             d, results, failed_checks = self._judge(d, env, tracker, round_no, rounds)
         else:
             results, failed_checks = [], list(tracker.failed_checks())
@@ -163,7 +162,7 @@ class Monitoring:
 
     def _tracker(self, d: Deployment, env: Environment) -> FailureTracker:
         """The window's failure counts so far (stored on the deployment after each round)."""
-        if saved := d.details.get("tracker"):
+        if saved := d.details.tracker:
             try:
                 return FailureTracker.from_dict(saved)
             except ValueError:
@@ -179,13 +178,12 @@ class Monitoring:
         results = [_result(r) for r in stored] if stored else self.run(d, env.monitored(), round_no)
         verdict = tracker.record(results)
         line = f"Round {round_no}/{rounds}: " + " · ".join(r.summary() for r in results)
-        extra = {
-            "tracker": tracker.to_dict(),
-            "monitor_round": round_no,
-            "monitor_rounds": rounds,
-            "card_lines": [line],
-        }
-        d = self.ledger.amend(d.id, lambda cur: replace(cur, details={**cur.details, **extra}))  # type: ignore[arg-type]
+        d = self.ledger.amend(
+            d.id,
+            lambda cur: cur.with_details(
+                tracker=tracker.to_dict(), monitor_round=round_no, monitor_rounds=rounds, card_lines=(line,)
+            ),
+        )
         self.notify.refresh_card(d)
         self.notify.thread(d, line)
         for t in verdict.newly_failing:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from bot.chat.base import Chat, MessageRef
 from bot.domain.card import Button, Card
 from bot.domain.deployment import Deployment
+from bot.domain.details import Alert
 from bot.engine.cards import build_card
 from bot.engine.port import Ledger
 from bot.store.base import Store
@@ -41,7 +42,7 @@ class Notifier:
             return False
         ref = self.chat.post_card(d.channel, self.card(d))
         if ref is not None:
-            self.ledger.amend(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))  # type: ignore[arg-type]
+            self.ledger.amend(d.id, lambda cur: replace(cur, channel=ref.channel, message_ts=ref.ts))
         return ref is not None
 
     def post_card_in(self, channel: str, card: Card) -> MessageRef | None:
@@ -61,7 +62,7 @@ class Notifier:
         """Update a card of `d` (the message `where` finds on the row, rendered by `render`)
         from the latest stored row, in order: reading and sending happen under one lock."""
         with self._card_lock:
-            fresh = self.store.get(d.id) if d.id is not None else None
+            fresh = self.store.get(d.id) if d.id else None
             d = fresh or d
             ref = where(d)
             if ref is None:
@@ -70,7 +71,7 @@ class Notifier:
             if fresh is not None and not self._single_process:
                 # Another replica may have written (and sent its card) meanwhile, and ours
                 # could land after it: send again when the row moved on.
-                again = self.store.get(fresh.id)  # type: ignore[arg-type]
+                again = self.store.get(fresh.id)
                 if again is not None and again.version != fresh.version:
                     self.chat.update_card(ref, render(again))
 
@@ -100,28 +101,27 @@ class Notifier:
             return
         people = list(dict.fromkeys(mentions))
         ref = self.chat.post_message(d.channel, text, buttons=buttons, mentions=people, deployment_id=d.id)
-        if ref is not None and buttons and d.id is not None:
-            alert = {"channel": ref.channel, "ts": ref.ts, "text": text, "mentions": people}
-            self.ledger.amend(d.id, lambda cur: replace(cur, details={**cur.details, "alerts": [
-                *cur.details.get("alerts", []), alert]}))  # fmt: skip
+        if ref is not None and buttons and d.id:
+            alert = Alert(ref.channel, ref.ts, text, tuple(people))
+            self.ledger.amend(d.id, lambda cur: cur.with_details(alerts=(*cur.details.alerts, alert)))
 
     def settle_alerts(self, deployment_id: int, outcome: str, keep: Sequence[Button] = ()) -> None:
         """Someone acted on the deployment's alerts: say what happened under each, and leave only
         the `keep` buttons (those still meaning something)."""
         d = self.store.get(deployment_id)
-        alerts = list(d.details.get("alerts", [])) if d is not None else []
+        alerts = d.details.alerts if d is not None else ()
         if not alerts:
             return
         for alert in alerts:
             self.chat.update_message(
-                MessageRef(alert["channel"], alert["ts"]),
-                f"{alert['text']}\n{outcome}",
+                MessageRef(alert.channel, alert.ts),
+                f"{alert.text}\n{outcome}",
                 buttons=keep,
-                mentions=alert.get("mentions", ()),
+                mentions=alert.mentions,
                 deployment_id=deployment_id,
             )
         if not keep:
-            self.ledger.amend(deployment_id, lambda cur: replace(cur, details={**cur.details, "alerts": []}))
+            self.ledger.amend(deployment_id, lambda cur: cur.with_details(alerts=()))
 
 
 def _card_message(d: Deployment) -> MessageRef | None:

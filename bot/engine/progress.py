@@ -2,7 +2,7 @@
 
 Each pipeline event becomes: the resume cursor (which batch and step to resume from), the card's
 progress line, stored per-host results, the step's line in the card's thread, and live output
-tails. Output is streamed into the deployment's record (`details["live"]`: the last line of each
+tails. Output is streamed into the deployment's record (`details.live`: the last line of each
 host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
 store write and one coalesced card update per interval, not one per line.
 """
@@ -13,6 +13,7 @@ import threading
 import time as monotonic_time
 from dataclasses import replace
 
+from bot.domain.details import Cursor, Live
 from bot.engine.inflight import InFlight
 from bot.engine.port import Ledger, Notifier
 from bot.ops import metrics
@@ -44,8 +45,7 @@ class ProgressReporter:
         if event.kind == "output" and event.text and event.hosts:
             self._output(event.hosts[0], event.text)
         elif event.kind == "batch_started":
-            cursor = {"stage": event.stage, "batch": event.batch, "step": 0}
-            self.inflight.save_details(self.deployment_id, {"cursor": cursor})
+            self.inflight.save_details(self.deployment_id, cursor=Cursor(event.stage, event.batch or 0, 0))
         elif event.kind == "step_started":
             self._step_started(event)
         elif event.kind == "host_done" and isinstance(event.result, HostResult):
@@ -66,7 +66,7 @@ class ProgressReporter:
                 d,
                 progress=f"{event.stage} › {event.step} on {hosts}",
                 heartbeat_at=self.ledger.now(),
-                details={**d.details, "live": {"step": event.step, "hosts": {}}},
+                details=d.details.but(live=Live(event.step)),
             ),
         )
         self.notify.refresh_card(self.ledger.get(self.deployment_id))
@@ -75,10 +75,10 @@ class ProgressReporter:
         with self._lock:
             self._live.clear()
             self._dirty = False
-        after: dict[str, object] = {"live": {}}
+        after: dict[str, object] = {"live": None}
         if result.ok and event.step_index is not None:  # a resume starts after this step
-            after["cursor"] = {"stage": event.stage, "batch": event.batch, "step": event.step_index + 1}
-        self.inflight.save_details(self.deployment_id, after)
+            after["cursor"] = Cursor(event.stage, event.batch or 0, event.step_index + 1)
+        self.inflight.save_details(self.deployment_id, **after)
         self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
         mark = "✓" if result.ok else "✗"
         line = f"{mark} {event.stage} › {result.step}: " + "; ".join(h.describe() for h in result.hosts[:10])
@@ -105,7 +105,7 @@ class ProgressReporter:
             live = dict(self._live)
         d = self.inflight.update_running(
             self.deployment_id,
-            lambda d: replace(d, details={**d.details, "live": {**d.details.get("live", {}), "hosts": live}}),
+            lambda d: d.with_details(live=Live(d.details.live.step if d.details.live else None, live)),
         )
         if d is not None:
             self.notify.refresh_card(d)

@@ -88,7 +88,6 @@ def stats_record(d: Deployment) -> StatsRecord:
         outcome = "aborted"
     else:
         outcome = "other"
-    assert d.id is not None
     return StatsRecord(
         id=d.id,
         env=d.env,

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from bot.chat.base import Directory
 from bot.config.load import Environment
 from bot.domain.deployment import Deployment, Event, EventRecord
+from bot.domain.details import Details
 from bot.domain.errors import Refused
 from bot.engine.policy import may_force, may_request, window_refusal
 from bot.engine.port import Ledger, Notifier, Timer, Timers
@@ -102,13 +103,12 @@ class Requests:
         resolution = self._resolve(env, ref, force)
         if resolution.behind:
             ignored.append("target is behind what runs")
-        details: dict[str, object] = {
-            "changelog": list(resolution.changelog),
-            "changelog_note": resolution.changelog_note,
-            "warnings": list(resolution.warnings),
-        }
-        if ignored:
-            details["ignored_safeties"] = ignored
+        details = Details(
+            changelog=tuple(resolution.changelog),
+            changelog_note=resolution.changelog_note,
+            warnings=tuple(resolution.warnings),
+            ignored_safeties=tuple(ignored),
+        )
         d = Deployment(
             env=env.name,
             requester=user,
@@ -189,7 +189,7 @@ class Requests:
     def post_card_or_cancel(self, d: Deployment, user: str) -> Deployment:
         """Post the card of a human request; without a card nobody could approve it, so cancel it."""
         if self.notify.post_card(d):
-            return self.store.get(d.id) or d  # type: ignore[arg-type]
+            return self.store.get(d.id) or d
         why = f"could not post the card in {d.channel} (is the bot invited to this channel?)"
         self.ledger.save(d, Event.CANCEL, "gonogo", "cancel", detail=why, error=why)
         raise Refused(f"{why}; {d.label} was cancelled, nothing ran")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from bot.chat.base import Directory
 from bot.config.load import Environment
 from bot.domain.deployment import Deployment, Event, EventRecord, State
+from bot.domain.details import Details
 from bot.domain.errors import Refused
 from bot.engine.policy import may_request
 from bot.engine.port import Ledger, Notifier, Timer, Timers
@@ -61,12 +62,12 @@ class Rollbacks:
         active = self.store.active(env.name)
         if active is not None and active.state == State.INTERRUPTED and target_id is None and not target_ref:
             # What runs is still the last good release: put it back on every host.
-            return self.rollback_failed(user, active.id)  # type: ignore[arg-type]
+            return self.rollback_failed(user, active.id)
         target = self.rollback_target(env.name, current, target_id, target_ref)
         if active is not None:
             if active.state != State.MONITORING:
                 raise Refused(busy_message(active))
-            self.timers.cancel(active.id)  # type: ignore[arg-type]
+            self.timers.cancel(active.id)
             self.ledger.save(
                 active, Event.SUCCEED, user, "monitoring_stopped", detail="rollback requested", refresh=True
             )
@@ -186,10 +187,10 @@ class Rollbacks:
             rollback_of=undoes.id,
             required_approvals=required,
             channel=channel,
-            details={
-                "changelog_note": f"Back to {target.label} ({target.ref} {target.short_sha})",
-                "automatic": automatic,
-            },
+            details=Details(
+                changelog_note=f"Back to {target.label} ({target.ref} {target.short_sha})",
+                automatic=automatic,
+            ),
         )
         event = EventRecord(
             at=now, actor=user, action="request_rollback", env=env.name, detail=detail or reason
@@ -197,7 +198,7 @@ class Rollbacks:
         rb = self.requests.create(rb, event)
         if automatic:  # a rollback the bot decided goes ahead even when its card cannot be shown
             self.notify.post_card(rb)
-            rb = self.store.get(rb.id) or rb  # type: ignore[arg-type]
+            rb = self.store.get(rb.id) or rb
         else:
             rb = self.requests.post_card_or_cancel(rb, user)
         return self.requests.approve_now(rb, user) if required == 0 else rb

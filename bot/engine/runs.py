@@ -18,8 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.config.load import Config, Environment
+from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
+from bot.domain.details import Cursor
 from bot.domain.errors import Refused
 from bot.engine.failures import Failures
 from bot.engine.inflight import InFlight, Run
@@ -81,7 +83,6 @@ class Runs:
         """Queue `d` for a worker (nothing once shutdown began)."""
         if not self._accepting:
             return
-        assert d.id is not None
         future = self._pool.submit(self._run_guarded, d.id)
         with self._idle:
             self._inflight.add(future)
@@ -217,7 +218,7 @@ class Runs:
             step_variables(self.config, env, d, current),
             env=secrets,
             redactor=Redactor(secrets.values()),
-            on_progress=ProgressReporter(self.inflight, self.ledger, self.store, self.notify, d.id),  # type: ignore[arg-type]
+            on_progress=ProgressReporter(self.inflight, self.ledger, self.store, self.notify, d.id),
             stop=run.stop,
             halt=run.halt,
         )
@@ -228,25 +229,22 @@ class Runs:
         self, pipeline: Pipeline, env: Environment, d: Deployment, resuming: bool
     ) -> StageResult | None:
         """Run the deployment's stages from the resume cursor; the first failed stage, or None."""
-        stages = ("rollback",) if d.kind == "rollback" else ("pre_deploy", "deploy", "verify")
-        done_stages = set(d.details.get("done_stages", ())) if resuming else set()
-        cursor = d.details.get("cursor", {}) if resuming else {}
+        stages = d.rules.stages
+        done_stages = set(d.details.done_stages) if resuming else set()
+        cursor = (d.details.cursor if resuming else None) or Cursor()
         for stage in stages:
             steps = env.stage(stage)
             if stage in done_stages or not steps:
                 continue
-            self.inflight.set_progress(d.id, f"{stage}…")  # type: ignore[arg-type]
-            here = cursor.get("stage") == stage
+            self.inflight.set_progress(d.id, f"{stage}…")
+            here = cursor.stage == stage
             result = pipeline.run_stage(
-                stage,
-                steps,
-                start_batch=int(cursor.get("batch", 0)) if here else 0,
-                start_step=int(cursor.get("step", 0)) if here else 0,
+                stage, steps, start_batch=cursor.batch if here else 0, start_step=cursor.step if here else 0
             )
             if not result.ok:
                 return result
             done_stages.add(stage)
-            self.inflight.save_details(d.id, {"done_stages": sorted(done_stages), "cursor": {}})  # type: ignore[arg-type]
+            self.inflight.save_details(d.id, done_stages=tuple(sorted(done_stages)), cursor=None)
         return None
 
     # -- the outcome --------------------------------------------------------------------------
@@ -316,7 +314,7 @@ class Runs:
         if undone is None:
             return
         if undone.state == State.MONITORING:
-            self.timers.cancel(undone.id)  # type: ignore[arg-type]
+            self.timers.cancel(undone.id)
         try:
             self.ledger.save(
                 undone, Event.ROLL_BACK, "gonogo", "rolled_back", detail=f"by {rollback.label}", refresh=True
@@ -343,8 +341,8 @@ class Runs:
             f"⚠️ Deployment {d.label} of {d.ref} to {d.env} {still}: {why}. "
             "Resume it, or roll back; the environment stays held until someone decides.",
             (
-                Button("Resume", "resume", str(d.id), "primary"),
-                Button("Roll back", "rollback_now", str(d.id), "danger"),
+                Button("Resume", Action.RESUME, str(d.id), "primary"),
+                Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger"),
             ),
             [d.requester, *self.ledger.env(d.env).on_call],
         )

@@ -14,24 +14,26 @@ that kind are written to the event log.
   or fails, the sign-off opens again (the card says why) so people can decide anew.
 
 Every decision is recorded with who and when, and the card shows both. Sign-off state lives
-in `details["signoff"]` and every change to it is a compare-and-set on the fresh row
+in `details.signoff` and every change to it is a compare-and-set on the fresh row
 (`bot.engine.signoff_state`), so two people ticking at once both count and two clicks decide once.
 A deployment left without a sign-off gets a reminder in its thread (`signoff_reminder`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from bot.chat.base import Directory
 from bot.domain.deployment import Deployment, Event, State
+from bot.domain.details import RollbackClaim, Signoff
 from bot.domain.errors import Refused
 from bot.engine.cards import format_instant
 from bot.engine.policy import may_sign_off
 from bot.engine.port import Ledger, Notifier, Timer, Timers
 from bot.engine.rollbacks import Rollbacks
-from bot.engine.signoff_state import OPEN_STATES, Refusal, SignoffState, fitted_ticks
+from bot.engine.signoff_state import OPEN_STATES, Refusal, SignoffState
 from bot.store.base import Schedule, Store
 
 REMINDER = Timer.SIGNOFF_REMINDER
@@ -68,48 +70,44 @@ class SignOff:
         d = self.store.current_release(env.name)
         if d is None:
             raise Refused(f"{env.name} has no live deployment to sign off")
-        d = self.state.settle(d.id)  # type: ignore[arg-type]
-        signoff = d.details.get("signoff", {})
-        closed = self.state.closed_reason(d, signoff)
+        d = self.state.settle(d.id)
+        closed = self.state.closed_reason(d, d.details.signoff)
         if closed:
             self.state.refresh(d)
             raise Refused(closed)
         count = len(env.signoff_checklist)
         now = self.ledger.now()
-        state: dict[str, bool] = {"posted": False}
+        posted = False
 
-        def claim(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
-            state["posted"] = bool(so.get("ts"))
-            so["ticked"] = fitted_ticks(so.get("ticked"), count)
-            if state["posted"]:
+        def claim(cur: Deployment, so: Signoff) -> Signoff:
+            nonlocal posted
+            posted = bool(so.ts)
+            so = replace(so, ticked=so.ticks(count))
+            if posted:
                 return so
-            posting = so.get("posting")
-            if posting and now - datetime.fromisoformat(posting) < _POSTING_STALE:
+            if so.posting and now - datetime.fromisoformat(so.posting) < _POSTING_STALE:
                 raise Refusal(f"the sign-off card of {cur.label} is being posted right now")
-            so.update(requested_by=user, requested_at=now.isoformat(), posting=now.isoformat())
-            return so
+            return replace(so, requested_by=user, requested_at=now.isoformat(), posting=now.isoformat())
 
         try:
-            d = self.state.change(d.id, claim)  # type: ignore[arg-type]
+            d = self.state.change(d.id, claim)
         except Refusal as exc:
             raise Refused(str(exc)) from None
-        signoff = d.details["signoff"]
-        if state["posted"]:
+        signoff = d.details.signoff
+        if posted:
             self.state.refresh(d)
             raise Refused(
-                f"the sign-off card of {d.label} is already posted in {signoff.get('channel')} "
-                f"(asked by {signoff.get('requested_by', 'someone')} at {format_instant(signoff.get('requested_at'))}); "
+                f"the sign-off card of {d.label} is already posted in {signoff.channel} "
+                f"(asked by {signoff.requested_by or 'someone'} at {format_instant(signoff.requested_at)}); "
                 "it is up to date: tick and decide there"
             )
         ref = self.notify.post_card_in(d.channel or channel, self.state.card(d))
 
-        def posted(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
-            so.pop("posting", None)
-            if ref is not None:
-                so.update(channel=ref.channel, ts=ref.ts)
-            return so
+        def mark_posted(cur: Deployment, so: Signoff) -> Signoff:
+            so = replace(so, posting=None)
+            return replace(so, channel=ref.channel, ts=ref.ts) if ref is not None else so
 
-        d = self.state.change(d.id, posted)  # type: ignore[arg-type]
+        d = self.state.change(d.id, mark_posted)
         if ref is None:
             raise Refused(
                 f"could not post the sign-off card in {d.channel or channel} (is the bot invited to this channel?)"
@@ -133,15 +131,14 @@ class SignOff:
                     else "there is no sign-off checklist"
                 )
 
-        def tick(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
+        def tick(cur: Deployment, so: Signoff) -> Signoff:
             closed = self.state.closed_reason(cur, so)
             if closed:
                 raise Refusal(closed)
-            ticks = fitted_ticks(so.get("ticked"), count)
+            ticks = list(so.ticks(count))
             for number, value in changes.items():
                 ticks[number - 1] = value
-            so["ticked"] = ticks
-            return so
+            return replace(so, ticked=tuple(ticks))
 
         try:
             d = self.state.change(deployment_id, tick)
@@ -162,16 +159,15 @@ class SignOff:
         count = len(env.signoff_checklist)
         at = self.ledger.now().isoformat()
 
-        def claim(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
+        def claim(cur: Deployment, so: Signoff) -> Signoff:
             closed = self.state.closed_reason(cur, so)
             if closed:
                 raise Refusal(closed)
-            open_items = [str(i + 1) for i, v in enumerate(fitted_ticks(so.get("ticked"), count)) if not v]
+            open_items = [str(i + 1) for i, v in enumerate(so.ticks(count)) if not v]
             if open_items:
-                hint = "" if so.get("ts") else f"; /signoff {cur.env} posts the checklist"
+                hint = "" if so.ts else f"; /signoff {cur.env} posts the checklist"
                 raise Refusal(f"tick every sign-off item before Keep (open: {', '.join(open_items)}){hint}")
-            so.update(decision="KEEP", by=user, at=at)
-            return so
+            return replace(so, decision="KEEP", by=user, at=at)
 
         try:
             d = self.state.change(deployment_id, claim)
@@ -186,10 +182,10 @@ class SignOff:
         except Refused:
             self.state.undo(
                 deployment_id,
-                lambda so: so.get("decision") == "KEEP" and so.get("at") == at,
-                "decision",
-                "by",
-                "at",
+                lambda so: so.decision == "KEEP" and so.at == at,
+                decision=None,
+                by=None,
+                at=None,
             )
             raise
         self.timers.cancel(deployment_id, REMINDER)
@@ -202,19 +198,18 @@ class SignOff:
         d = self.ledger.get(deployment_id)
         self._may(user, d, "signoff_rollback")
         d = self.state.settle(deployment_id)
-        closed = self.state.closed_reason(d, d.details.get("signoff", {}))
+        closed = self.state.closed_reason(d, d.details.signoff)
         if closed:
             self.state.refresh(d)
             self._refuse(user, d, "signoff_rollback", closed)
         target = self.rollbacks.rollback_target(d.env, d)
         at = self.ledger.now().isoformat()
 
-        def claim(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
+        def claim(cur: Deployment, so: Signoff) -> Signoff:
             closed = self.state.closed_reason(cur, so)
             if closed:
                 raise Refusal(closed)
-            so["rollback"] = {"by": user, "at": at, "target": target.id}
-            return so
+            return replace(so, rollback=RollbackClaim(user, at, target.id))
 
         try:
             d = self.state.change(deployment_id, claim)
@@ -229,14 +224,16 @@ class SignOff:
                 reason=f"sign-off of {d.label}: ROLL BACK",
             )
         except Refused:
-            self.state.undo(deployment_id, lambda so: so.get("rollback", {}).get("at") == at, "rollback")
+            self.state.undo(
+                deployment_id, lambda so: so.rollback is not None and so.rollback.at == at, rollback=None
+            )
             self.state.refresh(self.ledger.get(deployment_id))
             raise
 
-        def link(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
-            pending = so.get("rollback")
-            if isinstance(pending, dict) and pending.get("at") == at:
-                so["rollback"] = {**pending, "id": rollback.id}
+        def link(cur: Deployment, so: Signoff) -> Signoff:
+            pending = so.rollback
+            if pending is not None and pending.at == at:
+                return replace(so, rollback=replace(pending, id=rollback.id))
             return so
 
         d = self.state.change(deployment_id, link)
@@ -249,7 +246,7 @@ class SignOff:
     def schedule_reminder(self, d: Deployment) -> None:
         """After a successful deploy: remind the thread if nobody signs off in time."""
         env = self.ledger.env(d.env)
-        if env.signoff_reminder and env.signoff_checklist and d.kind == "deploy" and not d.dry_run:
+        if env.signoff_reminder and env.signoff_checklist and d.rules.ships_release and not d.dry_run:
             self.timers.add_in(REMINDER, env.signoff_reminder, deployment_id=d.id)
 
     # -- timed work -----------------------------------------------------------------------------
@@ -260,7 +257,7 @@ class SignOff:
         if d is None or d.state not in OPEN_STATES:
             return
         d = self.state.settle(schedule.deployment_id)
-        if self.state.closed_reason(d, d.details.get("signoff", {})):
+        if self.state.closed_reason(d, d.details.signoff):
             return
         self.notify.thread(d, f"⏰ {d.label} in {d.env} is not signed off yet: /signoff {d.env}")
 

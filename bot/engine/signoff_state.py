@@ -1,4 +1,4 @@
-"""The sign-off record of a deployment, kept in `details["signoff"]`.
+"""The sign-off record of a deployment, kept in `details.signoff`.
 
 Every change to it is a compare-and-set on the fresh row (`Ledger.amend`), so two people
 ticking at once both count and two clicks decide once. A ROLL BACK is a claim until its
@@ -17,6 +17,7 @@ from typing import Any
 from bot.chat.base import MessageRef
 from bot.domain.card import Card
 from bot.domain.deployment import Deployment, State
+from bot.domain.details import Reopened, RollbackClaim, Signoff
 from bot.engine.cards import format_instant, signoff_card
 from bot.engine.port import Ledger, Notifier
 from bot.store.base import Store
@@ -28,21 +29,16 @@ _ROLLBACK_DONE = frozenset({State.SUCCEEDED, State.SIGNED_OFF, State.MONITORING,
 _ROLLBACK_NOT_DONE = frozenset({State.DECLINED, State.CANCELLED, State.EXPIRED, State.FAILED, State.ABORTED})
 OPEN_STATES = (State.SUCCEEDED, State.MONITORING)
 
-SignoffChange = Callable[[Deployment, dict[str, Any]], dict[str, Any]]
+#: A compare-and-set change of the sign-off: the fresh deployment and its sign-off in, the new one out.
+SignoffChange = Callable[[Deployment, Signoff], Signoff]
 
 
 class Refusal(Exception):
     """Raised inside a compare-and-set change: the action is refused (and recorded)."""
 
 
-def fitted_ticks(stored: Any, count: int) -> list[bool]:
-    """The stored ticks fitted to the checklist as configured now (missing items: unticked)."""
-    ticks = [bool(v) for v in stored] if isinstance(stored, list) else []
-    return (ticks + [False] * count)[:count]
-
-
 class SignoffState:
-    """The sign-off record on a deployment's row (`details["signoff"]`): changed compare-and-set,
+    """The sign-off record on a deployment's row (`details.signoff`): changed compare-and-set,
     reconciled with the rollback a ROLL BACK started, and shown on the sign-off card."""
 
     def __init__(self, ledger: Ledger, store: Store, notify: Notifier) -> None:
@@ -58,46 +54,41 @@ class SignoffState:
         moment a rollback ends.
         """
         d = self.ledger.get(deployment_id)
-        pending = d.details.get("signoff", {}).get("rollback")
-        if not isinstance(pending, dict):
+        pending = d.details.signoff.rollback
+        if pending is None:
             return d
         rollback = self.rollback_of(d, pending)
         now = self.ledger.now()
         if rollback is not None and (rollback.state in _ROLLBACK_DONE or d.state == State.ROLLED_BACK):
-            outcome = "done"
-            why = f"ROLL BACK done by {rollback.label}"
+            outcome, why = "done", f"ROLL BACK done by {rollback.label}"
         elif rollback is not None and rollback.state in _ROLLBACK_NOT_DONE:
-            outcome = "reopened"
-            why = f"rollback {rollback.label} was {rollback.state.value}, nothing was rolled back"
-        elif rollback is None and now - datetime.fromisoformat(pending["at"]) >= _CLAIM_STALE:
-            outcome = "reopened"
-            why = "the rollback was never started"
+            outcome, why = (
+                "reopened",
+                f"rollback {rollback.label} was {rollback.state.value}, nothing was rolled back",
+            )
+        elif rollback is None and now - datetime.fromisoformat(pending.at) >= _CLAIM_STALE:
+            outcome, why = "reopened", "the rollback was never started"
         else:
             return d  # still on its way
-        applied: dict[str, bool] = {"changed": False}
+        changed = False
 
-        def close(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
-            applied["changed"] = so.get("rollback") == pending
-            if not applied["changed"]:
+        def close(cur: Deployment, so: Signoff) -> Signoff:
+            nonlocal changed
+            changed = so.rollback == pending
+            if not changed:
                 return so
-            so.pop("rollback")
             if outcome == "done":
-                so.update(
-                    decision="ROLL BACK",
-                    by=pending["by"],
-                    at=pending["at"],
-                    rollback_id=rollback.id if rollback else None,
-                    done_at=now.isoformat(),
-                )
-            else:
-                so["reopened"] = {"why": why, "at": now.isoformat()}
-            return so
+                return replace(
+                    so, rollback=None, decision="ROLL BACK", by=pending.by, at=pending.at,
+                    rollback_id=rollback.id if rollback else None, done_at=now.isoformat(),
+                )  # fmt: skip
+            return replace(so, rollback=None, reopened=Reopened(why, now.isoformat()))
 
         d = self.change(deployment_id, close)
-        if applied["changed"]:
+        if changed:
             action = "sign_off" if outcome == "done" else "signoff_reopened"
             detail = (
-                f"ROLL BACK (decided by {pending['by']}; done by {rollback.label})"
+                f"ROLL BACK (decided by {pending.by}; done by {rollback.label})"
                 if rollback and outcome == "done"
                 else why
             )
@@ -109,43 +100,34 @@ class SignoffState:
 
     def on_rollback_finished(self, rollback: Deployment) -> None:
         """Hook for the engine: a rollback reached a final state; settle the sign-off it came from."""
-        if rollback.kind == "rollback" and rollback.rollback_of is not None:
+        if rollback.rollback_of is not None:
             undone = self.store.get(rollback.rollback_of)
-            if undone is not None and isinstance(undone.details.get("signoff", {}).get("rollback"), dict):
+            if undone is not None and undone.details.signoff.rollback is not None:
                 self.settle(rollback.rollback_of)
 
     def change(self, deployment_id: int, change: SignoffChange) -> Deployment:
-        """Apply `change` to the fresh sign-off state, compare-and-set (`Engine.update` re-reads
-        and re-applies it on a race, and is Refused when every attempt lost its race)."""
+        """Apply `change` to the fresh sign-off, compare-and-set (re-read and re-applied on a race;
+        Refused when every attempt lost its race)."""
+        return self.ledger.amend(
+            deployment_id, lambda cur: cur.with_details(signoff=change(cur, cur.details.signoff))
+        )
 
-        def apply(cur: Deployment) -> Deployment:
-            signoff = change(cur, dict(cur.details.get("signoff", {})))
-            return replace(cur, details={**cur.details, "signoff": signoff})
+    def undo(self, deployment_id: int, mine: Callable[[Signoff], bool], **cleared: Any) -> None:
+        """Take back a claim this call made (its action was refused further on): when `mine` says
+        the fresh sign-off still holds it, set `cleared`."""
+        self.change(deployment_id, lambda cur, so: replace(so, **cleared) if mine(so) else so)
 
-        return self.ledger.amend(deployment_id, apply)
-
-    def undo(self, deployment_id: int, mine: Callable[[dict[str, Any]], bool], *keys: str) -> None:
-        """Take back a claim this call made (its action was refused further on)."""
-
-        def undo(cur: Deployment, so: dict[str, Any]) -> dict[str, Any]:
-            if mine(so):
-                for key in keys:
-                    so.pop(key, None)
-            return so
-
-        self.change(deployment_id, undo)
-
-    def closed_reason(self, d: Deployment, signoff: dict[str, Any]) -> str | None:
+    def closed_reason(self, d: Deployment, signoff: Signoff) -> str | None:
         """Why `d` cannot be ticked or decided now, or None when its sign-off is open."""
-        if signoff.get("decision"):
-            when = format_instant(signoff.get("at"))
-            return f"{d.label} was already signed off: {signoff['decision']} by {signoff.get('by')} at {when}"
-        pending = signoff.get("rollback")
-        if isinstance(pending, dict):
-            rb = f": rollback #{pending['id']} is on its way" if pending.get("id") else ""
+        if signoff.decision:
+            when = format_instant(signoff.at)
+            return f"{d.label} was already signed off: {signoff.decision} by {signoff.by} at {when}"
+        pending = signoff.rollback
+        if pending is not None:
+            rb = f": rollback #{pending.id} is on its way" if pending.id else ""
             return (
-                f"ROLL BACK of {d.label} was already requested by {pending.get('by')} at "
-                f"{format_instant(pending.get('at'))}{rb}; the sign-off opens again if it does not happen"
+                f"ROLL BACK of {d.label} was already requested by {pending.by} at "
+                f"{format_instant(pending.at)}{rb}; the sign-off opens again if it does not happen"
             )
         if d.state not in OPEN_STATES:
             return f"{d.label} is {d.state.value}; only what {d.env} runs now can be signed off"
@@ -155,11 +137,11 @@ class SignoffState:
             return f"{d.label} is no longer what {d.env} runs{now}; /signoff {d.env} signs off what runs now"
         return None
 
-    def rollback_of(self, d: Deployment, pending: dict[str, Any]) -> Deployment | None:
+    def rollback_of(self, d: Deployment, pending: RollbackClaim) -> Deployment | None:
         """The rollback a pending ROLL BACK asked for (found by its id, or by what it undoes)."""
-        if pending.get("id") is not None:
-            return self.store.get(int(pending["id"]))
-        since = datetime.fromisoformat(pending["at"])
+        if pending.id is not None:
+            return self.store.get(pending.id)
+        since = datetime.fromisoformat(pending.at)
         for rb in self.store.deployments(d.env, kind="rollback", limit=20):
             if rb.rollback_of == d.id and rb.created_at >= since:
                 return rb
@@ -167,32 +149,33 @@ class SignoffState:
 
     def card(self, d: Deployment) -> Card:
         """The sign-off card as it is now (see `bot.engine.cards.signoff_card`)."""
-        signoff = d.details.get("signoff", {})
-        pending = signoff.get("rollback")
-        rollback = None
-        if isinstance(pending, dict) and not signoff.get("decision") and pending.get("id"):
-            rollback = self.store.get(int(pending["id"]))
-        closed = (
-            None if signoff.get("decision") or isinstance(pending, dict) else self.closed_reason(d, signoff)
+        signoff = d.details.signoff
+        pending = signoff.rollback
+        rollback = (
+            self.store.get(pending.id)
+            if pending is not None and pending.id and not signoff.decision
+            else None
         )
+        closed = None if signoff.decision or pending is not None else self.closed_reason(d, signoff)
         return signoff_card(d, self.ledger.env(d.env), closed=closed, pending_rollback=rollback)
 
     def refresh(self, d: Deployment) -> None:
         """Update the sign-off card in place from the latest stored state."""
-
-        def where(cur: Deployment) -> MessageRef | None:
-            signoff = cur.details.get("signoff", {})
-            return MessageRef(signoff["channel"], signoff["ts"]) if signoff.get("ts") else None
-
-        self.notify.refresh(d, where, self.card)
+        self.notify.refresh(d, _card_message, self.card)
 
     def thread(self, d: Deployment, text: str) -> None:
         """Post in the sign-off card's thread (or the deployment's, without a card)."""
-        signoff = d.details.get("signoff", {})
-        if signoff.get("ts"):
-            self.notify.thread_under(MessageRef(signoff["channel"], signoff["ts"]), text, deployment_id=d.id)
+        ref = _card_message(d)
+        if ref is not None:
+            self.notify.thread_under(ref, text, deployment_id=d.id)
         else:
             self.notify.thread(d, text)
 
 
-__all__ = ["OPEN_STATES", "Refusal", "SignoffChange", "SignoffState", "fitted_ticks"]
+def _card_message(d: Deployment) -> MessageRef | None:
+    """Where the sign-off card of `d` is, once posted."""
+    so = d.details.signoff
+    return MessageRef(so.channel, so.ts) if so.channel and so.ts else None
+
+
+__all__ = ["OPEN_STATES", "Refusal", "SignoffChange", "SignoffState"]

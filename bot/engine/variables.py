@@ -32,7 +32,7 @@ def step_variables(
         "deploy_id": d.id,
         "env": env.name,
         "release_id": release_id,
-        **layout.variables(release_id),  # type: ignore[arg-type]
+        **layout.variables(release_id),
         "previous_release_dir": layout.release_dir(previous) if previous else "",
         "requester": d.requester,
         "config_dir": config_dir,

@@ -88,7 +88,7 @@ class Watchdog:
         out = []
         running = self.store.deployments(states=[State.RUNNING], limit=500)
         for d in running:
-            if d.id is None or d.id in self.inflight.runs:
+            if d.id in self.inflight.runs:
                 continue
             beat = d.heartbeat_at or d.started_at or d.updated_at or d.created_at
             if self.single_process:

@@ -44,6 +44,7 @@ from slack_bolt.middleware import Middleware
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config.load import Config
+from bot.domain.actions import Action
 from bot.engine.engine import Engine, Refused
 from bot.slack.blocks import unescape
 from bot.slack.chat import SlackChat
@@ -225,8 +226,8 @@ class Listeners:
             d = self.engine.deployment(int(value))
         except (Refused, ValueError):
             return set()
-        if action_id == "signoff_checklist":
-            stored = list(d.details.get("signoff", {}).get("ticked", []))
+        if action_id == Action.SIGNOFF_CHECKLIST:
+            stored = list(d.details.signoff.ticked)
         else:
             stored = list(d.checklist)
         return {i + 1 for i, v in enumerate(stored) if v}

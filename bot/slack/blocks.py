@@ -31,6 +31,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.domain.actions import Action
 from bot.domain.card import Button, Card
 
 MAX_BLOCKS = 50
@@ -169,7 +170,7 @@ def _checklist(card: Card) -> list[Block]:
     hidden = len(items) - len(shown)
     signoff = card.kind == "signoff"
     label = "*Sign-off checklist*" if signoff else "*Pre-deploy checklist*"
-    action_id = "signoff_checklist" if signoff else "checklist"
+    action_id = Action.SIGNOFF_CHECKLIST if signoff else Action.CHECKLIST
     out: list[Block] = []
     if card.checklist_open:
         options = [

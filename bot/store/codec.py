@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.deployment import Approval, Deployment, EventRecord, Lock, State
+from bot.domain.details import Details
 from bot.store.base import CheckRecord, Schedule
 
 DEPLOYMENT_COLUMNS = (
@@ -65,7 +66,7 @@ def deployment_row(d: Deployment) -> dict[str, Any]:
         "updated_at": ts(d.updated_at),
         "error": d.error,
         "progress": d.progress,
-        "details": json.dumps(d.details, default=str),
+        "details": json.dumps(d.details.to_json(), default=str),
         "live_at": ts(d.live_at),
     }
 
@@ -105,7 +106,7 @@ def deployment_from_row(row: dict[str, Any]) -> Deployment:
         updated_at=parse_ts(row["updated_at"]),
         error=row["error"],
         progress=row["progress"],
-        details=json.loads(row["details"] or "{}"),
+        details=Details.from_json(json.loads(row["details"] or "{}")),
         live_at=parse_ts(row.get("live_at")),
     )
 

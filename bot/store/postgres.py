@@ -370,7 +370,6 @@ class PostgresStore:
         self, d: Deployment, expected_version: int, event: EventRecord | None = None
     ) -> Deployment:
         """Compare-and-set save of `d` plus its event, in one transaction."""
-        assert d.id is not None
         row = _pg_deployment_row(d)
         row["version"] = expected_version + 1
         query = sql.SQL("UPDATE deployments SET {} WHERE id = %s AND version = %s RETURNING *").format(

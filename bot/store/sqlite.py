@@ -221,7 +221,6 @@ class SqliteStore:
         self, d: Deployment, expected_version: int, event: EventRecord | None = None
     ) -> Deployment:
         """Compare-and-set save of `d` plus its event, in one transaction."""
-        assert d.id is not None
         row = deployment_row(d)
         row["version"] = expected_version + 1
         sets = ", ".join(f"{col} = ?" for col in row)

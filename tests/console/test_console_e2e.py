@@ -90,7 +90,7 @@ wait
         State.ROLLED_BACK,
         State.SUCCEEDED,
     ]
-    assert store.current_release("demo").id == 3  # type: ignore[union-attr]
+    assert store.current_release("demo").id == 3
     actions = [e.action for e in store.events(deployment_id=1)]
     assert actions[0] == "request_deploy" and "refused_approve" in actions and "approve" in actions
     store.close()

@@ -99,7 +99,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def rounds_done(console: Console, deployment_id: int) -> int:
-    return int(console.engine.deployment(deployment_id).details.get("monitor_round", 0))
+    return console.engine.deployment(deployment_id).details.monitor_round
 
 
 def test_status_shows_runs_in_flight_locks_checks_and_monitoring(console: Console, app: HealthApp) -> None:
@@ -123,10 +123,8 @@ def test_status_shows_runs_in_flight_locks_checks_and_monitoring(console: Consol
 
     # health turns bad: the failing count shows, against the failure limit
     app.set_status(503)
-    wait_for(
-        lambda: "health" in console.engine.deployment(1).details.get("tracker", {}).get("consecutive", {})
-    )
-    wait_for(lambda: console.engine.deployment(1).details["tracker"]["consecutive"]["health"] >= 2)
+    wait_for(lambda: "health" in (console.engine.deployment(1).details.tracker or {}).get("consecutive", {}))
+    wait_for(lambda: (console.engine.deployment(1).details.tracker or {})["consecutive"]["health"] >= 2)
     detail = reply(console, "/status demo")
     assert re.search(r"monitoring #1: round \d+/\d+ · health failing \d+/50", detail), detail
     assert re.search(r"health ✗ expected status 200, got 503 \(\d+ ms\)", detail), detail

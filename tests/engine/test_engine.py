@@ -64,41 +64,41 @@ def test_deploy_needs_checklist_and_two_approvers_never_the_requester(
     d = engine.request_deploy("alice", "#deploys", "staging", "v1", reason="release")
     assert chat.of_kind("card")[0].card.buttons[0].label == "Go"  # type: ignore[union-attr]
     with pytest.raises(Refused, match="tick every checklist item"):
-        engine.approve("bob", d.id)  # type: ignore[arg-type]
-    engine.tick("bob", d.id, 1)  # type: ignore[arg-type]
-    engine.tick("carol", d.id, 2)  # type: ignore[arg-type]
+        engine.approve("bob", d.id)
+    engine.tick("bob", d.id, 1)
+    engine.tick("carol", d.id, 2)
     with pytest.raises(Refused, match="someone else must approve"):
-        engine.approve("alice", d.id)  # type: ignore[arg-type]
+        engine.approve("alice", d.id)
     with pytest.raises(Refused, match="not an approver"):
-        engine.approve("mallory", d.id)  # type: ignore[arg-type]
-    engine.approve("bob", d.id)  # type: ignore[arg-type]
+        engine.approve("mallory", d.id)
+    engine.approve("bob", d.id)
     with pytest.raises(Refused, match="already approved"):
-        engine.approve("bob", d.id)  # type: ignore[arg-type]
-    assert engine.deployment(d.id).state == State.PENDING  # type: ignore[arg-type]
-    engine.approve("carol", d.id)  # type: ignore[arg-type]
+        engine.approve("bob", d.id)
+    assert engine.deployment(d.id).state == State.PENDING
+    engine.approve("carol", d.id)
     engine.wait_idle(30)
-    done = engine.deployment(d.id)  # type: ignore[arg-type]
+    done = engine.deployment(d.id)
     assert done.state == State.SUCCEEDED
     assert done.approvers() == ["bob", "carol"]
-    assert engine.status("staging")[0].current.id == d.id  # type: ignore[union-attr]
+    assert engine.status("staging")[0].current.id == d.id
     actions = [e.action for e in engine.store.events(deployment_id=d.id)]
     assert actions[:1] == ["request_deploy"] and "refused_approve" in actions and actions[-1] == "succeed"
     # progress went into the thread, the card ended "deployed" without buttons
     assert any("deploy › write" in m.text for m in chat.of_kind("thread"))
-    final = chat.last_card(d.id)  # type: ignore[arg-type]
+    final = chat.last_card(d.id)
     assert final.state == State.SUCCEEDED and not final.buttons
 
 
 def test_concurrent_go_clicks_are_all_recorded_and_start_one_run(engine: Engine, tmp_path: Path) -> None:
     d = engine.request_deploy("alice", "#deploys", "staging", "v1")
-    engine.tick_all("bob", d.id)  # type: ignore[arg-type]
+    engine.tick_all("bob", d.id)
     barrier = threading.Barrier(6)
     outcomes: list[str] = []
 
     def click(user: str) -> None:
         barrier.wait()
         try:
-            engine.approve(user, d.id)  # type: ignore[arg-type]
+            engine.approve(user, d.id)
             outcomes.append("ok")
         except Refused as exc:
             outcomes.append(str(exc))
@@ -111,7 +111,7 @@ def test_concurrent_go_clicks_are_all_recorded_and_start_one_run(engine: Engine,
     for t in threads:
         t.join()
     engine.wait_idle(30)
-    final = engine.deployment(d.id)  # type: ignore[arg-type]
+    final = engine.deployment(d.id)
     assert final.state == State.SUCCEEDED
     assert len(final.approvals) == 2 and len(set(final.approvers())) == 2
     assert outcomes.count("ok") == 2
@@ -123,28 +123,28 @@ def test_failure_stops_and_alerts_then_rollback_now_restores(
     engine: Engine, chat: RecordingChat, tmp_path: Path
 ) -> None:
     first = engine.request_deploy("alice", "#deploys", "staging", "v1")
-    approve_fully(engine, first.id)  # type: ignore[arg-type]
+    approve_fully(engine, first.id)
     (tmp_path / "fail-h2").touch()
     bad = engine.request_deploy("alice", "#deploys", "staging", "v2")
-    approve_fully(engine, bad.id)  # type: ignore[arg-type]
-    failed = engine.deployment(bad.id)  # type: ignore[arg-type]
+    approve_fully(engine, bad.id)
+    failed = engine.deployment(bad.id)
     assert failed.state == State.FAILED
     assert "h2: exit 1" in (failed.error or "")
     alert = chat.of_kind("message")[-1]
     assert "FAILED" in alert.text and "alice" in alert.mentions
     assert [b.label for b in alert.buttons] == ["Roll back now"]  # no automatic rollback here: no Hold
     # the failed deploy did not change what runs
-    assert engine.status("staging")[0].current.id == first.id  # type: ignore[union-attr]
-    rb = engine.rollback_failed("carol", bad.id)  # type: ignore[arg-type]
+    assert engine.status("staging")[0].current.id == first.id
+    rb = engine.rollback_failed("carol", bad.id)
     engine.wait_idle(30)
-    rb = engine.deployment(rb.id)  # type: ignore[arg-type]
+    rb = engine.deployment(rb.id)
     assert rb.state == State.SUCCEEDED and rb.release_id == first.id
     assert (tmp_path / "rollbacks").read_text().split() == [
         "back",
         "to",
         str(first.id),
     ] * 2  # ran on both hosts
-    assert engine.deployment(bad.id).state == State.ROLLED_BACK  # type: ignore[arg-type]
+    assert engine.deployment(bad.id).state == State.ROLLED_BACK
 
 
 def test_rollback_targets_the_previous_good_release(engine: Engine) -> None:
@@ -153,17 +153,17 @@ def test_rollback_targets_the_previous_good_release(engine: Engine) -> None:
     ids = []
     for ref in ("v1", "v2", "v3"):
         d = engine.request_deploy("alice", "#d", "staging", ref)
-        approve_fully(engine, d.id)  # type: ignore[arg-type]
+        approve_fully(engine, d.id)
         ids.append(d.id)
     rb = engine.request_rollback("alice", "#d", "staging")
     assert rb.ref == "v2" and rb.release_id == ids[1] and rb.rollback_of == ids[2]
-    engine.approve("bob", rb.id)  # type: ignore[arg-type]
+    engine.approve("bob", rb.id)
     engine.wait_idle(30)
     assert engine.status("staging")[0].current.ref == "v2"  # type: ignore[union-attr]
     # and again: back to v1, never "forward" to the rolled-back v3
     rb2 = engine.request_rollback("alice", "#d", "staging")
     assert rb2.ref == "v1"
-    engine.decline("alice", rb2.id)  # type: ignore[arg-type]
+    engine.decline("alice", rb2.id)
     with pytest.raises(Refused, match="not a deployment of staging"):
         engine.request_rollback("alice", "#d", "staging", target_id=999)
     by_ref = engine.request_rollback("alice", "#d", "staging", target_ref="v1")
@@ -174,8 +174,8 @@ def test_one_active_deployment_and_locks(engine: Engine) -> None:
     d = engine.request_deploy("alice", "#d", "staging", "v1")
     with pytest.raises(Refused, match=r"busy: deployment #1 of v1 by alice is pending"):
         engine.request_deploy("bob", "#d", "staging", "v2")
-    engine.decline("bob", d.id)  # type: ignore[arg-type]
-    assert engine.deployment(d.id).state == State.DECLINED  # type: ignore[arg-type]
+    engine.decline("bob", d.id)
+    assert engine.deployment(d.id).state == State.DECLINED
     engine.lock("bob", "staging", "incident 42")
     with pytest.raises(Refused, match="locked by bob: incident 42"):
         engine.request_deploy("alice", "#d", "staging", "v2")
@@ -198,18 +198,18 @@ def test_pending_deployment_survives_a_restart(config: Config, tmp_path: Path) -
     chat1 = RecordingChat()
     e1 = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat1)
     d = e1.request_deploy("alice", "#d", "staging", "v1")
-    e1.tick_all("bob", d.id)  # type: ignore[arg-type]
-    e1.approve("bob", d.id)  # type: ignore[arg-type]
+    e1.tick_all("bob", d.id)
+    e1.approve("bob", d.id)
     e1.shutdown()
     e1.store.close()
 
     chat2 = RecordingChat()
     e2 = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat2)
     e2.start()
-    assert chat2.of_kind("update")[0].card.deployment_id == d.id  # type: ignore[union-attr]
-    e2.approve("carol", d.id)  # type: ignore[arg-type]
+    assert chat2.of_kind("update")[0].card.deployment_id == d.id
+    e2.approve("carol", d.id)
     e2.wait_idle(30)
-    assert e2.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert e2.deployment(d.id).state == State.SUCCEEDED
     e2.shutdown()
 
 
@@ -220,8 +220,8 @@ def test_dry_run_prints_exact_commands_and_changes_nothing(
     posted = chat.of_kind("card")[0].card
     assert posted is not None and posted.buttons == () and not posted.checklist_open  # nothing to press
     engine.wait_idle(30)
-    assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
-    assert chat.last_card(d.id).status_line == "✅ dry run finished: nothing was changed"  # type: ignore[arg-type]
+    assert engine.deployment(d.id).state == State.SUCCEEDED
+    assert chat.last_card(d.id).status_line == "✅ dry run finished: nothing was changed"
     thread = "\n".join(m.text for m in chat.of_kind("thread"))
     command = f"mkdir -p {tmp_path}/staging/releases/1 && echo 'v1; rm -rf /' > {tmp_path}/staging/releases/1/REF.h1"
     # exactly what the local backend runs: the step in /bin/sh -c, itself quoted
@@ -234,7 +234,7 @@ def test_a_late_refresh_never_puts_an_older_card_over_a_newer_one(
     engine: Engine, chat: RecordingChat
 ) -> None:
     stale = engine.request_deploy("alice", "#deploys", "staging", "v1")  # the object a slow thread holds
-    approve_fully(engine, stale.id)  # type: ignore[arg-type]
+    approve_fully(engine, stale.id)
     engine.refresh_card(stale)  # that thread refreshes late, with its old copy
     assert chat.of_kind("update")[-1].card.state == State.SUCCEEDED  # type: ignore[union-attr]
 

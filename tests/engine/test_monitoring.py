@@ -68,8 +68,8 @@ def start(config: Config, tmp_path: Path, engines: list[Engine], chat: Recording
 
 def ship(e: Engine, ref: str, requester: str = "alice", approver: str = "bob") -> int:
     d = e.request_deploy(requester, "#deploys", "demo", ref)
-    e.tick_all(approver, d.id)  # type: ignore[arg-type]
-    e.approve(approver, d.id)  # type: ignore[arg-type]
+    e.tick_all(approver, d.id)
+    e.approve(approver, d.id)
     e.wait_idle(60)
     return d.id  # type: ignore[return-value]
 

@@ -80,7 +80,7 @@ class World:
         return self.timers.run_due()
 
     def state(self, d: Deployment) -> State:
-        got = self.store.get(d.id)  # type: ignore[arg-type]
+        got = self.store.get(d.id)
         assert got is not None
         return got.state
 
@@ -160,7 +160,7 @@ def test_a_replayed_round_is_judged_from_its_stored_results_not_run_again(world:
 def test_a_round_after_the_deployment_left_monitoring_does_nothing(world: World) -> None:
     d = world.deployment()
     world.monitoring.start_window(d)
-    fresh = world.store.get(d.id)  # type: ignore[arg-type]
+    fresh = world.store.get(d.id)
     assert fresh is not None
     world.store.transition(replace(fresh, state=State.SUCCEEDED), fresh.version)
     assert world.minute() == 1

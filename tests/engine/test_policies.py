@@ -99,13 +99,13 @@ def test_force_is_only_for_break_glass_and_needs_one_more_approval(
         engine.request_deploy("alice", "#d", "prod", "v1", force=True)
     d = engine.request_deploy("root", "#d", "prod", "hotfix", force=True, reason="incident 7")
     assert d.required_approvals == 2 and d.force
-    card = chat.last_card(d.id)  # type: ignore[arg-type]
+    card = chat.last_card(d.id)
     assert any("Safeties ignored with --force: deploy window" in w for w in card.warnings)
     assert ("Forced", "yes: safeties ignored (recorded)") in card.fields
-    go(engine, d.id, "bob")  # type: ignore[arg-type]
-    assert engine.deployment(d.id).state == State.PENDING  # type: ignore[arg-type]
-    go(engine, d.id, "carol")  # type: ignore[arg-type]
-    assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    go(engine, d.id, "bob")
+    assert engine.deployment(d.id).state == State.PENDING
+    go(engine, d.id, "carol")
+    assert engine.deployment(d.id).state == State.SUCCEEDED
     request = engine.store.events(deployment_id=d.id)[0]
     assert "--force ignoring deploy window" in (request.detail or "")
     refusals = [e for e in engine.store.events(env="prod") if e.action == "refused_force"]
@@ -120,12 +120,12 @@ def test_unapproved_card_expires_and_loses_its_buttons(
     assert engine.scheduler.run_due() == 0
     clock.advance(minutes=2)
     assert engine.scheduler.run_due() == 1
-    expired = engine.deployment(d.id)  # type: ignore[arg-type]
+    expired = engine.deployment(d.id)
     assert expired.state == State.EXPIRED
-    assert chat.last_card(d.id).buttons == ()  # type: ignore[arg-type]
+    assert chat.last_card(d.id).buttons == ()
     assert any("expired" in m.text for m in chat.of_kind("thread"))
     with pytest.raises(Refused, match="already expired"):
-        engine.approve("bob", d.id)  # type: ignore[arg-type]
+        engine.approve("bob", d.id)
     engine.request_deploy("alice", "#d", "prod", "v2")  # the environment is free again
 
 
@@ -137,21 +137,21 @@ def test_scheduled_deploy_starts_at_its_time_and_can_be_cancelled(
     assert reply is not None and "will start at 2026-11-23 14:30 UTC" in reply.text
     d = engine.store.active("prod")
     assert d is not None
-    go(engine, d.id, "bob")  # type: ignore[arg-type]
-    assert engine.deployment(d.id).state == State.SCHEDULED  # type: ignore[arg-type]
+    go(engine, d.id, "bob")
+    assert engine.deployment(d.id).state == State.SCHEDULED
     clock.advance(hours=4)  # 15:00 Paris: not yet
     assert engine.scheduler.run_due() == 0
     clock.advance(minutes=31)
     assert engine.scheduler.run_due() == 1
     engine.wait_idle(30)
-    assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert engine.deployment(d.id).state == State.SUCCEEDED
     assert (tmp_path / "shipped").read_text().split() == ["v9"]
     # outside the window --at is refused; a second scheduled one is cancelled
     assert "outside deploy windows" in handle_text(engine, "/deploy", "prod v10 --at 20:00", ctx).text  # type: ignore[union-attr]
     handle_text(engine, "/deploy", "prod v10 --at 2026-11-24T10:00", ctx)
     pending = engine.store.active("prod")
     go(engine, pending.id, "bob")  # type: ignore[union-attr,arg-type]
-    cancelled = handle_text(engine, "/deploy", f"cancel {pending.id}", ctx)  # type: ignore[union-attr]
+    cancelled = handle_text(engine, "/deploy", f"cancel {pending.id}", ctx)
     assert cancelled is not None and "cancelled by alice" in cancelled.text
     clock.advance(days=1)
     assert engine.scheduler.run_due() == 1  # only the 2h sign-off reminder of v9 remains
@@ -162,7 +162,7 @@ def test_signoff_keep_needs_every_item_and_closes_the_deploy(
     engine: Engine, clock: FakeClock, chat: RecordingChat
 ) -> None:
     d = engine.request_deploy("alice", "#d", "prod", "v1")
-    go(engine, d.id)  # type: ignore[arg-type]
+    go(engine, d.id)
     ctx = Context("bob", "#d")
     assert handle_text(engine, "/signoff", "prod", ctx) is None
     card = chat.of_kind("card")[-1].card
@@ -176,8 +176,8 @@ def test_signoff_keep_needs_every_item_and_closes_the_deploy(
     handle_action(engine, "signoff_checklist", str(d.id), ctx, changes={1: True, 2: True})
     kept = handle_action(engine, "keep", str(d.id), ctx)
     assert kept is not None and "signed off (KEEP) by bob" in kept.text
-    closed = engine.deployment(d.id)  # type: ignore[arg-type]
-    assert closed.state == State.SIGNED_OFF and closed.details["signoff"]["by"] == "bob"
+    closed = engine.deployment(d.id)
+    assert closed.state == State.SIGNED_OFF and closed.details.signoff.by == "bob"
     assert chat.of_kind("update")[-1].card.status_line == "🏁 KEEP by bob at 2026-11-23 10:00 UTC"  # type: ignore[union-attr]
     # the reminder no longer fires once signed off
     clock.advance(hours=3)
@@ -189,9 +189,9 @@ def test_signoff_roll_back_starts_a_rollback_and_reminders_fire(
     engine: Engine, clock: FakeClock, chat: RecordingChat
 ) -> None:
     first = engine.request_deploy("alice", "#d", "prod", "v1")
-    go(engine, first.id)  # type: ignore[arg-type]
+    go(engine, first.id)
     second = engine.request_deploy("alice", "#d", "prod", "v2")
-    go(engine, second.id)  # type: ignore[arg-type]
+    go(engine, second.id)
     clock.advance(hours=2, minutes=1)
     engine.scheduler.run_due()
     assert any(f"#{second.id} in prod is not signed off yet" in m.text for m in chat.of_kind("thread"))
@@ -209,10 +209,10 @@ def test_status_history_and_stats_over_a_known_history(
     for ref in ("v1", "v2", "v3"):
         d = engine.request_deploy("alice", "#d", "prod", ref)
         clock.advance(minutes=10)
-        go(engine, d.id)  # type: ignore[arg-type]
+        go(engine, d.id)
         clock.advance(hours=1)
     rb = engine.request_rollback("alice", "#d", "prod")
-    go(engine, rb.id)  # type: ignore[arg-type]
+    go(engine, rb.id)
     engine.lock("bob", "prod", "db maintenance")
     status = handle_text(engine, "/status", "", ctx)
     assert status is not None and "*prod*: v2" in status.text and "locked by bob" in status.text
@@ -226,7 +226,7 @@ def test_status_history_and_stats_over_a_known_history(
 
 def test_audit_export_round_trips(engine: Engine, config: Config, tmp_path: Path) -> None:
     d = engine.request_deploy("alice", "#d", "prod", "v1")
-    go(engine, d.id)  # type: ignore[arg-type]
+    go(engine, d.id)
     engine.lock("bob", "prod", 'freeze, with "quotes"')
     engine.shutdown()
     config_path = tmp_path / "c.toml"
@@ -259,7 +259,7 @@ def test_force_inside_an_open_window_sets_nothing_aside_and_asks_no_extra_approv
 ) -> None:
     d = engine.request_deploy("root", "#d", "prod", "hotfix", force=True)  # Monday 11:00: open
     assert d.required_approvals == 1
-    card = chat.last_card(d.id)  # type: ignore[arg-type]
+    card = chat.last_card(d.id)
     assert ("Forced", "yes (no safety was in the way)") in card.fields
     assert not any("Safeties ignored" in w for w in card.warnings)
 
@@ -271,4 +271,4 @@ def test_at_the_current_minute_is_refused_and_the_card_shows_the_environments_ti
     with pytest.raises(Refused, match="--at 11:00 is now: leave out --at"):
         engine.request_deploy("alice", "#d", "prod", "v1", at="11:00")
     d = engine.request_deploy("alice", "#d", "prod", "v1", at="15:30")
-    assert ("Scheduled", "Mon 2026-11-23 15:30 CET") in chat.last_card(d.id).fields  # type: ignore[arg-type]
+    assert ("Scheduled", "Mon 2026-11-23 15:30 CET") in chat.last_card(d.id).fields

@@ -99,16 +99,16 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, s
         assert d.state == State.RUNNING  # nothing recorded before the crash was lost
         time.sleep(1.2)  # let the dead process heartbeat go stale (3 x 0.2 s, at least 1 s)
         engine.start()
-        interrupted = engine.deployment(d.id)  # type: ignore[arg-type]
+        interrupted = engine.deployment(d.id)
         assert interrupted.state == State.INTERRUPTED
         alert = chat.of_kind("message")[-1]
         assert "was interrupted" in alert.text and [b.label for b in alert.buttons] == ["Resume", "Roll back"]
-        assert engine.store.active("prod").id == d.id  # type: ignore[union-attr]  # still holds the env
+        assert engine.store.active("prod").id == d.id  # still holds the env
         # h1 finished before the crash; the resume cursor points at the batch of h2
         (tmp_path / "slow").unlink()
-        engine.resume("bob", d.id)  # type: ignore[arg-type]
+        engine.resume("bob", d.id)
         engine.wait_idle(60)
-        assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+        assert engine.deployment(d.id).state == State.SUCCEEDED
         # h1 is not run again; h2's batch (the one in flight) is, then h3 and h4
         assert (tmp_path / "done").read_text().split() == ["h1", "h2", "h2", "h3", "h4"]
         actions = [e.action for e in engine.store.events(deployment_id=d.id)]

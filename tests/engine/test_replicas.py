@@ -159,9 +159,9 @@ def test_killing_the_leader_hands_the_monitoring_rounds_to_a_follower(
             follower.start()
             assert not follower.scheduler.leading
             d = follower.request_deploy("alice", "#d", "prod", "v1")
-            follower.approve("bob", d.id)  # type: ignore[arg-type]
+            follower.approve("bob", d.id)
             follower.wait_idle(30)
-            assert follower.deployment(d.id).state == State.MONITORING  # type: ignore[arg-type]
+            assert follower.deployment(d.id).state == State.MONITORING
 
             def rounds() -> set[int]:
                 return {c.round for c in follower.store.check_results(deployment_id=d.id, limit=500)}

@@ -17,6 +17,7 @@ import pytest
 
 from bot.config.load import Config, parse_config
 from bot.domain.deployment import Event, State, transition
+from bot.domain.details import Cursor
 from bot.engine.engine import Engine, Refused
 from bot.source import NullResolver, Resolution
 from bot.store.postgres import PostgresStore
@@ -222,7 +223,7 @@ def test_shutdown_does_not_wait_past_its_limit_and_leaves_a_resumable_record(
     record = e.store.get(d)
     assert record is not None and record.state == State.INTERRUPTED
     assert record.error == "the bot shut down and its step did not finish within 0.5s"
-    assert record.details["cursor"] == {"stage": "deploy", "batch": 0, "step": 0}  # Resume redoes the step
+    assert record.details.cursor == Cursor("deploy", 0, 0)  # Resume redoes the step
     time.sleep(4)
     assert log_lines(tmp_path) == ["start-h1"]  # the abandoned step was stopped, not left running
     assert e.store.get(d) == record  # and its worker wrote nothing afterwards
@@ -277,7 +278,7 @@ def test_abort_gives_up_an_interrupted_deploy_and_offers_a_rollback(
     assert settled.buttons == () and settled.text.endswith("🛑 Given up by bob.")
     offer = chat.of_kind("message")[-1]
     assert [b.label for b in offer.buttons] == ["Roll back now"]  # no automatic rollback to hold
-    e.rollback_failed("carol", gave_up.id)  # type: ignore[arg-type]
+    e.rollback_failed("carol", gave_up.id)
     assert e.wait_idle(30)
     done = chat.message(offer.ts)  # type: ignore[arg-type]
     assert done.buttons == () and done.text.endswith("↩️ Rollback #3 to #1 started by carol.")
@@ -322,7 +323,8 @@ def test_output_is_streamed_into_the_record_while_the_step_runs(
     seen: set[str] = set()
 
     def live() -> bool:
-        tail = e.deployment(d).details.get("live", {}).get("hosts", {}).get("h1")
+        live = e.deployment(d).details.live
+        tail = live.hosts.get("h1") if live else None
         if tail:
             seen.add(tail)
         return len(seen) >= 2
@@ -333,7 +335,7 @@ def test_output_is_streamed_into_the_record_while_the_step_runs(
     assert any(any(line.startswith("h1 │ line") for line in c.lines) for c in cards)
     assert e.wait_idle(30)
     done = e.deployment(d)
-    assert done.state == State.SUCCEEDED and not done.details["live"]  # cleared when the step ended
+    assert done.state == State.SUCCEEDED and done.details.live is None  # cleared when the step ended
 
 
 def test_a_failure_names_the_hosts_it_never_reached(tmp_path: Path, engines: list[Engine]) -> None:
@@ -362,7 +364,7 @@ def test_rollback_never_targets_a_release_that_failed_and_was_rolled_back(
     assert e.wait_idle(30)
     bad = e.deployment(ship(e, "v2"))
     assert e.wait_idle(30)
-    bad = e.deployment(bad.id)  # type: ignore[arg-type]
+    bad = e.deployment(bad.id)
     assert bad.state == State.FAILED
     e.store.transition(transition(bad, Event.ROLL_BACK, at=bad.created_at), bad.version)  # as undone
     ship(e, "v3")
@@ -394,9 +396,9 @@ def test_a_no_go_from_someone_who_may_not_approve_changes_nothing(
     e.start()
     d = e.request_deploy("alice", "#d", "prod", "v1")
     with pytest.raises(Refused):
-        e.decline("mallory", d.id)  # type: ignore[arg-type]
+        e.decline("mallory", d.id)
     assert [s.kind for s in e.store.pending_schedules() if s.deployment_id == d.id] == ["approval_expiry"]
-    assert "refused_decline" in actions(e, d.id)  # type: ignore[arg-type]
+    assert "refused_decline" in actions(e, d.id)
 
 
 def test_go_outside_the_window_is_refused_even_if_the_card_was_posted_inside(
@@ -409,9 +411,9 @@ def test_go_outside_the_window_is_refused_even_if_the_card_was_posted_inside(
     d = e.request_deploy("alice", "#d", "prod", "v1")
     clock.advance(minutes=40)
     with pytest.raises(Refused, match=r"outside deploy windows.*next window opens Mon 2026-11-30 09:00"):
-        e.approve("bob", d.id)  # type: ignore[arg-type]
-    assert e.deployment(d.id).state == State.PENDING  # type: ignore[arg-type]
-    assert "refused_approve" in actions(e, d.id)  # type: ignore[arg-type]
+        e.approve("bob", d.id)
+    assert e.deployment(d.id).state == State.PENDING
+    assert "refused_approve" in actions(e, d.id)
     assert log_lines(tmp_path) == []  # nothing ran
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.config.load import load_config
 from bot.domain.deployment import State
+from bot.domain.details import Cursor
 from bot.store.sqlite import SqliteStore
 from tests.conftest import stop_demo_app, write_demo_config
 
@@ -56,11 +57,7 @@ def test_sigterm_mid_step_exits_cleanly_and_the_deploy_is_resumable(tmp_path: Pa
     d = store.get(1)
     assert d is not None and d.state == State.INTERRUPTED, (d, out)
     # the running step (switch current, step 0) finished: a resume starts at the next one
-    assert d.details["done_stages"] == ["pre_deploy"] and d.details["cursor"] == {
-        "stage": "deploy",
-        "batch": 0,
-        "step": 1,
-    }
+    assert d.details.done_stages == ("pre_deploy",) and d.details.cursor == Cursor("deploy", 0, 1)
     assert "stopping" in out
     store.close()
     stop_demo_app(config.bot.data_dir)

@@ -145,7 +145,7 @@ def test_roll_back_twice_rolls_back_once_to_the_release_before(make: Make, tmp_p
     assert [d.id for d in engine.store.deployments("prod", kind="rollback")] == [4]
     current = engine.store.current_release("prod")
     assert current is not None and current.id == 4 and current.release_id == v2.id
-    assert engine.deployment(v3.id).state == State.ROLLED_BACK  # type: ignore[arg-type]
+    assert engine.deployment(v3.id).state == State.ROLLED_BACK
 
 
 def test_roll_back_of_a_deployment_that_no_longer_runs_is_refused(make: Make) -> None:
@@ -167,14 +167,14 @@ def test_keep_without_the_checklist_or_on_an_old_deployment_is_refused(make: Mak
     assert reply == (
         "Refused: tick every sign-off item before Keep (open: 1, 2); /signoff prod posts the checklist"
     )
-    assert engine.deployment(v1.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert engine.deployment(v1.id).state == State.SUCCEEDED
     engine.signoff("bob", "#d", "prod")
     press(engine, "signoff_checklist", v1, changes={1: True, 2: True})
     v2 = deploy(engine, "v2")  # #1 is no longer live, although its sign-off is fully ticked
     reply = press(engine, "keep", v1)
     assert reply == "Refused: #1 is no longer what prod runs (#2 is); /signoff prod signs off what runs now"
-    assert engine.deployment(v1.id).state == State.SUCCEEDED  # type: ignore[arg-type]
-    assert signoff_cards(engine.chat, v1.id)[-1].buttons == ()  # type: ignore[arg-type]
+    assert engine.deployment(v1.id).state == State.SUCCEEDED
+    assert signoff_cards(engine.chat, v1.id)[-1].buttons == ()
     refused = [a for a in actions(engine, v1.id) if a[1] == "refused_sign_off"]
     assert len(refused) == 2
     engine.signoff("bob", "#d", "prod")
@@ -189,16 +189,16 @@ def test_a_declined_sign_off_rollback_reopens_the_sign_off(make: Make, clock: Fa
     v2 = deploy(engine, "v2")
     engine.signoff("bob", "#d", "prod")
     assert press(engine, "signoff_rollback", v2).startswith("ROLL BACK requested by bob: rollback #3")
-    pending = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
+    pending = signoff_cards(engine.chat, v2.id)[-1]
     assert pending.buttons == () and pending.status_line.startswith("↩️ ROLL BACK requested by bob")
     assert ("Decided", "ROLL BACK by bob at 2026-11-23 10:00 UTC (pending)") in pending.fields
-    assert "decision" not in engine.deployment(v2.id).details["signoff"]  # type: ignore[arg-type]
+    assert engine.deployment(v2.id).details.signoff.decision is None
     refused = press(engine, "signoff_checklist", v2, changes={1: True})
     assert refused.startswith("Refused: ROLL BACK of #2 was already requested by bob")
     assert press(engine, "signoff_rollback", v2).startswith("Refused: ROLL BACK of #2 was already requested")
     # carol says No-go to the rollback: nothing was rolled back, so the sign-off opens again
     engine.decline("carol", 3)  # the engine settles the sign-off at once (no timer needed)
-    reopened = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
+    reopened = signoff_cards(engine.chat, v2.id)[-1]
     assert [b.label for b in reopened.buttons] == ["Keep", "Roll back"]
     assert any("rollback #3 was declined, nothing was rolled back" in w for w in reopened.warnings)
     assert any("is open again" in m.text for m in engine.chat.of_kind("thread"))
@@ -208,7 +208,7 @@ def test_a_declined_sign_off_rollback_reopens_the_sign_off(make: Make, clock: Fa
     # and it can be decided again
     press(engine, "signoff_checklist", v2, changes={1: True, 2: True})
     assert "signed off (KEEP) by bob" in press(engine, "keep", v2)
-    assert engine.deployment(v2.id).state == State.SIGNED_OFF  # type: ignore[arg-type]
+    assert engine.deployment(v2.id).state == State.SIGNED_OFF
 
 
 def test_a_sign_off_rollback_becomes_final_when_it_is_done(make: Make, clock: FakeClock) -> None:
@@ -222,12 +222,12 @@ def test_a_sign_off_rollback_becomes_final_when_it_is_done(make: Make, clock: Fa
     engine.wait_idle(30)
     assert engine.deployment(3).state == State.SUCCEEDED
     # the engine settled it the moment the rollback was done, before anyone acted again
-    assert engine.deployment(v2.id).details["signoff"]["decision"] == "ROLL BACK"  # type: ignore[arg-type]
+    assert engine.deployment(v2.id).details.signoff.decision == "ROLL BACK"
     reply = press(engine, "keep", v2)
     assert reply == "Refused: #2 was already signed off: ROLL BACK by bob at 2026-11-23 10:00 UTC"
-    signoff = engine.deployment(v2.id).details["signoff"]  # type: ignore[arg-type]
-    assert signoff["decision"] == "ROLL BACK" and signoff["by"] == "bob" and signoff["rollback_id"] == 3
-    card = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
+    signoff = engine.deployment(v2.id).details.signoff
+    assert signoff.decision == "ROLL BACK" and signoff.by == "bob" and signoff.rollback_id == 3
+    card = signoff_cards(engine.chat, v2.id)[-1]
     assert card.status_line == "🏁 ROLL BACK by bob at 2026-11-23 10:00 UTC" and card.buttons == ()
     assert ("Rolled back by", "#3 at 2026-11-23 10:05 UTC") in card.fields
     assert ("gonogo", "sign_off", "ROLL BACK (decided by bob; done by #3)") in actions(engine, v2.id)
@@ -241,14 +241,14 @@ def test_the_signoff_card_shows_who_decided_and_when(make: Make, clock: FakeCloc
     engine.signoff("bob", "#d", "prod")
     clock.advance(minutes=3)
     press(engine, "signoff_rollback", v2)  # pending: who asked, and when
-    card = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
+    card = signoff_cards(engine.chat, v2.id)[-1]
     assert ("Decided", "ROLL BACK by bob at 2026-11-23 10:03 UTC (pending)") in card.fields
     assert card.status_line == "↩️ ROLL BACK requested by bob: rollback #3 is pending; final once it is done"
     engine.cancel("bob", 3)
     clock.advance(minutes=4)
     press(engine, "signoff_checklist", v2, changes={1: True, 2: True})  # settles: open again
     press(engine, "keep", v2)
-    card = signoff_cards(engine.chat, v2.id)[-1]  # type: ignore[arg-type]
+    card = signoff_cards(engine.chat, v2.id)[-1]
     assert card.status_line == "🏁 KEEP by bob at 2026-11-23 10:07 UTC"
     assert card.warnings == ()  # the reopening note goes once it is decided
 
@@ -265,7 +265,7 @@ def test_concurrent_ticks_are_never_lost(make: Make) -> None:
 
     def tick(user: str, number: int) -> None:
         try:
-            engine.signoffs.set_checklist(user, v1.id, {number: True})  # type: ignore[arg-type]
+            engine.signoffs.set_checklist(user, v1.id, {number: True})
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -275,7 +275,7 @@ def test_concurrent_ticks_are_never_lost(make: Make) -> None:
     for t in threads:
         t.join(30)
     assert not errors
-    assert engine.deployment(v1.id).details["signoff"]["ticked"] == [True, True]  # type: ignore[arg-type]
+    assert engine.deployment(v1.id).details.signoff.ticked == (True, True)
     assert "signed off (KEEP) by bob" in press(engine, "keep", v1)
 
 
@@ -292,7 +292,7 @@ def test_signoff_twice_refreshes_and_points_to_the_one_card(make: Make, chat: Re
     )
     posted = [m for m in chat.of_kind("card") if m.card is not None and m.card.kind == "signoff"]
     assert len(posted) == 1
-    latest = signoff_cards(chat, v1.id)[-1]  # type: ignore[arg-type]
+    latest = signoff_cards(chat, v1.id)[-1]
     assert [i.ticked for i in latest.checklist] == [True, False]
     assert [m.ts for m in chat.messages if m.card is latest] == [posted[0].ts]  # the same message, updated
 
@@ -307,7 +307,7 @@ def test_only_signers_may_tick_keep_or_roll_back_and_refusals_are_recorded(make:
     assert press(engine, "signoff_checklist", v2, changes={1: True, 2: True}) == no
     assert press(engine, "keep", v2) == no
     assert press(engine, "signoff_rollback", v2) == no
-    assert engine.deployment(v2.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert engine.deployment(v2.id).state == State.SUCCEEDED
     assert engine.store.deployments("prod", kind="rollback") == []
     refusals = [(a, d) for who, a, d in actions(engine, v2.id) if who == "bob" and a.startswith("refused_")]
     assert refusals == [
@@ -318,4 +318,4 @@ def test_only_signers_may_tick_keep_or_roll_back_and_refusals_are_recorded(make:
     press(engine, "signoff_checklist", v2, "carol", changes={1: True, 2: True})
     assert "signed off (KEEP) by carol" in press(engine, "keep", v2, "carol")
     with pytest.raises(Refused, match="already signed off: KEEP by carol"):
-        engine.signoffs.roll_back("carol", v2.id)  # type: ignore[arg-type]
+        engine.signoffs.roll_back("carol", v2.id)

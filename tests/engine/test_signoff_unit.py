@@ -72,7 +72,7 @@ class World:
     v2: Deployment
 
     def row(self, d: Deployment) -> Deployment:
-        got = self.store.get(d.id)  # type: ignore[arg-type]
+        got = self.store.get(d.id)
         assert got is not None
         return got
 
@@ -109,13 +109,13 @@ def world() -> World:
 def test_keep_needs_every_item_ticked_then_closes_the_deployment(world: World) -> None:
     world.signoffs.request("bob", "#deploys", "web")
     with pytest.raises(Refused, match=r"tick every sign-off item before Keep \(open: 1, 2\)"):
-        world.signoffs.keep("bob", world.v2.id)  # type: ignore[arg-type]
-    world.signoffs.set_checklist("bob", world.v2.id, {1: True, 2: True})  # type: ignore[arg-type]
-    world.signoffs.keep("bob", world.v2.id)  # type: ignore[arg-type]
+        world.signoffs.keep("bob", world.v2.id)
+    world.signoffs.set_checklist("bob", world.v2.id, {1: True, 2: True})
+    world.signoffs.keep("bob", world.v2.id)
     closed = world.row(world.v2)
-    assert closed.state == State.SIGNED_OFF and closed.details["signoff"]["decision"] == "KEEP"
+    assert closed.state == State.SIGNED_OFF and closed.details.signoff.decision == "KEEP"
     with pytest.raises(Refused, match="already signed off: KEEP by bob"):
-        world.signoffs.keep("carol", world.v2.id)  # type: ignore[arg-type]
+        world.signoffs.keep("carol", world.v2.id)
 
 
 def test_asking_twice_refreshes_the_one_card(world: World) -> None:
@@ -127,24 +127,24 @@ def test_asking_twice_refreshes_the_one_card(world: World) -> None:
 
 def test_roll_back_is_final_only_once_its_rollback_has_happened(world: World) -> None:
     world.signoffs.request("bob", "#deploys", "web")
-    rollback = world.signoffs.roll_back("bob", world.v2.id)  # type: ignore[arg-type]
+    rollback = world.signoffs.roll_back("bob", world.v2.id)
     assert world.rollbacks.asked == [("bob", world.v1.id)]  # named explicitly: the release before
-    pending = world.row(world.v2).details["signoff"]
-    assert pending["rollback"]["id"] == rollback.id and "decision" not in pending
+    pending = world.row(world.v2).details.signoff
+    assert pending.rollback is not None and pending.rollback.id == rollback.id and pending.decision is None
     with pytest.raises(Refused, match="ROLL BACK of #2 was already requested by bob"):
-        world.signoffs.roll_back("carol", world.v2.id)  # type: ignore[arg-type]
+        world.signoffs.roll_back("carol", world.v2.id)
     world.finish(rollback, State.SUCCEEDED)
-    signoff = world.row(world.v2).details["signoff"]
-    assert signoff["decision"] == "ROLL BACK" and signoff["rollback_id"] == rollback.id
+    signoff = world.row(world.v2).details.signoff
+    assert signoff.decision == "ROLL BACK" and signoff.rollback_id == rollback.id
 
 
 def test_a_declined_rollback_opens_the_sign_off_again(world: World) -> None:
     world.signoffs.request("bob", "#deploys", "web")
-    rollback = world.signoffs.roll_back("bob", world.v2.id)  # type: ignore[arg-type]
+    rollback = world.signoffs.roll_back("bob", world.v2.id)
     world.finish(rollback, State.DECLINED)
-    signoff = world.row(world.v2).details["signoff"]
-    assert "rollback" not in signoff and "decision" not in signoff
-    assert "was declined, nothing was rolled back" in signoff["reopened"]["why"]
+    signoff = world.row(world.v2).details.signoff
+    assert signoff.rollback is None and signoff.decision is None and signoff.reopened is not None
+    assert "was declined, nothing was rolled back" in signoff.reopened.why
     assert "the sign-off of #2 is open again" in world.chat.texts()
 
 
@@ -155,8 +155,8 @@ def test_a_refused_rollback_request_takes_the_claim_back(world: World) -> None:
     world.signoffs.request("bob", "#deploys", "web")
     world.rollbacks.request_rollback = refuse  # type: ignore[method-assign]
     with pytest.raises(Refused, match="web is busy"):
-        world.signoffs.roll_back("bob", world.v2.id)  # type: ignore[arg-type]
-    assert "rollback" not in world.row(world.v2).details["signoff"]  # the claim was taken back
+        world.signoffs.roll_back("bob", world.v2.id)
+    assert world.row(world.v2).details.signoff.rollback is None  # the claim was taken back
 
 
 def test_a_reminder_is_posted_when_nobody_signs_off_in_time(world: World) -> None:

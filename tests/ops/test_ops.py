@@ -43,7 +43,7 @@ def engine(tmp_path: Path) -> Engine:
 
 def test_endpoints_answer_and_readyz_turns_503_when_the_store_is_gone(engine: Engine) -> None:
     d = engine.request_deploy("alice", "#d", "staging", "v1")
-    engine.approve("bob", d.id)  # type: ignore[arg-type]
+    engine.approve("bob", d.id)
     engine.wait_idle(30)
     server = OpsServer(engine, port=0, host="127.0.0.1").start()
     base = f"http://127.0.0.1:{server.port}"
@@ -73,9 +73,9 @@ def test_secrets_are_redacted_from_step_output_and_logs(
 ) -> None:
     monkeypatch.setenv("GONOGO_TEST_SECRET", "hunter2-very-secret")
     d = engine.request_deploy("alice", "#d", "staging", "v1")
-    engine.approve("bob", d.id)  # type: ignore[arg-type]
+    engine.approve("bob", d.id)
     engine.wait_idle(30)
-    outputs = [r["output"] for r in engine.store.host_results(d.id)]  # type: ignore[arg-type]
+    outputs = [r["output"] for r in engine.store.host_results(d.id)]
     assert outputs and "token=[redacted]" in outputs[0] and "hunter2" not in outputs[0]
 
     record = logging.LogRecord(

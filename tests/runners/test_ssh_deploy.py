@@ -72,9 +72,9 @@ def test_deploy_and_rollback_over_ssh(tmp_path: Path, sshd_hosts: object) -> Non
         ids = []
         for ref in ("v1", "v2"):
             d = engine.request_deploy("alice", "#d", "prod", ref)
-            engine.approve("bob", d.id)  # type: ignore[arg-type]
+            engine.approve("bob", d.id)
             engine.wait_idle(60)
-            assert engine.deployment(d.id).state == State.SUCCEEDED, engine.deployment(d.id).error  # type: ignore[arg-type]
+            assert engine.deployment(d.id).state == State.SUCCEEDED, engine.deployment(d.id).error
             ids.append(d.id)
         srv = tmp_path / "srv"
         assert (srv / "current").resolve() == srv / "releases" / str(ids[1])
@@ -85,9 +85,9 @@ def test_deploy_and_rollback_over_ssh(tmp_path: Path, sshd_hosts: object) -> Non
         batches = [e for e in engine.store.host_results(ids[1]) if e["step"] == "release"]  # type: ignore[arg-type]
         assert batches[0]["host"] == "app1"  # the canary went first
         rb = engine.request_rollback("alice", "#d", "prod")
-        engine.approve("bob", rb.id)  # type: ignore[arg-type]
+        engine.approve("bob", rb.id)
         engine.wait_idle(60)
-        assert engine.deployment(rb.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+        assert engine.deployment(rb.id).state == State.SUCCEEDED
         assert (srv / "current").resolve() == srv / "releases" / str(ids[0])
     finally:
         engine.shutdown()
@@ -100,9 +100,9 @@ def test_unknown_host_keys_are_refused_with_the_host_named(tmp_path: Path, sshd_
     engine = make(tmp_path, fleet, known_hosts=empty)
     try:
         d = engine.request_deploy("alice", "#d", "prod", "v1")
-        engine.approve("bob", d.id)  # type: ignore[arg-type]
+        engine.approve("bob", d.id)
         engine.wait_idle(60)
-        failed = engine.deployment(d.id)  # type: ignore[arg-type]
+        failed = engine.deployment(d.id)
         assert failed.state == State.FAILED
         assert "app1:" in (failed.error or "") and "unknown host key" in (failed.error or "")
         assert "SHA256:" in (failed.error or "")

@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import Block
 from bot.config.load import Environment
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import Approval, Deployment, Lock, State
+from bot.domain.details import Details, Signoff
 from bot.engine.cards import build_card, build_signoff_card
 from bot.slack.blocks import (
     MAX_BLOCKS,
@@ -47,11 +48,7 @@ def deployment(state: State, **changes: Any) -> Deployment:
         approvals=(Approval("U0BOB123", T0),),
         channel="C0DEPLOYS",
         reason="hotfix",
-        details={
-            "changelog": ["abc1234 Fix login (bob)"],
-            "changelog_note": None,
-            "warnings": ["behind main"],
-        },
+        details=Details(changelog=("abc1234 Fix login (bob)",), warnings=("behind main",)),
     )
     return replace(d, **changes)
 
@@ -134,7 +131,7 @@ def test_closed_checklist_is_text_and_nothing_is_clickable_when_done() -> None:
 
 def test_signoff_card_validates() -> None:
     env = replace(ENV, signoff_checklist=("Smoke tests passed", "No error spike"))
-    d = deployment(State.MONITORING, details={"signoff": {"ticked": [True]}})
+    d = deployment(State.MONITORING, details=Details(signoff=Signoff(ticked=(True,))))
     blocks = card_blocks(build_signoff_card(d, env))
     validate(blocks)
     assert "Sign-off checklist" in texts(blocks)
@@ -176,7 +173,7 @@ def test_huge_changelog_long_texts_and_eleven_items_are_cut_within_limits() -> N
 
 def test_changelog_note_counts_what_was_cut() -> None:
     changelog = tuple(f"{i:07x} subject number {i}" for i in range(400))
-    card = build_card(deployment(State.PENDING, details={"changelog": list(changelog)}), ENV)
+    card = build_card(deployment(State.PENDING, details=Details(changelog=tuple(changelog))), ENV)
     block = next(b for b in card_blocks(card) if b.get("block_id") == "changelog:42")
     text = block["text"]["text"]
     assert len(text) <= 3000

@@ -58,9 +58,9 @@ def engine(config: Config, tmp_path: Path, chat: RecordingChat) -> Engine:
 
 def ship(engine: Engine, ref: str | None, **kw: object) -> int:
     d = engine.request_deploy("alice", "#d", "prod", ref, **kw)  # type: ignore[arg-type]
-    engine.approve("bob", d.id)  # type: ignore[arg-type]
+    engine.approve("bob", d.id)
     engine.wait_idle(30)
-    assert engine.deployment(d.id).state == State.SUCCEEDED  # type: ignore[arg-type]
+    assert engine.deployment(d.id).state == State.SUCCEEDED
     return d.id  # type: ignore[return-value]
 
 
@@ -82,7 +82,7 @@ def test_deploy_names_an_exact_commit_with_changelog_and_tag(
     remote.push_tags()
     d2 = engine.request_deploy("alice", "#d", "prod", "v1.0")
     assert d2.sha == shas[-1]
-    card = chat.last_card(d2.id)  # type: ignore[arg-type]
+    card = chat.last_card(d2.id)
     assert len(card.changelog) == 5 and "feature 4" in card.changelog[0]
     assert any("5 commits" in w and "more than 3" in w for w in card.warnings), card.warnings
     assert (tmp_path / "data" / "deployed").read_text().split() == [d1.sha]
@@ -120,7 +120,7 @@ def test_unreachable_repository_falls_back_to_the_mirror(
     ship(engine, "main")
     remote.origin.rename(remote.origin.with_name("gone.git"))
     d = engine.request_deploy("alice", "#d", "prod", "main")
-    assert any("could not fetch the repository" in w for w in chat.last_card(d.id).warnings)  # type: ignore[arg-type]
+    assert any("could not fetch the repository" in w for w in chat.last_card(d.id).warnings)
 
 
 def resolver_engine(tmp_path: Path, remote: RemoteRepo, chat: RecordingChat, env_extra: str) -> Engine:
@@ -174,11 +174,11 @@ def test_the_branch_warning_uses_the_environments_branch_rules(
     engine = resolver_engine(tmp_path, remote, chat, 'allowed_refs = ["branch:release/*", "tag:v*"]\n')
     try:
         on_release = engine.request_deploy("alice", "#d", "prod", "v1.0.1")
-        warnings = chat.last_card(on_release.id).warnings  # type: ignore[arg-type]
+        warnings = chat.last_card(on_release.id).warnings
         assert not any("not on" in w for w in warnings), warnings  # [repo] default_branch is main
-        engine.cancel("alice", on_release.id)  # type: ignore[arg-type]
+        engine.cancel("alice", on_release.id)
         on_main = engine.request_deploy("alice", "#d", "prod", "v2.0")
-        warnings = chat.last_card(on_main.id).warnings  # type: ignore[arg-type]
+        warnings = chat.last_card(on_main.id).warnings
         assert "target commit is not on an allowed branch (release/*)" in warnings
     finally:
         engine.shutdown()
@@ -199,10 +199,10 @@ def test_without_branch_rules_the_default_ref_is_the_branch(
     try:
         d = engine.request_deploy("alice", "#d", "prod", None)
         assert d.ref == "stable"
-        assert not any("not on" in w for w in chat.last_card(d.id).warnings)  # type: ignore[arg-type]
-        engine.cancel("alice", d.id)  # type: ignore[arg-type]
+        assert not any("not on" in w for w in chat.last_card(d.id).warnings)
+        engine.cancel("alice", d.id)
         tagged = engine.request_deploy("alice", "#d", "prod", "v3")
-        assert "target commit is not on 'stable'" in chat.last_card(tagged.id).warnings  # type: ignore[arg-type]
+        assert "target commit is not on 'stable'" in chat.last_card(tagged.id).warnings
     finally:
         engine.shutdown()
 

@@ -114,7 +114,7 @@ def test_concurrent_transitions_with_one_version_have_one_winner(
     won = [r for r in results if isinstance(r, Deployment)]
     assert len(won) == 1 and sum(isinstance(r, StaleDeployment) for r in results) == 15, results
     assert won[0].version == d.version + 1
-    assert b.get(d.id) == won[0]  # type: ignore[arg-type]
+    assert b.get(d.id) == won[0]
     winner = won[0].checklist.index(True)
     assert [e.action for e in a.events(deployment_id=d.id)] == ["request_deploy", f"tick-{winner}"]
 
@@ -127,7 +127,7 @@ def test_concurrent_claims_of_a_key_and_a_schedule_have_one_winner(
     assert claims.count(True) == 1 and claims.count(False) == 15, claims
     row = a.add_schedule(Schedule(kind="expiry", run_at=T0))
     assert row.id is not None
-    taken = race(16, lambda i: (a if i % 2 else b).claim_schedule(row.id, T0))  # type: ignore[arg-type]
+    taken = race(16, lambda i: (a if i % 2 else b).claim_schedule(row.id, T0))
     assert taken.count(True) == 1 and taken.count(False) == 15, taken
     assert b.pending_schedules() == []
 
@@ -198,7 +198,7 @@ def test_survives_the_server_dropping_its_connections(replicas: tuple[PostgresSt
             ["%pg_terminate_backend%"],
         ).fetchall()
     assert killed
-    assert a.get(d.id) == d  # type: ignore[arg-type]  # the pool checks and replaces dead connections
+    assert a.get(d.id) == d  # the pool checks and replaces dead connections
 
 
 def test_times_come_back_aware_and_equal(replicas: tuple[PostgresStore, PostgresStore]) -> None:
@@ -206,7 +206,7 @@ def test_times_come_back_aware_and_equal(replicas: tuple[PostgresStore, Postgres
     berlin = timezone(timedelta(hours=1))
     at = datetime(2026, 11, 23, 11, 0, 0, 123456, tzinfo=berlin)
     d = a.create_deployment(new(created_at=at, started_at=T0), ev())
-    got = a.get(d.id)  # type: ignore[arg-type]
+    got = a.get(d.id)
     assert got == d and got is not None
     assert got.created_at == at and got.created_at.utcoffset() == timedelta(0)  # same instant, in UTC
 
@@ -290,18 +290,18 @@ def test_check_results_and_prune(store: Store) -> None:
 
 def test_heartbeat_does_not_bump_the_version_and_fences_a_run_that_is_over(store: Store) -> None:
     created = store.create_deployment(new(), ev())
-    assert not store.heartbeat(created.id, T0)  # type: ignore[arg-type]  # not running: nothing to prove
+    assert not store.heartbeat(created.id, T0)  # not running: nothing to prove
     approved = store.transition(transition(created, Event.APPROVE, at=T0), created.version)
     d = store.transition(transition(approved, Event.START, at=T0), approved.version)
-    assert store.heartbeat(d.id, T0 + timedelta(seconds=5))  # type: ignore[arg-type]
-    got = store.get(d.id)  # type: ignore[arg-type]
+    assert store.heartbeat(d.id, T0 + timedelta(seconds=5))
+    got = store.get(d.id)
     assert got is not None and got.version == d.version
     assert got.heartbeat_at == T0 + timedelta(seconds=5)
     store.transition(replace(got, progress="1/3"), d.version)  # a heartbeat never makes a write stale
-    interrupted = store.get(d.id)  # type: ignore[arg-type]
+    interrupted = store.get(d.id)
     assert interrupted is not None
     store.transition(transition(interrupted, Event.INTERRUPT, at=T0), interrupted.version)
-    assert not store.heartbeat(d.id, T0 + timedelta(seconds=10))  # type: ignore[arg-type]
+    assert not store.heartbeat(d.id, T0 + timedelta(seconds=10))
 
 
 def test_filters_and_event_queries(store: Store) -> None:

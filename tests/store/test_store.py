@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.domain.deployment import Deployment, Event, EventRecord, Lock, State, transition
+from bot.domain.details import Details
 from bot.store import ActiveDeploymentExists, StaleDeployment, Store
 from runners.base import HostResult
 from tests.support.stores import STORE_BACKENDS, make_store
@@ -34,13 +35,15 @@ def ev(action: str = "request_deploy", env: str = "prod") -> EventRecord:
 
 
 def test_create_assigns_id_and_round_trips_every_field(store: Store) -> None:
-    d = new(reason="fix login", checklist=(True, False), details={"changelog": ["abc fix"]}, committed_at=T0)
+    d = new(
+        reason="fix login", checklist=(True, False), details=Details(changelog=("abc fix",)), committed_at=T0
+    )
     saved = store.create_deployment(d, ev())
     assert saved.id is not None
     got = store.get(saved.id)
     assert got == saved
     assert got.checklist == (True, False)
-    assert got.details == {"changelog": ["abc fix"]}
+    assert got.details == Details(changelog=("abc fix",))
     assert got.committed_at == T0
     assert [e.action for e in store.events(deployment_id=saved.id)] == ["request_deploy"]
 
@@ -97,9 +100,9 @@ def test_current_release_is_the_newest_live_deployment(store: Store) -> None:
         d1.version,
     )
     d2 = store.create_deployment(new(ref="v2"), ev())
-    assert store.current_release("prod").id == d1.id  # type: ignore[union-attr]
+    assert store.current_release("prod").id == d1.id
     d2 = store.transition(transition(d2, Event.DECLINE, at=T0), d2.version)
-    assert store.current_release("prod").id == d1.id  # type: ignore[union-attr]
+    assert store.current_release("prod").id == d1.id
     assert [d.id for d in store.deployments("prod")] == [d2.id, d1.id]
     assert [d.id for d in store.deployments("prod", states=[State.SUCCEEDED])] == [d1.id]
 
@@ -124,14 +127,14 @@ def test_idempotency_keys_claim_once(store: Store) -> None:
 def test_host_results(store: Store) -> None:
     d = store.create_deployment(new(), ev())
     store.record_host_results(
-        d.id,  # type: ignore[arg-type]
+        d.id,
         "deploy",
         [
             HostResult("web1", "migrate", "ok", 0, 1.5, "done"),
             HostResult("web2", "migrate", "failed", 2, 0.5, "boom"),
         ],
     )
-    rows = store.host_results(d.id)  # type: ignore[arg-type]
+    rows = store.host_results(d.id)
     assert [(r["host"], r["status"], r["exit_code"]) for r in rows] == [
         ("web1", "ok", 0),
         ("web2", "failed", 2),
@@ -143,5 +146,5 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
     d = s.create_deployment(new(), ev())
     s.close()
     s2 = make_store("sqlite", tmp_path)
-    assert s2.get(d.id) == d  # type: ignore[arg-type]
+    assert s2.get(d.id) == d
     s2.close()

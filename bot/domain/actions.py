@@ -1,0 +1,29 @@
+"""The actions behind buttons and checkboxes: what a click asks for (`Button.action`).
+
+Adapters carry them as Slack `action_id`s or console words; `commands.handlers.handle_action`
+dispatches them through one table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    """What a button or checkbox on a card or alert does."""
+
+    GO = "go"
+    NOGO = "nogo"
+    TICK = "tick"
+    CHECKLIST = "checklist"  # the card's checkboxes (changes as a whole)
+    ABORT = "abort"
+    RESUME = "resume"
+    ROLLBACK_NOW = "rollback_now"
+    HOLD = "hold"
+    KEEP = "keep"
+    SIGNOFF_ROLLBACK = "signoff_rollback"
+    SIGNOFF_TICK = "signoff_tick"
+    SIGNOFF_CHECKLIST = "signoff_checklist"
+
+
+__all__ = ["Action"]

@@ -1,0 +1,192 @@
+"""What a deployment records beside its state, as typed records: `Deployment.details`.
+
+Each part of the engine owns a few fields: the request (changelog, warnings, safeties set aside),
+the run (resume cursor, finished stages, live output), monitoring (round, tracker, card lines),
+alerts, Hold, and the sign-off. They are stored as one JSON object (the `details` column); the
+keys are the field names, defaults are left out, and unknown keys in old rows are ignored, so
+rows written before a field existed still load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert posted with buttons, remembered so it can be settled once someone acts."""
+
+    channel: str
+    ts: str
+    text: str
+    mentions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a resumed run starts: the stage, the batch within it, and the step within that."""
+
+    stage: str | None = None
+    batch: int = 0
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class Live:
+    """The step running now and the last output line of each host on it."""
+
+    step: str | None = None
+    hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RollbackClaim:
+    """A sign-off ROLL BACK on its way: who asked, when, for which target, and its rollback."""
+
+    by: str
+    at: str
+    target: int | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """Why a sign-off opened again (its rollback did not happen), and when."""
+
+    why: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Signoff:
+    """The sign-off of a live deployment: its card, ticks, a pending ROLL BACK, the decision."""
+
+    ticked: tuple[bool, ...] = ()
+    channel: str | None = None
+    ts: str | None = None
+    #: A card being posted right now (ISO instant): a second request waits for it.
+    posting: str | None = None
+    requested_by: str | None = None
+    requested_at: str | None = None
+    decision: str | None = None  # "KEEP" or "ROLL BACK"
+    by: str | None = None
+    at: str | None = None
+    rollback: RollbackClaim | None = None
+    rollback_id: int | None = None
+    done_at: str | None = None
+    reopened: Reopened | None = None
+
+    def ticks(self, count: int) -> tuple[bool, ...]:
+        """The ticks fitted to a checklist of `count` items as configured now (missing: unticked)."""
+        return (self.ticked + (False,) * count)[:count]
+
+
+@dataclass(frozen=True)
+class Details:
+    """Everything a deployment records beside its state."""
+
+    # the request
+    changelog: tuple[str, ...] = ()
+    changelog_note: str | None = None
+    warnings: tuple[str, ...] = ()
+    ignored_safeties: tuple[str, ...] = ()
+    #: A rollback the bot started by itself.
+    automatic: bool = False
+    # the run
+    done_stages: tuple[str, ...] = ()
+    cursor: Cursor | None = None
+    live: Live | None = None
+    # monitoring
+    monitor_round: int = 0
+    monitor_rounds: int = 0
+    #: The failure tracker's own serialised state (`runners.checks.FailureTracker.to_dict`).
+    tracker: Mapping[str, Any] | None = None
+    card_lines: tuple[str, ...] = ()
+    # failures
+    alerts: tuple[Alert, ...] = ()
+    #: Who held the automatic rollback.
+    hold: str | None = None
+    # the sign-off
+    signoff: Signoff = field(default_factory=Signoff)
+
+    def but(self, **changes: Any) -> Details:
+        """A copy with `changes`."""
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object stored for these details (defaults left out)."""
+        return _to_json(self)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> Details:
+        """Details from a stored JSON object (unknown keys ignored, bad values defaulted)."""
+        return _from_json(cls, raw or {})
+
+
+_NESTED: dict[str, type] = {
+    "cursor": Cursor,
+    "live": Live,
+    "signoff": Signoff,
+    "rollback": RollbackClaim,
+    "reopened": Reopened,
+}
+
+
+def _default(f: Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _to_json(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if value == _default(f):
+            continue
+        if f.name == "alerts":
+            out[f.name] = [_to_json(a) for a in value]
+        elif f.name in _NESTED:
+            out[f.name] = _to_json(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        elif isinstance(value, Mapping):
+            out[f.name] = dict(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
+    """`cls` from `raw`; raises TypeError when a required field is missing."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = raw.get(f.name)
+        if value is None:
+            continue
+        if f.name == "alerts" and isinstance(value, list):
+            values[f.name] = tuple(a for a in (_optional(Alert, v) for v in value) if a is not None)
+        elif f.name in _NESTED:
+            nested = _optional(_NESTED[f.name], value)
+            if nested is not None:
+                values[f.name] = nested
+        elif isinstance(value, list):
+            values[f.name] = tuple(value)
+        else:
+            values[f.name] = value
+    return cls(**values)
+
+
+def _optional(cls: type[T], raw: Any) -> T | None:
+    """`cls` from `raw`, or None when `raw` is empty or not a whole record (an old row)."""
+    if not isinstance(raw, Mapping) or not raw:
+        return None
+    try:
+        return _from_json(cls, raw)
+    except TypeError:
+        return None
+
+
+__all__ = ["Alert", "Cursor", "Details", "Live", "Reopened", "RollbackClaim", "Signoff"]
