@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bot.app.cli import parser
-from bot.config.load import KNOWN_KEYS, load_config
+from bot.config import KNOWN_KEYS, load_config
 from commands.help import USAGE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from runners.base import Backend
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from bot.chat.base import Chat
-from bot.config.load import Config
+from bot.config import Config
 from bot.engine.engine import Engine
 from bot.source.base import NullResolver, RefResolver
 

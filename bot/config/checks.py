@@ -4,6 +4,7 @@ config is the config's job)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bot.config.reader import _Problems
 from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
 
 #: Keys every check table may have, and the keys of each check type (config validation uses them).
@@ -265,3 +267,18 @@ def _parse_command(r: _Reader, name: str) -> CommandCheck | None:
         output_contains=output_contains,
         timeout=timeout,
     )
+
+
+def _untyped_check_keys(raw: Any, path: str, problems: _Problems) -> None:
+    """Keys no check type knows, reported even when `type` is missing or wrong (the check
+    parser judges keys only once it knows the type)."""
+    if not isinstance(raw, dict) or raw.get("type") in CHECK_KEYS:
+        return
+    known = set(CHECK_COMMON_KEYS).union(*CHECK_KEYS.values())
+    for key in raw:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+            if key in ("kind", "check", "checker"):
+                hint = ["type"]
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            problems.add(f"{path}.{key}", f"unknown key{suffix}")

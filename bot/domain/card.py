@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import STATE_ICON, Deployment, Lock, State
 
 ButtonStyle = Literal["primary", "danger"] | None

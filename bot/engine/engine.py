@@ -25,7 +25,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.chat.base import Chat, Directory, MessageRef, StaticDirectory
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.domain.card import Button, Card, build_card
 from bot.domain.deployment import (
     FINAL_STATES,

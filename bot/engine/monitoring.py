@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.errors import Refused

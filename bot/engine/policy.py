@@ -8,7 +8,7 @@ claiming the user is not in it.
 from __future__ import annotations
 
 from bot.chat.base import Directory
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment
 
 #: (users, groups) pairs: a user listed, or in one of the groups, is in.

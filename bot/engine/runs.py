@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.errors import Refused
