@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
-from bot.config.reader import _Problems
+from bot.config.reader import Problems
 from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
 
 #: Keys every check table may have, and the keys of each check type (config validation uses them).
@@ -269,7 +269,7 @@ def _parse_command(r: _Reader, name: str) -> CommandCheck | None:
     )
 
 
-def _untyped_check_keys(raw: Any, path: str, problems: _Problems) -> None:
+def _untyped_check_keys(raw: Any, path: str, problems: Problems) -> None:
     """Keys no check type knows, reported even when `type` is missing or wrong (the check
     parser judges keys only once it knows the type)."""
     if not isinstance(raw, dict) or raw.get("type") in CHECK_KEYS:

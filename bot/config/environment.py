@@ -12,12 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config.checks import _untyped_check_keys, parse_check
-from bot.config.reader import _Table, parse_duration
-from bot.config.refs import _allowed_refs, _tag_pattern
-from bot.config.rules import _VAR_NAME, _between, _channel
-from bot.config.runbook import _parse_hosts, _parse_steps, _parse_strategy
+from bot.config.reader import Table, parse_duration
+from bot.config.refs import parse_allowed_refs, parse_tag_pattern
+from bot.config.rules import VAR_NAME, between, channel_name
+from bot.config.runbook import parse_hosts, parse_steps, parse_strategy
 from bot.config.schema import DEFAULT_SSH_STEP_TIMEOUT, STAGES, ApprovalPolicy, Environment, MonitorConfig
-from bot.config.windows import _parse_freezes
+from bot.config.windows import parse_freezes
 from bot.domain.windows import Window, parse_window
 from runners.base import Step
 from runners.checks.core import Check
@@ -33,22 +33,22 @@ MAX_CHECKLIST_ITEMS = 10
 MAX_CHECKLIST_TEXT = 75
 
 
-def _parse_environment(name: str, t: _Table) -> Environment | None:
+def parse_environment(name: str, t: Table) -> Environment | None:
     p = t.problems
     if not _ENV_NAME.match(name):
         p.add(t.path, "environment names are lowercase letters, digits, '-' or '_' (max 32)")
     backend = t.get("backend", str, "ssh")
     if backend not in ("ssh", "local"):
         p.add(t.key("backend"), "must be 'ssh' or 'local'")
-    hosts = _parse_hosts(t)
-    strategy = _parse_strategy(t.table("strategy"))
+    hosts = parse_hosts(t)
+    strategy = parse_strategy(t.table("strategy"))
 
     a = t.table("approvals")
     approvals = ApprovalPolicy(
-        required=a.get("required", int, 1, _between(1, 20)),
+        required=a.get("required", int, 1, between(1, 20)),
         approvers=a.strings("approvers"),
         groups=a.strings("groups"),
-        rollback_required=a.get("rollback_required", int, 1, _between(0, 20)),
+        rollback_required=a.get("rollback_required", int, 1, between(0, 20)),
     )
     a.finish()
     if approvals.approvers and len(approvals.approvers) < approvals.required and not approvals.groups:
@@ -77,7 +77,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
     st = t.table("steps")
     steps: dict[str, tuple[Step, ...]] = {}
     for stage in STAGES:
-        steps[stage] = _parse_steps(st, stage, known_vars, step_timeout)
+        steps[stage] = parse_steps(st, stage, known_vars, step_timeout)
     st.finish()
     if not steps["deploy"]:
         p.add(f"{t.key('steps')}.deploy", "at least one deploy step is required")
@@ -86,7 +86,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
     monitor = MonitorConfig(
         interval=m.duration("interval", 60.0, positive=True),
         duration=m.duration("duration", 0.0),
-        failure_limit=m.get("failure_limit", int, 3, _between(1, 1000)),
+        failure_limit=m.get("failure_limit", int, 3, between(1, 1000)),
         checks=m.strings("checks"),
     )
     m.finish()
@@ -104,7 +104,7 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
             deploy_windows.append(parse_window(text))
         except ValueError as exc:
             p.add(f"{t.key('windows')}[{i}]", str(exc))
-    freezes, freeze_periods = _parse_freezes(t, ZoneInfo(timezone))
+    freezes, freeze_periods = parse_freezes(t, ZoneInfo(timezone))
 
     checks: list[Check] = []
     for i, raw_check in enumerate(t.get("checks", list, [])):
@@ -129,9 +129,9 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         hosts=hosts,
         strategy=strategy,
         deploy_to=t.get("deploy_to", str, "/srv/app"),
-        keep_releases=t.get("keep_releases", int, 5, _between(1, 1000)),
+        keep_releases=t.get("keep_releases", int, 5, between(1, 1000)),
         default_ref=t.get("default_ref", str, None),
-        allowed_refs=_allowed_refs(t, p),
+        allowed_refs=parse_allowed_refs(t, p),
         requesters=t.strings("requesters"),
         requester_groups=t.strings("requester_groups"),
         approvals=approvals,
@@ -151,15 +151,15 @@ def _parse_environment(name: str, t: _Table) -> Environment | None:
         signoff_by=t.strings("signoff_by"),
         signoff_groups=t.strings("signoff_groups"),
         signoff_reminder=t.duration("signoff_reminder", 0.0),
-        channel=_strip(t.get("channel", str, None, _channel)),
+        channel=_strip(t.get("channel", str, None, channel_name)),
         timezone=timezone,
         windows=windows,
         freezes=freezes,
         deploy_windows=tuple(deploy_windows),
         freeze_periods=freeze_periods,
         approval_ttl=t.duration("approval_ttl", 0.0),
-        max_commits=t.get("max_commits", int, 8, _between(1, 1000)),
-        tag_pattern=_tag_pattern(t, p, name),
+        max_commits=t.get("max_commits", int, 8, between(1, 1000)),
+        tag_pattern=parse_tag_pattern(t, p, name),
         lock_after_rollback=t.get("lock_after_rollback", bool, True),
         accept_new_host_keys=t.get("accept_new_host_keys", bool, None),
         step_timeout=step_timeout,
@@ -188,11 +188,11 @@ def _strip(value: str | None) -> str | None:
     return value.strip() if value is not None else None
 
 
-def _secret_names(t: _Table) -> tuple[str, ...]:
+def _secret_names(t: Table) -> tuple[str, ...]:
     """`secrets`: names of environment variables (their values never appear in the file)."""
     names = t.strings("secrets")
     for i, name in enumerate(names):
-        if not _VAR_NAME.match(name):
+        if not VAR_NAME.match(name):
             p = f"{t.key('secrets')}[{i}]"
             if any(mark in name for mark in ("://", "=", "@")) or len(name) > 64:
                 t.problems.add(
@@ -202,4 +202,4 @@ def _secret_names(t: _Table) -> tuple[str, ...]:
                 t.problems.add(
                     p, "must be an environment variable name like SHOP_DEPLOY_TOKEN (letters, digits and _)"
                 )
-    return tuple(n for n in names if _VAR_NAME.match(n))
+    return tuple(n for n in names if VAR_NAME.match(n))

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.config.environment import _parse_environment
-from bot.config.reader import _Problems, _Table
-from bot.config.rules import _between, _channel, _port, _var_name
+from bot.config.environment import parse_environment
+from bot.config.reader import Problems, Table
+from bot.config.rules import between, channel_name, env_var_name, port_number
 from bot.config.schema import BotConfig, Config, ConfigError, Environment, RepoConfig, SlackConfig, SSHConfig
 from bot.config.warnings import secret_warnings, ssh_warnings
 
@@ -59,8 +59,8 @@ def parse_config(
 ) -> Config:
     """Validate a parsed TOML document into a Config (raise ConfigError)."""
     environ = os.environ if environ is None else environ
-    problems = _Problems()
-    root = _Table(dict(raw), "", problems)
+    problems = Problems()
+    root = Table(dict(raw), "", problems)
     base_dir = source.parent if source else Path.cwd()
 
     b = root.table("bot")
@@ -81,10 +81,10 @@ def parse_config(
         name=b.get("name", str, "gonogo"),
         data_dir=data_dir,
         store_url=store_url,
-        channel=b.get("channel", str, "#deploys", _channel).strip(),
-        workers=b.get("workers", int, 4, _between(1, 256)),
+        channel=b.get("channel", str, "#deploys", channel_name).strip(),
+        workers=b.get("workers", int, 4, between(1, 256)),
         heartbeat_interval=b.duration("heartbeat_interval", 5.0, positive=True),
-        retention_days=float(b.get("retention_days", (int, float), 30, _between(1, 3660))),
+        retention_days=float(b.get("retention_days", (int, float), 30, between(1, 3660))),
     )
     b.finish()
 
@@ -106,17 +106,17 @@ def parse_config(
     h = root.table("ssh")
     ssh = SSHConfig(
         user=h.get("user", str, None),
-        port=h.get("port", int, 22, _port),
+        port=h.get("port", int, 22, port_number),
         identity_file=h.get("identity_file", str, None),
         known_hosts=h.get("known_hosts", str, None),
         accept_new_host_keys=h.get("accept_new_host_keys", bool, False),
         connect_timeout=h.duration("connect_timeout", 10.0, positive=True),
-        max_handshakes=h.get("max_handshakes", int, 10, _between(1, 1000)),
+        max_handshakes=h.get("max_handshakes", int, 10, between(1, 1000)),
         ssh_config=h.get("ssh_config", str, None),
         gateway=h.get("gateway", str, None),
-        sudo_password_env=h.get("sudo_password_env", str, None, _var_name),
+        sudo_password_env=h.get("sudo_password_env", str, None, env_var_name),
         keepalive=h.duration("keepalive", 15.0, positive=True),
-        keepalive_count_max=h.get("keepalive_count_max", int, 3, _between(1, 100)),
+        keepalive_count_max=h.get("keepalive_count_max", int, 3, between(1, 100)),
     )
     h.finish()
 
@@ -126,7 +126,7 @@ def parse_config(
         problems.add("environments", "at least one environment is required")
     for name, data in envs_table.data.items():
         envs_table.seen.add(name)
-        env = _parse_environment(name, _Table(data, f"environments.{name}", problems))
+        env = parse_environment(name, Table(data, f"environments.{name}", problems))
         if env is not None:
             environments[name] = env
     root.finish()

@@ -25,7 +25,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 MAX_DURATION = 366 * 86400.0
 
 
-class _Problems:
+class Problems:
     """Collects problems with their key paths."""
 
     def __init__(self) -> None:
@@ -79,10 +79,10 @@ def schema_path(path: str) -> str:
     return re.sub(r"\[\d+\]", "[]", path)
 
 
-class _Table:
+class Table:
     """A TOML table being read: typed getters that record problems, and unknown-key checks."""
 
-    def __init__(self, data: Any, path: str, problems: _Problems) -> None:
+    def __init__(self, data: Any, path: str, problems: Problems) -> None:
         self.path = path
         self.problems = problems
         if not isinstance(data, dict):
@@ -148,9 +148,9 @@ class _Table:
             return default
         return seconds
 
-    def table(self, name: str) -> _Table:
+    def table(self, name: str) -> Table:
         self.seen.add(name)
-        return _Table(self.data.get(name, {}), self.key(name), self.problems)
+        return Table(self.data.get(name, {}), self.key(name), self.problems)
 
     def finish(self, extra_known: tuple[str, ...] = ()) -> None:
         known = self.seen | set(extra_known)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.config.reader import _Problems, _Table
+from bot.config.reader import Problems, Table
 
 
-def _allowed_refs(t: _Table, p: _Problems) -> tuple[str, ...]:
+def parse_allowed_refs(t: Table, p: Problems) -> tuple[str, ...]:
     """Allowed-ref globs; a prefix must be one of branch:, tag:, sha: (git refs never hold ':')."""
     patterns = t.strings("allowed_refs")
     for i, pattern in enumerate(patterns):
@@ -19,7 +19,7 @@ def _allowed_refs(t: _Table, p: _Problems) -> tuple[str, ...]:
     return patterns
 
 
-def _tag_pattern(t: _Table, p: _Problems, env: str) -> str | None:
+def parse_tag_pattern(t: Table, p: Problems, env: str) -> str | None:
     """The deploy tag pattern, checked by rendering a tag name and its glob from it."""
     pattern = t.get("tag_pattern", str, None)
     if pattern is not None:

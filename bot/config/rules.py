@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 #: An environment variable name (secrets and DSNs are named, never written in the file).
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _positive(value: Any) -> str | None:
+def at_least_one(value: Any) -> str | None:
     return None if value >= 1 else "must be >= 1"
 
 
-def _between(low: float, high: float) -> Callable[[Any], str | None]:
+def between(low: float, high: float) -> Callable[[Any], str | None]:
     """A check that a number is within [low, high] (absurd values are typos, and overflow later)."""
 
     def check(value: Any) -> str | None:
@@ -33,7 +33,7 @@ def _between(low: float, high: float) -> Callable[[Any], str | None]:
     return check
 
 
-def _channel(value: Any) -> str | None:
+def channel_name(value: Any) -> str | None:
     text = value.strip()
     if not text:
         return "must not be empty (a channel name like '#deploys' or a channel id)"
@@ -42,9 +42,9 @@ def _channel(value: Any) -> str | None:
     return None
 
 
-def _var_name(value: Any) -> str | None:
-    return None if _VAR_NAME.match(value) else "must be an environment variable name (letters, digits and _)"
+def env_var_name(value: Any) -> str | None:
+    return None if VAR_NAME.match(value) else "must be an environment variable name (letters, digits and _)"
 
 
-def _port(value: Any) -> str | None:
+def port_number(value: Any) -> str | None:
     return None if 0 < value < 65536 else "must be a port number (1-65535)"

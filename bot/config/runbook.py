@@ -8,14 +8,14 @@ from __future__ import annotations
 import re
 
 from bot.config.quoting import quoted_placeholders
-from bot.config.reader import _Table
-from bot.config.rules import _port, _positive
+from bot.config.reader import Table
+from bot.config.rules import at_least_one, port_number
 from runners.base import Host, Step
 from runners.strategy import Strategy
 from runners.template import unknown_placeholders
 
 
-def _parse_hosts(t: _Table) -> tuple[Host, ...]:
+def parse_hosts(t: Table) -> tuple[Host, ...]:
     t.seen.add("hosts")
     raw = t.data.get("hosts", [])
     if not isinstance(raw, list):
@@ -27,7 +27,7 @@ def _parse_hosts(t: _Table) -> tuple[Host, ...]:
         if isinstance(item, str) and item.strip():
             hosts.append(Host(name=item, address=item))
         elif isinstance(item, dict):
-            h = _Table(item, path, t.problems)
+            h = Table(item, path, t.problems)
             name = h.get("name", str, None)
             address = h.get("address", str, None) or name
             if not name:
@@ -38,7 +38,7 @@ def _parse_hosts(t: _Table) -> tuple[Host, ...]:
                 Host(
                     name=name,
                     address=address or name,
-                    port=h.get("port", int, None, _port),
+                    port=h.get("port", int, None, port_number),
                     user=h.get("user", str, None),
                     roles=h.strings("roles"),
                     gateway=h.get("gateway", str, None),
@@ -55,7 +55,7 @@ def _parse_hosts(t: _Table) -> tuple[Host, ...]:
     return tuple(hosts)
 
 
-def _parse_strategy(s: _Table) -> Strategy:
+def parse_strategy(s: Table) -> Strategy:
     kind = s.get("kind", str, "parallel")
     if kind not in ("parallel", "sequential", "canary"):
         s.problems.add(s.key("kind"), "must be 'parallel', 'sequential' or 'canary'")
@@ -75,8 +75,8 @@ def _parse_strategy(s: _Table) -> Strategy:
             batch_percent = int(m.group(1))
     strategy = Strategy(
         kind=kind,
-        max_parallel=s.get("max_parallel", int, 10, _positive),
-        canary=s.get("canary", int, 1, _positive),
+        max_parallel=s.get("max_parallel", int, 10, at_least_one),
+        canary=s.get("canary", int, 1, at_least_one),
         batch_size=batch_size,
         batch_percent=batch_percent,
         pause=s.duration("pause", 0.0),
@@ -85,14 +85,14 @@ def _parse_strategy(s: _Table) -> Strategy:
     return strategy
 
 
-def _parse_steps(
-    st: _Table, stage: str, known_vars: tuple[str, ...], default_timeout: float | None
+def parse_steps(
+    st: Table, stage: str, known_vars: tuple[str, ...], default_timeout: float | None
 ) -> tuple[Step, ...]:
     raw = st.get(stage, list, [])
     steps: list[Step] = []
     for i, item in enumerate(raw):
         path = f"{st.key(stage)}[{i}]"
-        s = _Table(item, path, st.problems)
+        s = Table(item, path, st.problems)
         name = s.get("name", str, None)
         command = s.get("run", str, None)
         for key in ("name", "run"):  # a value of the wrong type is already reported by get()

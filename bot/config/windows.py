@@ -10,13 +10,11 @@ import datetime as dt
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from bot.config.reader import _Table
+from bot.config.reader import Table
 from bot.domain.windows import Freeze, parse_freeze
 
-_FREEZE_KEYS = ("start", "end", "reason")
 
-
-def _freeze_bound(f: _Table, name: str) -> str | None:
+def _freeze_bound(f: Table, name: str) -> str | None:
     """A freeze bound as ISO text: a string, or a TOML date / date-time literal."""
     f.seen.add(name)
     f.key(name)
@@ -35,7 +33,7 @@ def _freeze_bound(f: _Table, name: str) -> str | None:
     return None
 
 
-def _parse_freezes(t: _Table, tz: ZoneInfo) -> tuple[tuple[Mapping[str, str], ...], tuple[Freeze, ...]]:
+def parse_freezes(t: Table, tz: ZoneInfo) -> tuple[tuple[Mapping[str, str], ...], tuple[Freeze, ...]]:
     """`freezes`: validated at load time, kept as ISO text and as parsed `Freeze` periods."""
     raw = t.get("freezes", list, [])
     texts: list[Mapping[str, str]] = []
@@ -47,7 +45,7 @@ def _parse_freezes(t: _Table, tz: ZoneInfo) -> tuple[tuple[Mapping[str, str], ..
                 path, 'must be a table like { start = 2026-12-21, end = 2027-01-03, reason = "holidays" }'
             )
             continue
-        f = _Table(item, path, t.problems)
+        f = Table(item, path, t.problems)
         start = _freeze_bound(f, "start")
         end = _freeze_bound(f, "end")
         reason = f.get("reason", str, "deploy freeze").strip() or "deploy freeze"
