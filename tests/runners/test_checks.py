@@ -15,7 +15,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from bot.config import parse_check
+from bot.config.checks import parse_check
 from runners.checks.core import (
     Check,
     CheckResult,
