@@ -194,7 +194,7 @@ def test_every_relative_link_in_the_readme_and_docs_exists() -> None:
 
 
 def test_the_readme_documents_the_environment_the_cli_reads() -> None:
-    sources = ("bot/app/cli.py", "bot/config/load.py", "bot/app/serve.py", "bot/ops/logs.py")
+    sources = ("bot/app/cli.py", "bot/config/service.py", "bot/app/serve.py", "bot/ops/logs.py")
     names = set()
     for source in sources:
         names |= set(re.findall(r"environ(?:\.get\(|\[)\"([A-Z][A-Z0-9_]+)\"", (ROOT / source).read_text()))

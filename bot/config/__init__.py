@@ -5,9 +5,10 @@ problem with its key path (`environments.prod.approvals.required: must be >= 1`)
 never in the file: steps name environment variables in `secrets`, checks name DSN variables.
 
 This is the package's face: code outside `bot.config` imports from here. Inside, `schema`
-holds the dataclasses, `reader` the one TOML-table reader, `load` the top level, `environment`
-(with `runbook`, `windows`, `refs` and `checks`) the environment tables, `warnings` what loads
-but looks wrong, and `quoting` the shell-quote scanner.
+holds the dataclasses, `reader` the one TOML-table reader (with `rules`, its value checks),
+`load` the top level, `service` the `[bot]`, `[slack]`, `[repo]` and `[ssh]` tables,
+`environment` (with `runbook`, `windows`, `refs` and `checks`) the environment tables,
+`warnings` what loads but looks wrong, and `quoting` the shell-quote scanner.
 """
 
 from __future__ import annotations
