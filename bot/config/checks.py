@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
-from bot.config.reader import Problems
+from bot.config.reader import Problems, Table
 from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
 
 #: Keys every check table may have, and the keys of each check type (config validation uses them).
@@ -282,3 +282,26 @@ def _untyped_check_keys(raw: Any, path: str, problems: Problems) -> None:
                 hint = ["type"]
             suffix = f"; did you mean '{hint[0]}'?" if hint else ""
             problems.add(f"{path}.{key}", f"unknown key{suffix}")
+
+
+def parse_checks(t: Table, monitor_checks: tuple[str, ...]) -> tuple[tuple[Check, ...], tuple[str, ...]]:
+    """An environment's `checks` and `smoke_checks`; names in `smoke_checks` and `monitor.checks`
+    must be defined, and no name twice."""
+    p = t.problems
+    checks: list[Check] = []
+    for i, raw_check in enumerate(t.get("checks", list, [])):
+        check_path = f"{t.key('checks')}[{i}]"
+        _untyped_check_keys(raw_check, check_path, p)
+        check, check_problems = parse_check(raw_check, check_path)
+        p.extend(check_problems)
+        if check is not None:
+            checks.append(check)
+    check_names = [c.name for c in checks]
+    for dup in sorted({n for n in check_names if check_names.count(n) > 1}):
+        p.add(t.key("checks"), f"check {dup!r} is defined twice")
+    smoke_checks = t.strings("smoke_checks")
+    for key, names in (("smoke_checks", smoke_checks), ("monitor.checks", monitor_checks)):
+        for name_ in names:
+            if name_ not in check_names:
+                p.add(t.key(key), f"no check named {name_!r} (defined: {', '.join(check_names) or 'none'})")
+    return tuple(checks), smoke_checks

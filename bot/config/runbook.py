@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from bot.config.quoting import quoted_placeholders
-from bot.config.reader import Table
+from bot.config.reader import Table, parse_duration
 from bot.config.rules import at_least_one, port_number
+from bot.config.schema import DEFAULT_SSH_STEP_TIMEOUT, STAGES
 from runners.base import Host, Step
 from runners.strategy import Strategy
 from runners.template import unknown_placeholders
 
 
 def parse_hosts(t: Table) -> tuple[Host, ...]:
+    """`hosts`: names, or tables with name/address/port/user/roles/gateway; at least one, no twice."""
     t.seen.add("hosts")
     raw = t.data.get("hosts", [])
     if not isinstance(raw, list):
@@ -56,6 +59,7 @@ def parse_hosts(t: Table) -> tuple[Host, ...]:
 
 
 def parse_strategy(s: Table) -> Strategy:
+    """`[strategy]`: parallel, sequential or canary, with batch size (hosts or a percentage) and pause."""
     kind = s.get("kind", str, "parallel")
     if kind not in ("parallel", "sequential", "canary"):
         s.problems.add(s.key("kind"), "must be 'parallel', 'sequential' or 'canary'")
@@ -85,9 +89,44 @@ def parse_strategy(s: Table) -> Strategy:
     return strategy
 
 
+def parse_step_timeout(t: Table, backend: str) -> float | None:
+    """`step_timeout`: none for local environments unless set; SSH ones always get one."""
+    step_timeout = t.duration("step_timeout", 0.0) or None
+    if step_timeout is None and backend == "ssh":
+        if _is_zero(t.data.get("step_timeout")):
+            t.problems.add(
+                t.key("step_timeout"),
+                "must be > 0 for an ssh environment: a step with no timeout can hang forever",
+            )
+        step_timeout = DEFAULT_SSH_STEP_TIMEOUT
+    return step_timeout
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return value is not None and parse_duration(value) == 0
+    except ValueError:
+        return False
+
+
+def parse_stages(
+    st: Table, known_vars: tuple[str, ...], default_timeout: float | None
+) -> dict[str, tuple[Step, ...]]:
+    """`[steps]`: the steps of each stage; a deploy needs at least one deploy step."""
+    steps: dict[str, tuple[Step, ...]] = {}
+    for stage in STAGES:
+        steps[stage] = parse_steps(st, stage, known_vars, default_timeout)
+    st.finish()
+    if not steps["deploy"]:
+        st.problems.add(f"{st.path}.deploy", "at least one deploy step is required")
+    return steps
+
+
 def parse_steps(
     st: Table, stage: str, known_vars: tuple[str, ...], default_timeout: float | None
 ) -> tuple[Step, ...]:
+    """The steps of one stage: `name` and `run` required, `run` checked for unknown and quoted
+    placeholders, `timeout` defaulting to the environment's step timeout."""
     raw = st.get(stage, list, [])
     steps: list[Step] = []
     for i, item in enumerate(raw):

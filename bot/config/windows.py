@@ -1,4 +1,4 @@
-"""When deploys may run: `freezes` (and, with the split, time zone and `windows`), parsed at load time.
+"""When deploys may run: the `timezone`, deploy `windows` and `freezes`, parsed at load time.
 
 Named after `bot.domain.windows`, which owns the rules; this module only reads the tables and
 reports each problem with its key path.
@@ -8,10 +8,33 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.config.reader import Table
-from bot.domain.windows import Freeze, parse_freeze
+from bot.domain.windows import Freeze, Window, parse_freeze, parse_window
+
+
+def parse_timezone(t: Table) -> str:
+    """`timezone`: a zone name the system knows; UTC when unset or unknown."""
+    timezone: str = t.get("timezone", str, "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        t.problems.add(t.key("timezone"), f"unknown time zone {timezone!r}")
+        timezone = "UTC"
+    return timezone
+
+
+def parse_windows(t: Table) -> tuple[tuple[str, ...], tuple[Window, ...]]:
+    """`windows`: as written and as parsed `Window`s (each bad one reported with its index)."""
+    windows = t.strings("windows")
+    deploy_windows: list[Window] = []
+    for i, text in enumerate(windows):
+        try:
+            deploy_windows.append(parse_window(text))
+        except ValueError as exc:
+            t.problems.add(f"{t.key('windows')}[{i}]", str(exc))
+    return windows, tuple(deploy_windows)
 
 
 def _freeze_bound(f: Table, name: str) -> str | None:
