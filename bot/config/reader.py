@@ -10,19 +10,19 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from bot.config.schema import STAGES
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
-
-
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 #: The longest duration any key accepts (a year): beyond it timers overflow, and it is a typo.
 MAX_DURATION = 366 * 86400.0
+#: The type of a getter's default (`duration(..., None)` may return None).
+D = TypeVar("D")
 
 
 class Problems:
@@ -67,8 +67,6 @@ def parse_duration(value: Any) -> float:
 #: Every key the loader reads, as a schema path (`environments.<env>.steps.<stage>[].run`).
 #: Filled while parsing; the docs test checks each one is documented in docs/CONFIG.md.
 KNOWN_KEYS: set[str] = set()
-
-
 _STAGE_RE = re.compile(r"\.steps\.(?:" + "|".join(STAGES) + r")\b")
 
 
@@ -80,21 +78,37 @@ def schema_path(path: str) -> str:
 
 
 class Table:
-    """A TOML table being read: typed getters that record problems, and unknown-key checks."""
+    """A TOML table being read: typed getters that record problems, and unknown-key checks.
 
-    def __init__(self, data: Any, path: str, problems: Problems) -> None:
+    Config sections use `get`, `strings`, `duration` and `table`: a wrong type is reported with
+    what was found (`must be a string, not an integer`). Check tables use the short getters
+    (`string`, `integer`, `boolean`, `choice`), whose shorter wording they always had. Both
+    read durations the same way. With `record_keys`, each key read is added to `KNOWN_KEYS`.
+    """
+
+    def __init__(self, data: Any, path: str, problems: Problems, *, record_keys: bool = True) -> None:
         self.path = path
         self.problems = problems
-        if not isinstance(data, dict):
+        self.record_keys = record_keys
+        if not isinstance(data, Mapping):
             problems.add(path, "must be a table")
             data = {}
-        self.data: dict[str, Any] = data
+        self.data: Mapping[str, Any] = data
         self.seen: set[str] = set()
 
     def key(self, name: str) -> str:
-        full = f"{self.path}.{name}" if self.path else name
-        KNOWN_KEYS.add(schema_path(full))
+        """The key path of `name` in this table (recorded in `KNOWN_KEYS`)."""
+        full = self._path(name)
+        if self.record_keys:
+            KNOWN_KEYS.add(schema_path(full))
         return full
+
+    def _path(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, message: str) -> None:
+        """Record a problem at `name` (any key, known or not: it is not recorded as read)."""
+        self.problems.add(self._path(name), message)
 
     def get(
         self,
@@ -103,6 +117,8 @@ class Table:
         default: Any,
         check: Callable[[Any], str | None] | None = None,
     ) -> Any:
+        """The value of `name` if it is of `kind` and passes `check` (a rule returning a problem
+        or None); else the problem is recorded and `default` returned. `default` when absent."""
         self.seen.add(name)
         self.key(name)
         if name not in self.data:
@@ -122,6 +138,7 @@ class Table:
         return value
 
     def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of non-empty strings (each bad item reported with its index and left out)."""
         value = self.get(name, list, None)
         if value is None:
             return default
@@ -133,7 +150,8 @@ class Table:
                 self.problems.add(f"{self.key(name)}[{i}]", "must be a non-empty string")
         return tuple(out)
 
-    def duration(self, name: str, default: float, *, positive: bool = False) -> float:
+    def duration(self, name: str, default: D, *, positive: bool = False) -> float | D:
+        """A duration in seconds (see `parse_duration`); with `positive`, 0 is refused too."""
         self.seen.add(name)
         self.key(name)
         if name not in self.data:
@@ -149,10 +167,12 @@ class Table:
         return seconds
 
     def table(self, name: str) -> Table:
+        """The sub-table `name` (an empty one when absent), reporting to the same problems."""
         self.seen.add(name)
-        return Table(self.data.get(name, {}), self.key(name), self.problems)
+        return Table(self.data.get(name, {}), self.key(name), self.problems, record_keys=self.record_keys)
 
     def finish(self, extra_known: tuple[str, ...] = ()) -> None:
+        """Report every key of the table that was not read (with a close match as a hint)."""
         known = self.seen | set(extra_known)
         for name in self.data:
             if name not in known:
@@ -160,6 +180,60 @@ class Table:
                 suffix = f"; did you mean '{hint[0]}'?" if hint else ""
                 path = f"{self.path}.{name}" if self.path else name  # not self.key(): not a known key
                 self.problems.add(path, f"unknown key{suffix}")
+
+    # -- the short getters of check tables ---------------------------------------------------
+    def _read(self, name: str) -> tuple[bool, Any]:
+        """Mark `name` read; `(present, value)`."""
+        self.seen.add(name)
+        self.key(name)
+        return name in self.data, self.data.get(name)
+
+    def string(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
+        """A string; `required`: present and not blank."""
+        present, value = self._read(name)
+        if not present:
+            if required:
+                self.problem(name, "required")
+            return default
+        if not isinstance(value, str):
+            self.problem(name, "must be a string")
+            return default
+        if required and not value.strip():
+            self.problem(name, "must not be empty")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        """An integer within [low, high]."""
+        present, value = self._read(name)
+        if not present:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(name, "must be an integer")
+            return default
+        if not low <= value <= high:
+            self.problem(name, f"must be between {low} and {high}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        """true or false."""
+        present, value = self._read(name)
+        if not present:
+            return default
+        if not isinstance(value, bool):
+            self.problem(name, "must be true or false")
+            return default
+        return value
+
+    def choice(self, name: str, choices: Sequence[str], default: str) -> str:
+        """One of `choices` (a value that is not a string is reported as such, once)."""
+        value = self.string(name, default=default)
+        if value is None or value not in choices:
+            if name in self.data and isinstance(self.data[name], str):
+                self.problem(name, f"must be one of: {', '.join(choices)}")
+            return default
+        return value
 
 
 def _type_name(kind: type) -> str:
