@@ -17,8 +17,6 @@ from bot.config.schema import STAGES
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
 #: The longest duration any key accepts (a year): beyond it timers overflow, and it is a typo.
 MAX_DURATION = 366 * 86400.0
 #: The type of a getter's default (`duration(..., None)` may return None).

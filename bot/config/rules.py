@@ -15,6 +15,7 @@ VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def at_least_one(value: Any) -> str | None:
+    """A count of at least one (canary hosts, parallel hosts)."""
     return None if value >= 1 else "must be >= 1"
 
 
@@ -34,6 +35,7 @@ def between(low: float, high: float) -> Callable[[Any], str | None]:
 
 
 def channel_name(value: Any) -> str | None:
+    """One Slack channel name or id: not blank, no spaces, at most 80 characters."""
     text = value.strip()
     if not text:
         return "must not be empty (a channel name like '#deploys' or a channel id)"
@@ -43,8 +45,10 @@ def channel_name(value: Any) -> str | None:
 
 
 def env_var_name(value: Any) -> str | None:
+    """The name of an environment variable (letters, digits and `_`)."""
     return None if VAR_NAME.match(value) else "must be an environment variable name (letters, digits and _)"
 
 
 def port_number(value: Any) -> str | None:
+    """A TCP port, 1-65535."""
     return None if 0 < value < 65536 else "must be a port number (1-65535)"

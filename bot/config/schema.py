@@ -16,9 +16,8 @@ from runners.base import Host, Step
 from runners.checks.core import Check
 from runners.strategy import Strategy
 
+#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`.
 STAGES = ("pre_deploy", "deploy", "verify", "rollback")
-
-
 #: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a
 #: timeout could hang a deploy forever (a dead host, a prompt waiting for input).
 DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0

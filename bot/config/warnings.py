@@ -6,14 +6,15 @@ bot runs in, so they never stop a load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-from bot.config.schema import SSHConfig
+from bot.config.schema import Environment, SSHConfig
 from runners.redact import MIN_SECRET_LENGTH, weak_secrets
 
 
-def ssh_warnings(ssh: SSHConfig, environments: Any, environ: Mapping[str, str]) -> list[str]:
+def ssh_warnings(
+    ssh: SSHConfig, environments: Iterable[Environment], environ: Mapping[str, str]
+) -> list[str]:
     """What will stop SSH environments at run time although the file itself is valid."""
     uses_ssh = [env.name for env in environments if env.backend == "ssh"]
     out = []
@@ -27,7 +28,7 @@ def ssh_warnings(ssh: SSHConfig, environments: Any, environ: Mapping[str, str]) 
     return out
 
 
-def secret_warnings(environments: Any, environ: Mapping[str, str]) -> list[str]:
+def secret_warnings(environments: Iterable[Environment], environ: Mapping[str, str]) -> list[str]:
     """Warnings for secrets whose value (set in `environ`) is too short to be redacted safely.
 
     Values come from the environment, so this can only be judged where the bot runs; the
