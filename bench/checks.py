@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runners.checks.core import HttpCheck, run_check, run_checks
+from runners.checks import HttpCheck, run_check, run_checks
 from tests.support.healthapp import HealthApp
 
 TARGET_RATIO = 10.0

@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from bot.config import Config
-from bot.engine.engine import Engine
+from bot.engine import Engine
 
 log = logging.getLogger("gonogo.serve")
 

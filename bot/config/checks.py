@@ -17,7 +17,8 @@ from typing import Any, Literal
 import httpx
 
 from bot.config.reader import D, Problems, Table
-from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
+from runners.checks import HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
+from runners.checks import NUMBER_RE as _NUMBER_RE
 
 #: Keys every check table may have, and the keys of each check type (config validation uses them).
 CHECK_COMMON_KEYS = frozenset({"name", "type"})

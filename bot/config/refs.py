@@ -26,8 +26,8 @@ def parse_tag_pattern(t: Table, env: str) -> str | None:
     """The deploy tag pattern, checked by rendering a tag name and its glob from it."""
     pattern = t.get("tag_pattern", str, None)
     if pattern is not None:
-        # imported here, as before the split: a config without tag_pattern never loads GitPython
-        from bot.source.mirror import InvalidRef, next_tag_name, tag_glob
+        # imported on use, as before the split (bot.source loads GitPython only when asked)
+        from bot.source import InvalidRef, next_tag_name, tag_glob
 
         try:
             next_tag_name(pattern, env, 1)

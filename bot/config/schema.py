@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.domain.windows import Freeze, Window
 from runners.base import Host, Step
-from runners.checks.core import Check
+from runners.checks import Check
 from runners.strategy import Strategy
 
 #: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`.
