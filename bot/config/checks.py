@@ -220,7 +220,7 @@ def _parse_command(r: Table, name: str) -> CommandCheck | None:
 def _untyped_check_keys(raw: Any, path: str, problems: Problems) -> None:
     """Keys no check type knows, reported even when `type` is missing or wrong (the check
     parser judges keys only once it knows the type)."""
-    if not isinstance(raw, dict) or raw.get("type") in CHECK_KEYS:
+    if not isinstance(raw, dict) or (isinstance(raw.get("type"), str) and raw["type"] in CHECK_KEYS):
         return
     known = set(CHECK_COMMON_KEYS).union(*CHECK_KEYS.values())
     for key in raw:
