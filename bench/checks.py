@@ -93,7 +93,7 @@ def measure_failure_to_rollback() -> float | None:
     import tomllib
     from pathlib import Path
 
-    from bot.config.load import parse_config
+    from bot.config import parse_config
     from bot.engine.engine import Engine
     from bot.store.sqlite import SqliteStore
     from tests.support.recording import RecordingChat

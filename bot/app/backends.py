@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from runners.base import Backend
 
 if TYPE_CHECKING:

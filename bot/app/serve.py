@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from bot.config.load import Config
+from bot.config import Config
 from bot.engine import Engine
 
 log = logging.getLogger("gonogo.serve")

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.app.backends import backend_factory
 from bot.chat.base import Chat
-from bot.config.load import Config
+from bot.config import Config
 from bot.engine import Engine
 from bot.source import NullResolver, RefResolver
 

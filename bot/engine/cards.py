@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import STATE_ICON, Deployment, Lock, State

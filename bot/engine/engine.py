@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.chat.base import Chat, Directory, StaticDirectory
-from bot.config.load import Config
+from bot.config import Config
 from bot.domain.card import Card
 from bot.domain.deployment import FINAL_STATES, Deployment, Lock, State
 from bot.domain.errors import Refused

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NoReturn
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.domain.deployment import Deployment, Event, EventRecord, IllegalTransition, State, transition
 from bot.domain.errors import Refused
 from bot.engine.port import Change, TransitionHook

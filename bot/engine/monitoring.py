@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.durations import format_duration
 from bot.engine.failures import Failures

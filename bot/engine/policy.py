@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.chat.base import Directory
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment
 from bot.domain.windows import check_window, format_next_open
 

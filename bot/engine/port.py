@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import NoReturn, Protocol
 
 from bot.chat.base import MessageRef
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.card import Button, Card
 from bot.domain.deployment import Deployment, Event, State
 from bot.store.base import Schedule

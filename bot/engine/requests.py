@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.chat.base import Directory
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment, Event, EventRecord
 from bot.domain.details import Details
 from bot.domain.errors import Refused

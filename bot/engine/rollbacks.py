@@ -10,7 +10,7 @@ and the sign-off's ROLL BACK.
 from __future__ import annotations
 
 from bot.chat.base import Directory
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment, Event, EventRecord, State
 from bot.domain.details import Details
 from bot.domain.errors import Refused

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State

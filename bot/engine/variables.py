@@ -6,7 +6,7 @@ live under `deploy_to`) is `runners.release.ReleaseLayout`'s.
 
 from __future__ import annotations
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.domain.deployment import Deployment
 from runners.release import ReleaseLayout
 

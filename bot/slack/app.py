@@ -43,7 +43,7 @@ from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 from slack_bolt.middleware import Middleware
 from slack_sdk.signature import SignatureVerifier
 
-from bot.config.load import Config
+from bot.config import Config
 from bot.domain.actions import Action
 from bot.engine.engine import Engine, Refused
 from bot.slack.blocks import unescape

@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.source.base import RefError, Resolution
 from bot.source.changelog import changelog_lines, changelog_note, changelog_warnings
 from bot.source.errors import GitError

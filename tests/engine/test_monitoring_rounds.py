@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.domain.deployment import Deployment, EventRecord, State
 from bot.engine.ledger import Ledger
 from bot.engine.monitoring import ROUND, Monitoring

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import Config, parse_config
+from bot.config import Config, parse_config
 from bot.domain.deployment import Event, State, transition
 from bot.domain.details import Cursor
 from bot.engine.engine import Engine, Refused

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import State
 from bot.domain.details import Cursor
 from bot.store.sqlite import SqliteStore

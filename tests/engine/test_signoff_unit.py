@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.chat.base import StaticDirectory
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.domain.deployment import Deployment, EventRecord, State
 from bot.domain.errors import Refused
 from bot.engine.ledger import Ledger

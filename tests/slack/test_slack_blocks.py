@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import Approval, Deployment, Lock, State
 from bot.domain.details import Details, Signoff

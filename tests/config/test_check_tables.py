@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import pytest
 
-from bot.config.checks import parse_check
+from bot.config import parse_check
 from runners.checks import CommandCheck, HttpCheck, SqlCheck
 
 # --------------------------------------------------------------------------- parsing
@@ -111,3 +111,27 @@ def test_parse_command_check() -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_check_type_that_is_not_a_string_is_a_problem_not_a_crash() -> None:
+    for bad in (["http"], {"kind": "http"}):
+        check, problems = parse_check({"name": "x", "type": bad}, P)
+        assert check is None and problems == [f"{P}.type: must be one of: http, sql, command"]
+
+
+def test_a_config_whose_check_type_is_a_list_gets_a_problem_with_its_path() -> None:
+    from bot.config import ConfigError, parse_config
+
+    raw = {
+        "environments": {
+            "x": {
+                "backend": "local",
+                "hosts": ["localhost"],
+                "steps": {"deploy": [{"name": "d", "run": "true"}]},
+                "checks": [{"name": "c", "type": ["http"]}],
+            }
+        }
+    }
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, environ={})
+    assert "environments.x.checks[0].type: must be one of: http, sql, command" in err.value.problems
