@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runners.checks import HttpCheck, run_check, run_checks
+from tests.support.engines import make_engine
 from tests.support.healthapp import HealthApp
 
 TARGET_RATIO = 10.0
@@ -94,7 +95,6 @@ def measure_failure_to_rollback() -> float | None:
     from pathlib import Path
 
     from bot.config import parse_config
-    from bot.engine.engine import Engine
     from bot.store.sqlite import SqliteStore
     from tests.support.recording import RecordingChat
 
@@ -122,7 +122,7 @@ type = "http"
 url = "{app.url}/health"
 """
         config = parse_config(tomllib.loads(text), source=Path(tmp) / "c.toml", environ={})
-        engine = Engine(config, SqliteStore(Path(tmp) / "db"), RecordingChat())
+        engine = make_engine(config, SqliteStore(Path(tmp) / "db"), RecordingChat())
         engine.start()
         try:
             for ref in ("v1", "v2"):

@@ -76,10 +76,10 @@ class Engine:
         store: Store,
         chat: Chat,
         *,
+        backends: BackendFactory,
         clock: Clock | None = None,
         directory: Directory | None = None,
         resolver: RefResolver | None = None,
-        backends: BackendFactory | None = None,
         workers: int | None = None,
         leadership: Callable[[Callable[[], None], Callable[[], None]], Leadership] | None = None,
         retention_days: float | None = None,
@@ -90,7 +90,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.directory = directory or StaticDirectory()
         self.resolver = resolver or NullResolver()
-        self.backends = backends or _default_backends(config)
+        self.backends = backends
         self.scheduler = Scheduler(store, self.clock)
         self.retention_days = config.bot.retention_days if retention_days is None else retention_days
         self._leader = (
@@ -309,13 +309,6 @@ class Engine:
     def signoff(self, user: str, channel: str, env: str) -> Deployment:
         """Post the sign-off card for what `env` runs now."""
         return self.signoffs.request(user, channel, env)
-
-
-def _default_backends(config: Config) -> BackendFactory:
-    """Backends by environment when the composition root gives none (see `bot.app.backends`)."""
-    from bot.app.backends import backend_factory
-
-    return backend_factory(config)
 
 
 __all__ = ["Engine", "EnvStatus", "Leadership", "Refused"]

@@ -24,9 +24,10 @@ from bot.config import (
     quoted_placeholders,
 )
 from bot.domain.windows import Freeze, Window
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +88,7 @@ def freeze_engine(tmp_path: Path) -> Iterator[tuple[Engine, FakeClock]]:
         tomllib.loads(FREEZE_CONFIG.format(data=tmp_path)), source=tmp_path / "c.toml", environ={}
     )
     clock = FakeClock(datetime(2026, 12, 22, 10, 0, tzinfo=UTC))
-    engine = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat(), clock=clock)
+    engine = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat(), clock=clock)
     engine.start(run_scheduler=False)
     yield engine, clock
     engine.shutdown()

@@ -21,8 +21,8 @@ from bot.config import parse_config
 from bot.console.chat import ConsoleChat
 from bot.console.repl import Console, split_target
 from bot.domain.deployment import State
-from bot.engine.engine import Engine
 from bot.store.sqlite import SqliteStore
+from tests.support.engines import make_engine
 
 CONFIG = """
 [bot]
@@ -50,7 +50,7 @@ def console(tmp_path: Path) -> Iterator[Console]:
         tomllib.loads(CONFIG.format(data=tmp_path / "data")), source=tmp_path / "c.toml", environ={}
     )
     chat = ConsoleChat(out=io.StringIO(), channel="#deploys")
-    engine = Engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
+    engine = make_engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
     engine.start(run_scheduler=False)
     yield Console(engine, chat, channel="#deploys")
     engine.shutdown(wait=True, grace=5)

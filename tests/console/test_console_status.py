@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from bot.config import parse_config
 from bot.console.chat import ConsoleChat
 from bot.console.repl import Console
 from bot.domain.deployment import Deployment, Lock, State
-from bot.engine.engine import Engine, EnvStatus
+from bot.engine import EnvStatus
 from bot.store.sqlite import SqliteStore
 from commands import views
+from tests.support.engines import make_engine, wait_for
 from tests.support.healthapp import HealthApp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def console(tmp_path: Path, app: HealthApp) -> Iterator[Console]:
     text = CONFIG.format(data=tmp_path / "data", url=app.health_url)
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     chat = ConsoleChat(out=io.StringIO(), channel="#deploys")
-    engine = Engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
+    engine = make_engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
     engine.start()
     yield Console(engine, chat, channel="#deploys")
     engine.shutdown(wait=True, grace=5)
@@ -87,15 +87,6 @@ def reply(console: Console, line: str) -> str:
     before = len(out.getvalue())
     console.execute(line)
     return out.getvalue()[before:]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def rounds_done(console: Console, deployment_id: int) -> int:

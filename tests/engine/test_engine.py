@@ -11,8 +11,9 @@ import pytest
 
 from bot.config import Config, parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 CONFIG = """
@@ -46,7 +47,7 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def engine(config: Config, tmp_path: Path, chat: RecordingChat) -> Engine:
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     yield e
     e.shutdown()
 
@@ -196,7 +197,7 @@ def test_automatic_lock_needs_a_reason_to_unlock(engine: Engine) -> None:
 
 def test_pending_deployment_survives_a_restart(config: Config, tmp_path: Path) -> None:
     chat1 = RecordingChat()
-    e1 = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat1)
+    e1 = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat1)
     d = e1.request_deploy("alice", "#d", "staging", "v1")
     e1.tick_all("bob", d.id)
     e1.approve("bob", d.id)
@@ -204,7 +205,7 @@ def test_pending_deployment_survives_a_restart(config: Config, tmp_path: Path) -
     e1.store.close()
 
     chat2 = RecordingChat()
-    e2 = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat2)
+    e2 = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat2)
     e2.start()
     assert chat2.of_kind("update")[0].card.deployment_id == d.id
     e2.approve("carol", d.id)
@@ -246,7 +247,7 @@ def test_a_card_that_cannot_be_posted_cancels_the_request_with_a_reason(
         def post_card(self, channel: str, card: object) -> None:  # type: ignore[override]
             return None  # e.g. Slack's not_in_channel
 
-    engine = Engine(config, SqliteStore(tmp_path / "db.sqlite"), Mute())
+    engine = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), Mute())
     try:
         with pytest.raises(
             Refused, match=r"could not post the card in #private .*invited.*cancelled, nothing ran"

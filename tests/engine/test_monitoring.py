@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +12,11 @@ import pytest
 
 from bot.config import Config, load_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine
+from bot.engine import Engine
 from bot.store.base import CheckRecord
 from bot.store.sqlite import SqliteStore
 from tests.conftest import free_port, stop_demo_app, write_demo_config
+from tests.support.engines import make_engine, wait_for
 from tests.support.healthapp import HealthApp
 from tests.support.recording import RecordingChat
 
@@ -41,15 +42,6 @@ def demo(tmp_path: Path, *, monitor: str = "", checks: str = CHECKS) -> Config:
     return load_config(path, environ={})
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
 def engines(tmp_path: Path) -> Iterator[list[Engine]]:
     made: list[Engine] = []
@@ -60,7 +52,7 @@ def engines(tmp_path: Path) -> Iterator[list[Engine]]:
 
 
 def start(config: Config, tmp_path: Path, engines: list[Engine], chat: RecordingChat | None = None) -> Engine:
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat or RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat or RecordingChat())
     e.start()
     engines.append(e)
     return e
@@ -196,7 +188,7 @@ def stop_after_the_first_round(tmp_path: Path, engines: list[Engine]) -> tuple[C
         ),
     )
     # No timers in the first bot: round 1 is fired by hand, so nothing else can run meanwhile.
-    first = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    first = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     first.start(run_scheduler=False)
     d = ship(first, "v1")
     assert first.scheduler.run_due(datetime.now(UTC) + timedelta(seconds=0.6)) == 1

@@ -15,10 +15,11 @@ import pytest
 
 from bot.config import Config, parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock
 from commands.handlers import Context, handle_action, handle_text
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 CONFIG = """
@@ -61,7 +62,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def engine(config: Config, tmp_path: Path, clock: FakeClock, chat: RecordingChat) -> Engine:
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat, clock=clock)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat, clock=clock)
     e.start(run_scheduler=False)  # timed work is fired by hand with scheduler.run_due()
     yield e
     e.shutdown()

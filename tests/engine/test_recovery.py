@@ -17,8 +17,8 @@ import pytest
 
 from bot.config import parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine
 from bot.store import open_store
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 from tests.support.stores import STORE_BACKENDS
 
@@ -40,14 +40,14 @@ CHILD = """
 import sys, time, tomllib
 from pathlib import Path
 from bot.config import parse_config
-from bot.engine.engine import Engine
 from bot.store import open_store
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 from tests.support.stores import STORE_BACKENDS
 
 data = Path(sys.argv[1])
 config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={{}})
-engine = Engine(config, open_store(sys.argv[3]), RecordingChat())
+engine = make_engine(config, open_store(sys.argv[3]), RecordingChat())
 engine.start()
 d = engine.request_deploy("alice", "#d", "prod", "v1")
 engine.approve("bob", d.id)
@@ -93,7 +93,7 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, s
 
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     chat = RecordingChat()
-    engine = Engine(config, open_store(store_url), chat)
+    engine = make_engine(config, open_store(store_url), chat)
     try:
         d = engine.store.deployments("prod")[0]
         assert d.state == State.RUNNING  # nothing recorded before the crash was lost

@@ -20,9 +20,10 @@ import pytest
 
 from bot.config import Config, parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.store.postgres import PostgresStore
 from bot.timing.leader import leadership_for
+from tests.support.engines import make_engine
 from tests.support.healthapp import HealthApp
 from tests.support.pgfixtures import DisposablePostgresStore
 from tests.support.recording import RecordingChat
@@ -65,7 +66,7 @@ def make_config(tmp_path: Path, url: str, extra: str = "") -> tuple[str, Config]
 
 def replica(config: Config, url: str, *, leader: bool = False) -> Engine:
     kwargs = {"leadership": leadership_for(url, retry_interval=0.3)} if leader else {}
-    return Engine(config, PostgresStore(url), RecordingChat(), **kwargs)  # type: ignore[arg-type]
+    return make_engine(config, PostgresStore(url), RecordingChat(), **kwargs)  # type: ignore[arg-type]
 
 
 def race(*calls: object) -> list[object]:
@@ -123,14 +124,14 @@ LEADER = """
 import sys, time, tomllib
 from pathlib import Path
 from bot.config import parse_config
-from bot.engine.engine import Engine
 from bot.timing.leader import leadership_for
 from bot.store.postgres import PostgresStore
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 text, url = sys.argv[1], sys.argv[2]
 config = parse_config(tomllib.loads(text), source=Path("c.toml"), environ={})
-engine = Engine(config, PostgresStore(url), RecordingChat(), leadership=leadership_for(url, retry_interval=0.3))
+engine = make_engine(config, PostgresStore(url), RecordingChat(), leadership=leadership_for(url, retry_interval=0.3))
 engine.start()
 while not engine.scheduler.leading:
     time.sleep(0.05)

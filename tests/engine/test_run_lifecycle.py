@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +18,13 @@ import pytest
 from bot.config import Config, parse_config
 from bot.domain.deployment import Event, State, transition
 from bot.domain.details import Cursor
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.source import NullResolver, Resolution
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock, SystemClock
 from bot.timing.leader import leadership_for
+from tests.support.engines import make_engine, wait_for
 from tests.support.pgfixtures import DisposablePostgresStore
 from tests.support.recording import RecordingChat
 
@@ -53,13 +54,6 @@ def make_config(tmp_path: Path, step: str = "true", extra: str = "", env_keys: s
     return parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not met in time"
-        time.sleep(0.05)
-
-
 def log_lines(tmp_path: Path) -> list[str]:
     path = tmp_path / "log"
     return path.read_text().split() if path.exists() else []
@@ -83,7 +77,7 @@ def engines() -> Iterator[list[Engine]]:
 
 def replica(config: Config, url: str, clock: SystemClock | None = None) -> Engine:
     """One replica on the PostgreSQL at `url`, with its own pool and leader election."""
-    return Engine(
+    return make_engine(
         config,
         PostgresStore(url),
         RecordingChat(),
@@ -129,7 +123,7 @@ type = "command"
 command = "sleep 2"
 """
     config = make_config(tmp_path, extra=checks)
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     d = ship(e)
@@ -189,7 +183,7 @@ def test_a_run_declared_interrupted_elsewhere_stops_and_writes_nothing_more(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     config = make_config(tmp_path, step="sleep 1")
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     d = ship(e)
@@ -215,7 +209,7 @@ def test_shutdown_does_not_wait_past_its_limit_and_leaves_a_resumable_record(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     config = make_config(tmp_path, step="sleep 3")
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     e.start()
     d = ship(e)
     wait_for(lambda: "start-h1" in log_lines(tmp_path), what="the first host started")
@@ -234,7 +228,7 @@ def test_an_interrupted_deploy_is_announced_again_and_can_be_rolled_back_or_give
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     config = make_config(tmp_path, step=HANG.format(data=tmp_path))
-    first = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    first = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     first.start()
     good = ship(first, "v1")
     assert first.wait_idle(30) and first.deployment(good).state == State.SUCCEEDED
@@ -242,7 +236,7 @@ def test_an_interrupted_deploy_is_announced_again_and_can_be_rolled_back_or_give
     first.store.close()
 
     chat = RecordingChat()
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
     alert = chat.of_kind("message")[-1]
@@ -261,13 +255,13 @@ def test_abort_gives_up_an_interrupted_deploy_and_offers_a_rollback(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     config = make_config(tmp_path, step=HANG.format(data=tmp_path))
-    first = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    first = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     first.start()
     assert ship(first, "v1") and first.wait_idle(30)
     interrupt_a_deploy(first, tmp_path, "v2")
     first.store.close()
     chat = RecordingChat()
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
     announced = chat.of_kind("message")[-1]  # "still interrupted", with Resume / Roll back
@@ -289,7 +283,7 @@ def test_hold_keeps_only_roll_back_now_on_the_alert(tmp_path: Path, engines: lis
         tmp_path, step="test {ref} != v2", env_keys='auto_rollback = true\nrollback_grace = "1h"'
     )
     chat = RecordingChat()
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
     assert ship(e, "v1") and e.wait_idle(30)
@@ -316,7 +310,7 @@ def test_output_is_streamed_into_the_record_while_the_step_runs(
     one_host = replace(config.environments["prod"], hosts=config.environments["prod"].hosts[:1])
     config = replace(config, environments={"prod": one_host})
     chat = RecordingChat()
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
     d = ship(e)
@@ -340,7 +334,7 @@ def test_output_is_streamed_into_the_record_while_the_step_runs(
 
 def test_a_failure_names_the_hosts_it_never_reached(tmp_path: Path, engines: list[Engine]) -> None:
     config = make_config(tmp_path, step="test {host} != h1")
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     d = ship(e)
@@ -357,7 +351,7 @@ def test_rollback_never_targets_a_release_that_failed_and_was_rolled_back(
     tmp_path: Path, engines: list[Engine]
 ) -> None:
     config = make_config(tmp_path, step="test {ref} != v2")
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     first = ship(e, "v1")
@@ -377,7 +371,7 @@ def test_rollback_never_targets_a_release_that_failed_and_was_rolled_back(
 
 def test_hold_is_refused_when_no_automatic_rollback_waits(tmp_path: Path, engines: list[Engine]) -> None:
     config = make_config(tmp_path)
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     d = ship(e)
@@ -391,7 +385,7 @@ def test_a_no_go_from_someone_who_may_not_approve_changes_nothing(
 ) -> None:
     extra = '[environments.prod.approvals]\nrequired = 1\napprovers = ["bob"]\n'
     config = make_config(tmp_path, extra=extra, env_keys='approval_ttl = "1h"')
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat())
     engines.append(e)
     e.start()
     d = e.request_deploy("alice", "#d", "prod", "v1")
@@ -406,7 +400,7 @@ def test_go_outside_the_window_is_refused_even_if_the_card_was_posted_inside(
 ) -> None:
     config = make_config(tmp_path, env_keys='windows = ["Mon-Thu 09:00-16:00"]')
     clock = FakeClock(datetime(2026, 11, 26, 15, 50, tzinfo=UTC))  # a Thursday, ten minutes left
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat(), clock=clock)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), RecordingChat(), clock=clock)
     engines.append(e)
     d = e.request_deploy("alice", "#d", "prod", "v1")
     clock.advance(minutes=40)
@@ -450,7 +444,7 @@ command = "true"
 """
     config = make_config(tmp_path, step="test {ref} != v2", extra=monitored)
     clock = FakeClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
-    e = Engine(
+    e = make_engine(
         config,
         SqliteStore(tmp_path / "db.sqlite"),
         RecordingChat(),
@@ -487,7 +481,7 @@ def test_abort_says_what_it_did_where_the_deployment_was(tmp_path: Path, engines
     checks = '[[environments.prod.checks]]\nname = "alive"\ntype = "command"\ncommand = "true"\n'
     config = make_config(tmp_path, extra=monitored + checks)
     chat = RecordingChat()
-    e = Engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
+    e = make_engine(config, SqliteStore(tmp_path / "db.sqlite"), chat)
     engines.append(e)
     e.start()
     d = ship(e)

@@ -21,10 +21,11 @@ import pytest
 from bot.config import parse_config
 from bot.domain.card import Card
 from bot.domain.deployment import Deployment, State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock
 from commands.handlers import Context, handle_action, handle_text
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 CONFIG = """
@@ -84,7 +85,7 @@ def make(tmp_path: Path, clock: FakeClock, chat: RecordingChat) -> Iterator[Make
     def build(rollback_required: int = 1, extra: str = "") -> Engine:
         text = CONFIG.format(data=tmp_path, extra=extra, rollback_required=rollback_required)
         config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
-        engine = Engine(config, RacingStore(tmp_path / "db.sqlite"), chat, clock=clock)
+        engine = make_engine(config, RacingStore(tmp_path / "db.sqlite"), chat, clock=clock)
         engine.start(run_scheduler=False)  # timed work is fired by hand with scheduler.run_due()
         engines.append(engine)
         return engine

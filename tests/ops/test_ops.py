@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import parse_config
-from bot.engine.engine import Engine
+from bot.engine import Engine
 from bot.ops.http import OpsServer, ops_response
 from bot.ops.logs import JsonFormatter, RedactingFilter
 from bot.store.sqlite import SqliteStore
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
 CONFIG = """
@@ -36,7 +37,7 @@ run = "echo token=$GONOGO_TEST_SECRET"
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     config = parse_config(tomllib.loads(CONFIG.format(data=tmp_path)), source=tmp_path / "c.toml", environ={})
-    e = Engine(config, SqliteStore(tmp_path / "db"), RecordingChat())
+    e = make_engine(config, SqliteStore(tmp_path / "db"), RecordingChat())
     yield e
     e.shutdown()
 

@@ -10,8 +10,9 @@ import pytest
 
 from bot.config import parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine
+from bot.engine import Engine
 from bot.store.sqlite import SqliteStore
+from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 from tests.support.sshd import SSHFleet
 
@@ -62,7 +63,7 @@ def make(tmp_path: Path, fleet: SSHFleet, known_hosts: Path | None = None) -> En
         hosts=hosts,
     )
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
-    return Engine(config, SqliteStore(tmp_path / "db"), RecordingChat())
+    return make_engine(config, SqliteStore(tmp_path / "db"), RecordingChat())
 
 
 def test_deploy_and_rollback_over_ssh(tmp_path: Path, sshd_hosts: object) -> None:

@@ -9,9 +9,10 @@ import pytest
 
 from bot.config import Config, parse_config
 from bot.domain.deployment import State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.source import GitResolver
 from bot.store.sqlite import SqliteStore
+from tests.support.engines import make_engine
 from tests.support.gitfixtures import RemoteRepo, make_remote
 from tests.support.recording import RecordingChat
 
@@ -51,7 +52,7 @@ def config(tmp_path: Path, remote: RemoteRepo) -> Config:
 
 @pytest.fixture
 def engine(config: Config, tmp_path: Path, chat: RecordingChat) -> Engine:
-    e = Engine(config, SqliteStore(tmp_path / "db"), chat, resolver=GitResolver(config))
+    e = make_engine(config, SqliteStore(tmp_path / "db"), chat, resolver=GitResolver(config))
     yield e
     e.shutdown()
 
@@ -132,7 +133,7 @@ def resolver_engine(tmp_path: Path, remote: RemoteRepo, chat: RecordingChat, env
     )
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     assert config.repo.push_remote is None
-    return Engine(config, SqliteStore(tmp_path / "db2"), chat, resolver=GitResolver(config))
+    return make_engine(config, SqliteStore(tmp_path / "db2"), chat, resolver=GitResolver(config))
 
 
 def test_deploy_tags_without_a_push_remote_stay_in_the_mirror(
