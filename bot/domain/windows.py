@@ -1,8 +1,9 @@
 """Deploy windows and freezes: when is a deployment allowed?
 
 Runbooks say things like "deploy Mon-Thu 09:00-16:00, never on Friday" and "freeze from
-Dec 20 to Jan 3: holidays". This module parses those rules and decides, for a given
-instant, whether a deployment may start and, if not, when the next opportunity is.
+Dec 20 to Jan 3: holidays". This module holds those rules and parses them;
+`bot.domain.window_check` decides, for a given instant, whether a deployment may start and,
+if not, when the next opportunity is.
 
 Pure domain logic: no I/O, and time always comes in as an argument (aware datetimes).
 
@@ -27,23 +28,20 @@ Paris spring-forward day) is empty that day.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "DAY_ABBR",
     "Freeze",
     "Window",
-    "WindowDecision",
-    "check_window",
-    "format_next_open",
     "parse_freeze",
     "parse_window",
+    "resolve_wall",
+    "round_trips",
+    "utc",
 ]
-
-#: How far ahead `check_window` looks for the next open instant.
-HORIZON = timedelta(days=60)
 
 DAY_ABBR = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DAY_FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -200,14 +198,14 @@ class Freeze:
     def __post_init__(self) -> None:
         if self.start.utcoffset() is None or self.end.utcoffset() is None:
             raise ValueError("freeze start and end must be timezone-aware")
-        if _utc(self.end) <= _utc(self.start):
+        if utc(self.end) <= utc(self.start):
             raise ValueError(
                 f"freeze must end after it starts (start {self.start.isoformat()}, end {self.end.isoformat()})"
             )
 
     def covers(self, instant: datetime) -> bool:
         """True when `instant` is inside the freeze."""
-        return _utc(self.start) <= _utc(instant) < _utc(self.end)
+        return utc(self.start) <= utc(instant) < utc(self.end)
 
 
 def _parse_freeze_bound(value: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
@@ -219,7 +217,7 @@ def _parse_freeze_bound(value: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
     else:
         if is_end:  # an end date is inclusive: until midnight starting the next day
             day += timedelta(days=1)
-        return _resolve_wall(datetime.combine(day, time(0, 0)), tz, latest=False).astimezone(tz)
+        return resolve_wall(datetime.combine(day, time(0, 0)), tz, latest=False).astimezone(tz)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -229,7 +227,7 @@ def _parse_freeze_bound(value: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
         ) from None
     if parsed.utcoffset() is not None:
         return parsed.astimezone(tz)
-    return _resolve_wall(parsed, tz, latest=False).astimezone(tz)
+    return resolve_wall(parsed, tz, latest=False).astimezone(tz)
 
 
 def parse_freeze(start: str, end: str, reason: str, tz: ZoneInfo) -> Freeze:
@@ -243,7 +241,7 @@ def parse_freeze(start: str, end: str, reason: str, tz: ZoneInfo) -> Freeze:
     """
     start_dt = _parse_freeze_bound(start, tz, is_end=False)
     end_dt = _parse_freeze_bound(end, tz, is_end=True)
-    if _utc(end_dt) <= _utc(start_dt):
+    if utc(end_dt) <= utc(start_dt):
         raise ValueError(f"freeze end {end!r} is not after its start {start!r}")
     return Freeze(start=start_dt, end=end_dt, reason=reason.strip())
 
@@ -253,11 +251,11 @@ def parse_freeze(start: str, end: str, reason: str, tz: ZoneInfo) -> Freeze:
 # ignoring `fold` and offset changes, so every comparison below is done in UTC.
 
 
-def _utc(d: datetime) -> datetime:
+def utc(d: datetime) -> datetime:
     return d.astimezone(UTC)
 
 
-def _resolve_wall(wall: datetime, tz: ZoneInfo, *, latest: bool) -> datetime:
+def resolve_wall(wall: datetime, tz: ZoneInfo, *, latest: bool) -> datetime:
     """Turn a naive wall-clock datetime into an aware instant in `tz` (returned in UTC).
 
     Ambiguous wall times (fall-back) give the first occurrence, or the second one when
@@ -268,9 +266,9 @@ def _resolve_wall(wall: datetime, tz: ZoneInfo, *, latest: bool) -> datetime:
     early = naive.replace(tzinfo=tz, fold=0)
     late = naive.replace(tzinfo=tz, fold=1)
     if early.utcoffset() == late.utcoffset():
-        return _utc(early)
-    if _round_trips(early, naive):  # ambiguous: both folds exist
-        return _utc(late if latest else early)
+        return utc(early)
+    if round_trips(early, naive):  # ambiguous: both folds exist
+        return utc(late if latest else early)
     # Gap. With fold=1 the instant is before the transition, with fold=0 after it
     # (PEP 495); binary-search the first instant whose offset is the post-gap one.
     before = late.astimezone(UTC)
@@ -288,126 +286,6 @@ def _resolve_wall(wall: datetime, tz: ZoneInfo, *, latest: bool) -> datetime:
     return before + timedelta(seconds=lo)
 
 
-def _round_trips(aware: datetime, naive: datetime) -> bool:
+def round_trips(aware: datetime, naive: datetime) -> bool:
     back = aware.astimezone(UTC).astimezone(aware.tzinfo)
     return back.replace(tzinfo=None) == naive
-
-
-def _occurrences(
-    window: Window, tz: ZoneInfo, first: date, last: date
-) -> Iterator[tuple[datetime, datetime]]:
-    """Occurrences ``(start, end)`` (UTC) of `window` starting on local dates first..last."""
-    day = first
-    while day <= last:
-        if day.weekday() in window.days:
-            end_day = day + timedelta(days=1) if window.crosses_midnight else day
-            start = _resolve_wall(datetime.combine(day, window.start), tz, latest=False)
-            end = _resolve_wall(datetime.combine(end_day, window.end), tz, latest=True)
-            if start < end:
-                yield start, end
-        day += timedelta(days=1)
-
-
-def _in_window(instant: datetime, windows: Sequence[Window], tz: ZoneInfo) -> bool:
-    instant = _utc(instant)
-    local_day = instant.astimezone(tz).date()
-    for window in windows:
-        for start, end in _occurrences(window, tz, local_day - timedelta(days=1), local_day):
-            if start <= instant < end:
-                return True
-    return False
-
-
-def _is_open(instant: datetime, windows: Sequence[Window], freezes: Sequence[Freeze], tz: ZoneInfo) -> bool:
-    if any(f.covers(instant) for f in freezes):
-        return False
-    return not windows or _in_window(instant, windows, tz)
-
-
-# --------------------------------------------------------------------------- decisions
-
-
-@dataclass(frozen=True)
-class WindowDecision:
-    """Whether a deployment may start now, why not, and when it next may.
-
-    ``next_open`` is the earliest instant at or after the checked instant at which a
-    deployment is allowed (equal to it when ``open``), in the environment's time zone,
-    or None when nothing opens within the search horizon (60 days).
-    """
-
-    open: bool
-    reason: str | None
-    next_open: datetime | None
-
-
-def _format_instant(d: datetime) -> str:
-    return f"{d:%Y-%m-%d %H:%M} {d.tzname()}"
-
-
-def format_next_open(d: datetime) -> str:
-    """Render an aware instant like ``Mon 2026-11-23 09:00 CET`` (locale-independent)."""
-    return f"{DAY_ABBR[d.weekday()]} {_format_instant(d)}"
-
-
-def _freeze_reason(now: datetime, freezes: Sequence[Freeze], tz: ZoneInfo) -> str | None:
-    active = [f for f in freezes if f.covers(now)]
-    if not active:
-        return None
-    # Chain overlapping/adjacent freezes so "until" is when the freeze really ends.
-    until = max(_utc(f.end) for f in active)
-    extended = True
-    while extended:
-        extended = False
-        for f in freezes:
-            if f.covers(until):
-                until = _utc(f.end)
-                extended = True
-    reasons = list(dict.fromkeys(f.reason for f in active if f.reason))
-    text = f"deploy freeze until {_format_instant(until.astimezone(tz))}"
-    return f"{text}: {'; '.join(reasons)}" if reasons else text
-
-
-def _next_open(
-    now: datetime, windows: Sequence[Window], freezes: Sequence[Freeze], tz: ZoneInfo
-) -> datetime | None:
-    """Earliest open instant in ``[now, now + HORIZON]``.
-
-    The open set is the union of window occurrences minus the union of freezes, all
-    half-open intervals, so its first point after `now` is `now` itself, a window start
-    or a freeze end: only those candidates need checking.
-    """
-    now = _utc(now)
-    horizon = now + HORIZON
-    candidates = {now}
-    candidates.update(_utc(f.end) for f in freezes if now < _utc(f.end) <= horizon)
-    if windows:
-        first = now.astimezone(tz).date() - timedelta(days=1)
-        last = horizon.astimezone(tz).date()
-        for window in windows:
-            for start, _end in _occurrences(window, tz, first, last):
-                if now < start <= horizon:
-                    candidates.add(start)
-    for candidate in sorted(candidates):
-        if _is_open(candidate, windows, freezes, tz):
-            return candidate.astimezone(tz)
-    return None
-
-
-def check_window(
-    now: datetime, windows: Sequence[Window], freezes: Sequence[Freeze], tz: ZoneInfo
-) -> WindowDecision:
-    """Decide whether a deployment may start at `now` (aware) in an environment.
-
-    Closed when a freeze covers `now` (freezes win over windows) or when windows are
-    configured and none is open; no windows configured means always open unless frozen.
-    """
-    if now.utcoffset() is None:
-        raise ValueError("check_window needs a timezone-aware 'now'")
-    reason = _freeze_reason(now, freezes, tz)
-    if reason is None and windows and not _in_window(now, windows, tz):
-        listed = ", ".join(str(w) for w in windows)
-        reason = f"outside deploy windows ({listed} {tz})"
-    if reason is None:
-        return WindowDecision(open=True, reason=None, next_open=now.astimezone(tz))
-    return WindowDecision(open=False, reason=reason, next_open=_next_open(now, windows, freezes, tz))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.chat.base import Directory
 from bot.config import Environment
 from bot.domain.deployment import Deployment
-from bot.domain.windows import check_window, format_next_open
+from bot.domain.window_check import check_window, format_next_open
 
 #: (users, groups) pairs: a user listed, or in one of the groups, is in.
 Members = tuple[tuple[str, ...], tuple[str, ...]]

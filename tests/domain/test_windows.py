@@ -10,15 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.domain.windows import (
-    Freeze,
-    Window,
-    WindowDecision,
-    check_window,
-    format_next_open,
-    parse_freeze,
-    parse_window,
-)
+from bot.domain.window_check import WindowDecision, check_window, format_next_open
+from bot.domain.windows import Freeze, Window, parse_freeze, parse_window
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
