@@ -21,9 +21,7 @@ Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from bot.chat.base import Chat, Directory, StaticDirectory
 from bot.config import Config
@@ -47,24 +45,10 @@ from bot.engine.signoff import SignOff
 from bot.source import NullResolver, RefResolver
 from bot.store.base import Schedule, Store
 from bot.timing.clock import Clock, SystemClock
+from bot.timing.election import LeadershipFactory
 from bot.timing.scheduler import Scheduler
 
 log = logging.getLogger("gonogo.engine")
-
-
-class Leadership(Protocol):
-    """Leader election (see `bot.timing.leader`): only the leader runs the scheduler."""
-
-    #: True when this process is the only one using the store (no replicas can be running).
-    single_process: bool
-
-    def start(self) -> None:
-        """Begin campaigning; callbacks fire on election and loss."""
-        ...
-
-    def stop(self) -> None:
-        """Give up leadership."""
-        ...
 
 
 class Engine:
@@ -81,7 +65,7 @@ class Engine:
         directory: Directory | None = None,
         resolver: RefResolver | None = None,
         workers: int | None = None,
-        leadership: Callable[[Callable[[], None], Callable[[], None]], Leadership] | None = None,
+        leadership: LeadershipFactory | None = None,
         retention_days: float | None = None,
     ) -> None:
         self.config = config
@@ -311,4 +295,4 @@ class Engine:
         return self.signoffs.request(user, channel, env)
 
 
-__all__ = ["Engine", "EnvStatus", "Leadership", "Refused"]
+__all__ = ["Engine", "EnvStatus", "Refused"]

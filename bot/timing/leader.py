@@ -1,6 +1,6 @@
-"""Leader election: exactly one replica runs the scheduler.
+"""Leader election on PostgreSQL: exactly one replica runs the scheduler.
 
-- `AlwaysLeader`: a single process (SQLite): leads from `start()` to `stop()`.
+- `AlwaysLeader` (`bot.timing.election`): a single process (SQLite): leads from `start()` to `stop()`.
 - `PostgresLeader`: replicas sharing a PostgreSQL database campaign for a session-level
   `pg_try_advisory_lock(key)` held on a *dedicated* autocommit connection (never a pooled one: a
   session lock would stay with the connection when it went back to the pool). A background
@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import Protocol
 
 import psycopg
 
 from bot.store.postgres import advisory_key, conninfo, describe, split_url
+from bot.timing.election import AlwaysLeader, Callback, Leadership, LeadershipFactory, call, noop
 
 log = logging.getLogger("gonogo.leader")
 
-Callback = Callable[[], None]
-LeadershipFactory = Callable[[Callback, Callback], "Leadership"]
 
 #: Settings for the lock connection: fail fast, and let both ends notice a dead peer within ~15 s.
 LOCK_CONNECTION: dict[str, str] = {
@@ -43,71 +40,6 @@ LOCK_CONNECTION: dict[str, str] = {
     "application_name": "gonogo-leader",
 }
 _SERVER_KEEPALIVES = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
-
-
-class Leadership(Protocol):
-    """Who runs the scheduler. `on_elected`/`on_lost` are given at construction."""
-
-    #: True when no other process can be using the same store (so no replica can be running).
-    single_process: bool
-
-    def is_leader(self) -> bool:
-        """True while this process holds leadership."""
-        ...
-
-    def start(self) -> None:
-        """Begin campaigning; callbacks fire on election and loss."""
-        ...
-
-    def stop(self) -> None:
-        """Give up leadership (fires `on_lost` if leading) and stop campaigning."""
-        ...
-
-
-def _noop() -> None:
-    return None
-
-
-def _call(what: str, callback: Callback) -> bool:
-    """Run a callback; log (never raise) its failure. True when it succeeded."""
-    try:
-        callback()
-    except Exception:
-        log.exception("leader: %s callback failed", what)
-        return False
-    return True
-
-
-class AlwaysLeader:
-    """The only replica: leader from `start()` until `stop()`."""
-
-    single_process = True
-
-    def __init__(self, on_elected: Callback | None = None, on_lost: Callback | None = None) -> None:
-        self._on_elected = on_elected or _noop
-        self._on_lost = on_lost or _noop
-        self._leader = False
-        self._lock = threading.Lock()
-
-    def is_leader(self) -> bool:
-        """True between start() and stop()."""
-        return self._leader
-
-    def start(self) -> None:
-        """Become leader at once."""
-        with self._lock:
-            if self._leader:
-                return
-            self._leader = True
-        _call("on_elected", self._on_elected)
-
-    def stop(self) -> None:
-        """Stop leading."""
-        with self._lock:
-            if not self._leader:
-                return
-            self._leader = False
-        _call("on_lost", self._on_lost)
 
 
 class PostgresLeader:
@@ -133,8 +65,8 @@ class PostgresLeader:
         self.retry_interval = retry_interval
         self._conninfo = conninfo(libpq_url, extra_options=_SERVER_KEEPALIVES, **LOCK_CONNECTION)
         self._where = describe(dsn)
-        self._on_elected = on_elected or _noop
-        self._on_lost = on_lost or _noop
+        self._on_elected = on_elected or noop
+        self._on_lost = on_lost or noop
         self._leader = False
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._stop = threading.Event()
@@ -188,7 +120,7 @@ class PostgresLeader:
         if row is not None and row[0] is True:
             self._leader = True
             log.info("leader: elected (%s on %s)", self.name, self._where)
-            if not _call("on_elected", self._on_elected):
+            if not call("on_elected", self._on_elected):
                 self._resign()  # could not start leading: let another replica try
         elif self._last_error is None:
             log.debug("leader: following (%s is held elsewhere)", self.name)
@@ -202,7 +134,7 @@ class PostgresLeader:
         if self._leader:
             self._leader = False
             log.warning("leader: lost leadership (%s)", self.name)
-            _call("on_lost", self._on_lost)
+            call("on_lost", self._on_lost)
 
     def _resign(self) -> None:
         """Give up the lock (if held) and fire on_lost."""
@@ -215,7 +147,7 @@ class PostgresLeader:
                 self._close()  # closing the session releases the lock too
         if was_leader:
             log.info("leader: resigned (%s)", self.name)
-            _call("on_lost", self._on_lost)
+            call("on_lost", self._on_lost)
         if self._stop.is_set():
             self._close()
 
