@@ -1,7 +1,7 @@
 """The words of a command line: the tokenizer, option splitting, and the failure they raise.
 
-Quotes (straight and Slack's smart ones) group words; `_split` separates positional words from
-the options a command accepts. Pure functions; `_Fail` carries a user-facing message up to
+Quotes (straight and Slack's smart ones) group words; `split_options` separates positional words from
+the options a command accepts. Pure functions; `Fail` carries a user-facing message up to
 `commands.parser.parse`, which turns it into a `ParseError`.
 """
 
@@ -27,34 +27,34 @@ _NEGATIVE_NUMBER_RE = re.compile(r"-[0-9]+")
 
 
 @dataclass(frozen=True)
-class _Token:
+class Token:
     """One word of the command text; `quoted` when it started with a quote (never an option)."""
 
     text: str
     quoted: bool = False
 
 
-_Kind = Literal["flag", "value", "words"]
+OptionKind = Literal["flag", "value", "words"]
 
 
 @dataclass(frozen=True)
-class _Option:
+class Option:
     """An option a command accepts: `flag` (boolean), `value` (one token) or `words` (a phrase)."""
 
     name: str
-    kind: _Kind
+    kind: OptionKind
     aliases: tuple[str, ...] = ()
 
 
-class _Fail(Exception):
-    """Internal: aborts parsing of one command with a user-facing message."""
+class Fail(Exception):
+    """Aborts parsing of one command with a user-facing message (`parse` returns it as a `ParseError`)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-def _show(text: str, limit: int = 40) -> str:
+def show(text: str, limit: int = 40) -> str:
     """Quote user text for an error message: truncated, non-printable characters escaped."""
     shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
     if len(text) > limit:
@@ -62,7 +62,7 @@ def _show(text: str, limit: int = 40) -> str:
     return f"'{shown}'"
 
 
-def _suggest(word: str, candidates: Sequence[str]) -> str | None:
+def suggest(word: str, candidates: Sequence[str]) -> str | None:
     """Return the closest candidate to `word` (case-insensitively), or None."""
     if not candidates or len(word) > 100:
         return None
@@ -71,7 +71,7 @@ def _suggest(word: str, candidates: Sequence[str]) -> str | None:
     return folded[match[0]] if match else None
 
 
-def _check_characters(text: str) -> str | None:
+def check_characters(text: str) -> str | None:
     """Return an error message if `text` contains control characters other than tab/newline."""
     for char in text:
         if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS:
@@ -97,13 +97,13 @@ def _closing_quote(text: str, start: int, closers: str) -> int:
     return min((p for p in (text.find(c, start + 1) for c in closers) if p >= 0), default=-1)
 
 
-def _tokenize(text: str) -> list[_Token]:
+def tokenize(text: str) -> list[Token]:
     """Split text into words; whitespace separates, quotes group (an unmatched quote is literal).
 
     A quote opens a quoted run at the start of a word or right after `=` (`--reason="a b"`).
     Quoted runs keep their whitespace; `quoted` tokens are never options or subcommands.
     """
-    tokens: list[_Token] = []
+    tokens: list[Token] = []
     buf: list[str] = []
     in_word = False
     quoted = False
@@ -112,7 +112,7 @@ def _tokenize(text: str) -> list[_Token]:
         char = text[i]
         if char.isspace():
             if in_word:
-                tokens.append(_Token("".join(buf), quoted))
+                tokens.append(Token("".join(buf), quoted))
                 buf, in_word, quoted = [], False, False
             i += 1
             continue
@@ -130,11 +130,11 @@ def _tokenize(text: str) -> list[_Token]:
         buf.append(char)
         i += 1
     if in_word:
-        tokens.append(_Token("".join(buf), quoted))
+        tokens.append(Token("".join(buf), quoted))
     return tokens
 
 
-def _is_option(token: _Token) -> bool:
+def _is_option(token: Token) -> bool:
     """True for an unquoted word that looks like an option (`--x`, `-x`), not `-` or `-5`."""
     text = token.text
     return (
@@ -145,7 +145,7 @@ def _is_option(token: _Token) -> bool:
     )
 
 
-def _ends_words(token: _Token, short_names: Collection[str]) -> bool:
+def _ends_words(token: Token, short_names: Collection[str]) -> bool:
     """True if `token` ends a `--reason` phrase: a `--option` or a known short option."""
     if token.quoted:
         return False
@@ -153,17 +153,13 @@ def _ends_words(token: _Token, short_names: Collection[str]) -> bool:
     return (text.startswith("--") and len(text) > 2) or text.lower() in short_names
 
 
-def _split(
-    tokens: Sequence[_Token], options: Sequence[_Option]
-) -> tuple[list[_Token], dict[str, str | bool]]:
-    """Separate positional words from options; raise `_Fail` on unknown/misused options."""
-    by_name: dict[str, _Option] = {}
-    for spec in options:
-        by_name[spec.name] = spec
-        for alias in spec.aliases:
-            by_name[alias] = spec
+def split_options(
+    tokens: Sequence[Token], options: Sequence[Option]
+) -> tuple[list[Token], dict[str, str | bool]]:
+    """Separate positional words from options; raise `Fail` on unknown/misused options."""
+    by_name = {name: spec for spec in options for name in (spec.name, *spec.aliases)}
     short_names = [name for name in by_name if not name.startswith("--")]
-    positional: list[_Token] = []
+    positional: list[Token] = []
     values: dict[str, str | bool] = {}
     i = 0
     while i < len(tokens):
@@ -179,24 +175,19 @@ def _split(
         name = raw.lower()
         option = by_name.get(name)
         if option is None:
-            if not by_name:
-                raise _Fail(f"unknown option {_show(raw)}; this command takes no options")
-            close = _suggest(name, list(by_name))
-            if close is not None:
-                raise _Fail(f"unknown option {_show(raw)}; did you mean '{close}'?")
-            raise _Fail(f"unknown option {_show(raw)}; options: {', '.join(o.name for o in options)}")
+            raise _unknown_option(raw, list(by_name), options)
         if option.kind != "flag" and option.name in values:
-            raise _Fail(f"option '{option.name}' given more than once")
+            raise Fail(f"option '{option.name}' given more than once")
         if option.kind == "flag":
             if inline is not None:
-                raise _Fail(f"option '{option.name}' takes no value")
+                raise Fail(f"option '{option.name}' takes no value")
             values[option.name] = True
         elif option.kind == "value":
             if inline is None and i < len(tokens) and not _ends_words(tokens[i], short_names):
                 inline = tokens[i].text
                 i += 1
             if not inline:
-                raise _Fail(f"option '{option.name}' needs a value")
+                raise Fail(f"option '{option.name}' needs a value")
             values[option.name] = inline
         else:
             words = [inline] if inline is not None else []
@@ -205,6 +196,16 @@ def _split(
                 i += 1
             phrase = " ".join(" ".join(words).split())
             if not phrase:
-                raise _Fail(f"option '{option.name}' needs a value")
+                raise Fail(f"option '{option.name}' needs a value")
             values[option.name] = phrase
     return positional, values
+
+
+def _unknown_option(raw: str, names: Sequence[str], options: Sequence[Option]) -> Fail:
+    """The failure for option `raw`, which is none of `names`: with the closest name, or the list."""
+    if not names:
+        return Fail(f"unknown option {show(raw)}; this command takes no options")
+    close = suggest(raw.lower(), names)
+    if close is not None:
+        return Fail(f"unknown option {show(raw)}; did you mean '{close}'?")
+    return Fail(f"unknown option {show(raw)}; options: {', '.join(o.name for o in options)}")
