@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -22,7 +23,7 @@ from bot.config.load import Config
 from bot.engine.engine import Engine
 from bot.slack.chat import SlackChat
 from bot.slack.gate import AckGate
-from bot.slack.listeners import Listeners, _EventDedupe
+from bot.slack.listeners import EventDedupe, Listeners
 
 log = logging.getLogger("gonogo.slack")
 
@@ -60,9 +61,6 @@ def create_app(
     """
     if not socket_mode and not signing_secret:
         raise ValueError("HTTP mode needs the signing secret")
-    bolt_log = logging.getLogger("gonogo.slack.bolt")
-    if not any(isinstance(f, _QuietClientWarning) for f in bolt_log.filters):
-        bolt_log.addFilter(_QuietClientWarning())
     app = App(
         name=config.bot.name,
         client=chat.client,
@@ -70,16 +68,34 @@ def create_app(
         process_before_response=True,
         token_verification_enabled=token_verification_enabled,
         request_verification_enabled=not socket_mode and not verified_upstream,
-        logger=bolt_log,
+        logger=_bolt_logger(),
     )
-    listeners = Listeners(engine, chat, executor, gate)
+    _listen(app, Listeners(engine, chat, executor, gate), config.slack.commands)
+    _log_lost_access(app)
+    return app
+
+
+def _bolt_logger() -> logging.Logger:
+    """The logger Bolt writes to, without the warning gonogo's own client makes pointless."""
+    bolt_log = logging.getLogger("gonogo.slack.bolt")
+    if not any(isinstance(f, _QuietClientWarning) for f in bolt_log.filters):
+        bolt_log.addFilter(_QuietClientWarning())
+    return bolt_log
+
+
+def _listen(app: App, listeners: Listeners, commands: Iterable[str]) -> None:
+    """Route the slash `commands` and every click to `listeners`, retried events to nowhere."""
     # Few listeners, few matchers: Bolt builds the injected arguments of every matcher it tries
     # and of every function middleware, on the request thread before the ack; with one
     # listener per command that cost more than the rest of the ack (bench/ack_latency.py).
-    app.use(_EventDedupe(listeners))
-    commands = "|".join(re.escape(c) for c in config.slack.commands)
-    app.command(re.compile(f"^(?:{commands})$"))(listeners.on_command)
+    app.use(EventDedupe(listeners))
+    names = "|".join(re.escape(c) for c in commands)
+    app.command(re.compile(f"^(?:{names})$"))(listeners.on_command)
     app.block_action(re.compile(r".+"))(listeners.on_action)
+
+
+def _log_lost_access(app: App) -> None:
+    """Log the two events that mean gonogo lost its access, and errors of Bolt's own listeners."""
 
     @app.event("tokens_revoked")
     def tokens_revoked(event: dict[str, Any]) -> None:
@@ -92,5 +108,3 @@ def create_app(
     @app.error
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         log.error("Bolt listener error (%s): %s", body.get("type") or body.get("command"), error)
-
-    return app

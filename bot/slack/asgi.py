@@ -21,8 +21,8 @@ from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.adapter.asgi.http_response import AsgiHttpResponse
 
 from bot.slack.gate import AckGate
-from bot.slack.payloads import _header, request_problem
-from bot.slack.verify import _is_ssl_check, _RawBodyVerifier
+from bot.slack.payloads import request_problem
+from bot.slack.verify import RawBodyVerifier, is_ssl_check
 
 log = logging.getLogger("gonogo.slack")
 
@@ -64,7 +64,7 @@ class AsgiHandler(BaseSlackRequestHandler):
     ) -> None:
         self.app = app
         self.path = path
-        self._verifier = _RawBodyVerifier(signing_secret) if signing_secret else None
+        self._verifier = RawBodyVerifier(signing_secret) if signing_secret else None
         self.gate = gate or AckGate()
         self.ops = ops
         self.ops_paths = frozenset(ops_paths)
@@ -98,8 +98,8 @@ class AsgiHandler(BaseSlackRequestHandler):
 
     def handle(self, raw: bytes, query: str, headers: Mapping[str, Any]) -> BoltResponse:
         """Verify the signature on the raw body (401), parse and check it (400), run Bolt."""
-        if self._verifier is not None and not self._signed(raw, headers):
-            if _is_ssl_check(raw):
+        if self._verifier is not None and not self._verifier.signed(raw, headers):
+            if is_ssl_check(raw):
                 return _plain(200, "")  # Slack's certificate check: answered, never acted on
             return _plain(401, "invalid request signature")
         try:
@@ -112,17 +112,6 @@ class AsgiHandler(BaseSlackRequestHandler):
             log.warning("malformed Slack request refused (400): %s", problem)
             return _plain(400, f"malformed request: {problem}")
         return self.app.dispatch(bolt_request)
-
-    def _signed(self, raw: bytes, headers: Mapping[str, Any]) -> bool:
-        assert self._verifier is not None
-        try:
-            return self._verifier.is_valid(
-                raw,
-                timestamp=_header(headers, "x-slack-request-timestamp"),
-                signature=_header(headers, "x-slack-signature"),
-            )
-        except (ValueError, TypeError):  # a timestamp that is not a number
-            return False
 
     def close(self) -> None:
         """Stop the dispatch pool."""

@@ -31,13 +31,13 @@ from bot.slack.blocks import unescape
 from bot.slack.chat import SlackChat
 from bot.slack.gate import AckGate
 from bot.slack.payloads import (
-    _channel,
-    _header,
-    _message_ts,
-    _option_numbers,
-    _seen_options,
-    _user,
+    channel_of,
+    header,
+    message_ts_of,
+    option_numbers,
     request_problem,
+    seen_options,
+    user_of,
 )
 from commands.handlers import Context, Reply, handle_action, handle_text
 
@@ -87,8 +87,8 @@ class Listeners:
             fn(body)
         except Exception:
             log.exception("Slack request failed")
-            user = _user(body)
-            channel = _channel(body)
+            user = user_of(body)
+            channel = channel_of(body)
             if user and channel:
                 self.chat.post_ephemeral(
                     channel,
@@ -120,11 +120,11 @@ class Listeners:
             return
         action = actions[0]
         action_id = str(action.get("action_id", ""))
-        user, channel = _user(body), _channel(body)
+        user, channel = user_of(body), channel_of(body)
         if not user or not channel:
             log.warning("click without user or channel ignored: %s", action_id)
             return
-        message_ts = _message_ts(body)
+        message_ts = message_ts_of(body)
         changes: dict[int, bool] | None = None
         if action.get("type") == "checkboxes":
             value = str(action.get("block_id", "")).partition(":")[2]
@@ -151,8 +151,8 @@ class Listeners:
         applies just these changes under its compare-and-set, so two clicks at the same moment
         both count.
         """
-        selected = _option_numbers(action.get("selected_options"))
-        seen = _seen_options(body, str(action.get("block_id", "")))
+        selected = option_numbers(action.get("selected_options"))
+        seen = seen_options(body, str(action.get("block_id", "")))
         if seen is None:
             seen = self._stored_ticks(action_id, value)
         return {n: True for n in selected - seen} | {n: False for n in seen - selected}
@@ -177,7 +177,7 @@ class Listeners:
         if self._claim(f"slack:event:{event_id}"):
             return True
         log.info(
-            "event %s delivered again (retry %s) ignored", event_id, _header(headers, "x-slack-retry-num")
+            "event %s delivered again (retry %s) ignored", event_id, header(headers, "x-slack-retry-num")
         )
         return False
 
@@ -195,7 +195,7 @@ class Listeners:
         return self.engine.store.claim(key[:500], self.engine.now())
 
 
-class _EventDedupe(Middleware):
+class EventDedupe(Middleware):
     """Events API deliveries already seen (`event_id`) answer 200 and go no further.
 
     A class middleware: Bolt calls it directly, without building injected arguments."""

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
+def header(headers: Mapping[str, Any], name: str) -> str | None:
+    """One header's value (its first, when the framework gives a list); None when absent."""
     value = headers.get(name)
     if isinstance(value, list | tuple):
         return str(value[0]) if value else None
@@ -22,14 +23,16 @@ def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _user(body: Mapping[str, Any]) -> str | None:
+def user_of(body: Mapping[str, Any]) -> str | None:
+    """Who sent it: the clicker (`user.id`) or the one who typed the command (`user_id`)."""
     user = body.get("user")
     if isinstance(user, Mapping):
         return str(user.get("id")) if user.get("id") else None
     return str(body["user_id"]) if body.get("user_id") else None
 
 
-def _channel(body: Mapping[str, Any]) -> str | None:
+def channel_of(body: Mapping[str, Any]) -> str | None:
+    """Where it was sent: `channel.id`, the click's `container.channel_id`, or `channel_id`."""
     channel = body.get("channel")
     if isinstance(channel, Mapping) and channel.get("id"):
         return str(channel["id"])
@@ -39,7 +42,8 @@ def _channel(body: Mapping[str, Any]) -> str | None:
     return str(body["channel_id"]) if body.get("channel_id") else None
 
 
-def _message_ts(body: Mapping[str, Any]) -> str | None:
+def message_ts_of(body: Mapping[str, Any]) -> str | None:
+    """The ts of the message clicked on (`container.message_ts`, else `message.ts`)."""
     container = _obj(body.get("container"))
     if container.get("message_ts"):
         return str(container["message_ts"])
@@ -47,17 +51,17 @@ def _message_ts(body: Mapping[str, Any]) -> str | None:
     return str(message["ts"]) if message.get("ts") else None
 
 
-def _seen_options(body: Mapping[str, Any], block_id: str) -> set[int] | None:
+def seen_options(body: Mapping[str, Any], block_id: str) -> set[int] | None:
     """Ticked item numbers in the message as the clicker saw it; None when not in the payload."""
     blocks = _obj(body.get("message")).get("blocks")
     for block in blocks if isinstance(blocks, list) else ():
         if not isinstance(block, Mapping) or block.get("block_id") != block_id:
             continue
-        return _option_numbers(_obj(block.get("accessory")).get("initial_options"))
+        return option_numbers(_obj(block.get("accessory")).get("initial_options"))
     return None
 
 
-def _option_numbers(options: Any) -> set[int]:
+def option_numbers(options: Any) -> set[int]:
     """The item numbers among checkbox options (their values), ignoring anything else."""
     if not isinstance(options, list):
         return set()
@@ -86,26 +90,31 @@ def request_problem(body: Any) -> str | None:
     if "command" in body:
         return _text_fields(body, "command", "user_id", "channel_id")
     if kind == "block_actions":
-        user = body.get("user")
-        if not isinstance(user, Mapping) or not isinstance(user.get("id"), str) or not user["id"]:
-            return "block_actions without a user id"
-        actions = body.get("actions")
-        if not isinstance(actions, list) or not actions:
-            return "block_actions without a list of actions"
-        for i, action in enumerate(actions):
-            if not isinstance(action, Mapping) or not isinstance(action.get("action_id"), str):
-                return f"block_actions: actions[{i}] is not an action with an action_id"
-            selected = action.get("selected_options")
-            if selected is not None and not isinstance(selected, list):
-                return f"block_actions: actions[{i}].selected_options is not a list"
-        for name in ("container", "channel", "message", "state", "team"):
-            if body.get(name) is not None and not isinstance(body[name], Mapping):
-                return f"block_actions: {name} is not an object"
-        return None
+        return _click_problem(body)
     if kind == "event_callback":
         event = body.get("event")
         if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
             return "event_callback without an event object with a type"
         if body.get("event_id") is not None and not isinstance(body["event_id"], str):
             return "event_callback: event_id is not a string"
+    return None
+
+
+def _click_problem(body: Mapping[str, Any]) -> str | None:
+    """Why a `block_actions` body cannot be acted on; None when it can."""
+    user = body.get("user")
+    if not isinstance(user, Mapping) or not isinstance(user.get("id"), str) or not user["id"]:
+        return "block_actions without a user id"
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions:
+        return "block_actions without a list of actions"
+    for i, action in enumerate(actions):
+        if not isinstance(action, Mapping) or not isinstance(action.get("action_id"), str):
+            return f"block_actions: actions[{i}] is not an action with an action_id"
+        selected = action.get("selected_options")
+        if selected is not None and not isinstance(selected, list):
+            return f"block_actions: actions[{i}].selected_options is not a list"
+    for name in ("container", "channel", "message", "state", "team"):
+        if body.get(name) is not None and not isinstance(body[name], Mapping):
+            return f"block_actions: {name} is not an object"
     return None
