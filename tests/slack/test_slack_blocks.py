@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import Block
 from bot.config.load import Environment
 from bot.domain.card import Button, Card, ChecklistItem, build_card, build_signoff_card
 from bot.domain.deployment import Approval, Deployment, Lock, State
+from bot.slack import make_client
 from bot.slack.blocks import (
     MAX_BLOCKS,
     card_blocks,
@@ -25,7 +26,6 @@ from bot.slack.blocks import (
     truncate_tail,
     unescape,
 )
-from bot.slack.chat import make_client
 from tests.support.slackapi import BOT_TOKEN, block_errors, start_fake_slack, stop_fake_slack
 
 T0 = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)
