@@ -12,9 +12,8 @@ BIGSERIAL ids, BOOLEAN flags, TIMESTAMPTZ times (read back as aware UTC datetime
 
 Pooled connections run in autocommit; writes open an explicit transaction. No session-level
 state is left on a pooled connection (no session advisory locks: see `bot.leader`).
-
-Migrations are named functions recorded in `gonogo_migrations`, applied in one transaction under
-`pg_advisory_xact_lock`, so replicas starting at the same moment apply them exactly once.
+The schema and its migrations are `bot.store.postgres_migrations`; URLs and conninfo
+`bot.store.postgres_connection`.
 
 The URL may carry `?schema=NAME` (not a libpq parameter, removed before connecting): the store
 then lives in that schema (created if missing) through the connection's `search_path`.
@@ -22,20 +21,17 @@ then lives in that schema (created if missing) through the connection's `search_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -50,200 +46,18 @@ from bot.store.codec import (
     lock_from_row,
     schedule_from_row,
 )
+from bot.store.postgres_connection import _configure, _first_line, advisory_key, conninfo, describe, split_url
+from bot.store.postgres_migrations import _LIVE_SQL, _ONE_ACTIVE, MIGRATIONS
 from runners.base import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 
-#: Connection defaults a URL may override: fail fast when the server is unreachable, notice dead peers.
-CONNECT_DEFAULTS: dict[str, str] = {
-    "connect_timeout": "5",
-    "keepalives": "1",
-    "keepalives_idle": "30",
-    "keepalives_interval": "10",
-    "keepalives_count": "3",
-    "application_name": "gonogo",
-}
-_ONE_ACTIVE = "deployments_one_active"
 _BOOL_COLUMNS = ("active", "dry_run", "force")
 _TIME_COLUMNS = (
     "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at", "updated_at",
     "live_at",
 )  # fmt: skip
-_LIVE = ("monitoring", "succeeded", "signed_off")
-#: Literal, not a parameter, so the planner matches the partial index `deployments_live`.
-_LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _LIVE) + ")"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-Migration = Callable[[psycopg.Connection[Any]], None]
-
-
-def m001_initial(conn: psycopg.Connection[Any]) -> None:
-    """Deployments, the event log, locks, per-host step results, idempotency keys."""
-    conn.execute(
-        """
-        CREATE TABLE deployments (
-            id BIGSERIAL PRIMARY KEY,
-            env TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-            active BOOLEAN NOT NULL, version INTEGER NOT NULL,
-            requester TEXT NOT NULL, ref TEXT NOT NULL, sha TEXT, reason TEXT,
-            dry_run BOOLEAN NOT NULL DEFAULT FALSE, force BOOLEAN NOT NULL DEFAULT FALSE,
-            checklist TEXT NOT NULL DEFAULT '[]', approvals TEXT NOT NULL DEFAULT '[]',
-            required_approvals INTEGER NOT NULL DEFAULT 1,
-            channel TEXT, message_ts TEXT, release_id BIGINT, rollback_of BIGINT,
-            committed_at TIMESTAMPTZ, scheduled_at TIMESTAMPTZ, started_at TIMESTAMPTZ,
-            finished_at TIMESTAMPTZ, heartbeat_at TIMESTAMPTZ, created_at TIMESTAMPTZ NOT NULL,
-            updated_at TIMESTAMPTZ,
-            error TEXT, progress TEXT, details TEXT NOT NULL DEFAULT '{}'
-        )"""
-    )
-    conn.execute(f"CREATE UNIQUE INDEX {_ONE_ACTIVE} ON deployments (env) WHERE active")
-    conn.execute("CREATE INDEX deployments_env_id ON deployments (env, id)")
-    conn.execute("CREATE INDEX deployments_state ON deployments (state)")
-    conn.execute(
-        """
-        CREATE TABLE events (
-            id BIGSERIAL PRIMARY KEY,
-            at TIMESTAMPTZ NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-            env TEXT, deployment_id BIGINT, detail TEXT
-        )"""
-    )
-    conn.execute("CREATE INDEX events_deployment ON events (deployment_id, id)")
-    conn.execute("CREATE INDEX events_at ON events (at)")
-    conn.execute(
-        """
-        CREATE TABLE locks (
-            env TEXT PRIMARY KEY, owner TEXT NOT NULL, reason TEXT NOT NULL,
-            at TIMESTAMPTZ NOT NULL, automatic BOOLEAN NOT NULL DEFAULT FALSE
-        )"""
-    )
-    conn.execute(
-        """
-        CREATE TABLE host_results (
-            id BIGSERIAL PRIMARY KEY,
-            deployment_id BIGINT NOT NULL, stage TEXT NOT NULL, step TEXT NOT NULL,
-            host TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
-            duration DOUBLE PRECISION NOT NULL, output TEXT NOT NULL, error TEXT
-        )"""
-    )
-    conn.execute("CREATE INDEX host_results_deployment ON host_results (deployment_id, id)")
-    conn.execute("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, at TIMESTAMPTZ NOT NULL)")
-
-
-def m002_schedules_and_checks(conn: psycopg.Connection[Any]) -> None:
-    """Timed work rows (rebuilt into APScheduler jobs by the leader) and check results."""
-    conn.execute(
-        """
-        CREATE TABLE schedules (
-            id BIGSERIAL PRIMARY KEY,
-            kind TEXT NOT NULL, run_at TIMESTAMPTZ NOT NULL, deployment_id BIGINT,
-            payload TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL DEFAULT 'pending',
-            claimed_at TIMESTAMPTZ
-        )"""
-    )
-    conn.execute("CREATE INDEX schedules_pending ON schedules (state, run_at)")
-    conn.execute("CREATE INDEX schedules_deployment ON schedules (deployment_id) WHERE state = 'pending'")
-    conn.execute(
-        """
-        CREATE TABLE check_results (
-            id BIGSERIAL PRIMARY KEY,
-            deployment_id BIGINT, env TEXT NOT NULL, round INTEGER NOT NULL DEFAULT 0,
-            name TEXT NOT NULL, kind TEXT NOT NULL, ok BOOLEAN NOT NULL, at TIMESTAMPTZ NOT NULL,
-            observed TEXT, latency DOUBLE PRECISION NOT NULL DEFAULT 0, error TEXT
-        )"""
-    )
-    conn.execute("CREATE INDEX check_results_deployment ON check_results (deployment_id, id)")
-    conn.execute("CREATE INDEX check_results_env ON check_results (env, id)")
-    conn.execute("CREATE INDEX check_results_at ON check_results (at)")
-    conn.execute("ALTER TABLE host_results ADD COLUMN at TIMESTAMPTZ")
-
-
-def m003_current_release_index(conn: psycopg.Connection[Any]) -> None:
-    """`current_release` (3 of the queries behind every /status) reads one index entry instead of
-    sorting an environment's whole history: a partial index in exactly its ORDER BY."""
-    conn.execute(
-        "CREATE INDEX deployments_live ON deployments "
-        "(env, (finished_at IS NULL) DESC, finished_at DESC, id DESC) "
-        f"WHERE NOT dry_run AND state IN {_LIVE_SQL}"
-    )
-
-
-def m004_schedule_claims(conn: psycopg.Connection[Any]) -> None:
-    """Who claimed a schedule and when it finished (orphans of a dead leader are fired again),
-    and idempotency keys for schedules a handler may add twice when it is replayed."""
-    conn.execute("ALTER TABLE schedules ADD COLUMN claimed_by TEXT")
-    conn.execute("ALTER TABLE schedules ADD COLUMN done_at TIMESTAMPTZ")
-    conn.execute("ALTER TABLE schedules ADD COLUMN key TEXT")
-    conn.execute("CREATE UNIQUE INDEX schedules_key ON schedules (key)")
-    conn.execute("CREATE INDEX schedules_claimed ON schedules (id) WHERE state = 'claimed'")
-
-
-def m005_live_at(conn: psycopg.Connection[Any]) -> None:
-    """When a deployment's release went live (lead time and time to restore end there)."""
-    conn.execute("ALTER TABLE deployments ADD COLUMN live_at TIMESTAMPTZ")
-    conn.execute(
-        "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
-        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
-    )
-
-
-MIGRATIONS: list[tuple[str, Migration]] = [
-    ("m001_initial", m001_initial),
-    ("m002_schedules_and_checks", m002_schedules_and_checks),
-    ("m003_current_release_index", m003_current_release_index),
-    ("m004_schedule_claims", m004_schedule_claims),
-    ("m005_live_at", m005_live_at),
-]
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for `pg_advisory_lock` derived from `name` (same in every process)."""
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-
-
-def split_url(url: str) -> tuple[str, str | None]:
-    """`(libpq URL, schema)`: removes gonogo's own `schema` query parameter from a postgresql:// URL."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = [(k, v) for k, v in query if k != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(rest))), (schema or None)
-
-
-def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **overrides: str) -> str:
-    """A libpq conninfo for `url`: CONNECT_DEFAULTS (overridable by the URL), then `overrides`.
-
-    `extra_options` (server settings such as `-c name=value`) and, with `schema`, its
-    `search_path` are appended to the URL's own `options`.
-    """
-    try:
-        params: dict[str, Any] = {**CONNECT_DEFAULTS, **conninfo_to_dict(url), **overrides}
-    except psycopg.ProgrammingError as exc:
-        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {_first_line(exc)}") from exc
-    options = [str(params.get("options") or ""), extra_options]
-    if schema:
-        options.append(f"-c search_path={schema}")
-    params["options"] = " ".join(o.strip() for o in options if o.strip()) or None
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
-
-
-def describe(url: str) -> str:
-    """The URL for messages: user@host:port/dbname, never the password."""
-    try:
-        p = conninfo_to_dict(split_url(url)[0])
-    except (psycopg.Error, ValueError):
-        try:
-            parts = urlsplit(url)
-            p = {"user": parts.username, "host": parts.hostname, "port": parts.port, "dbname": parts.path[1:]}
-        except ValueError:
-            return "<unparseable URL>"
-    user = f"{p['user']}@" if p.get("user") else ""
-    port = f":{p['port']}" if p.get("port") else ""
-    return f"{user}{p.get('host') or 'localhost'}{port}/{p.get('dbname') or ''}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 class PostgresStore:
@@ -672,11 +486,6 @@ class PostgresStore:
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
-
-
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    """Per-connection settings: times come back in UTC."""
-    conn.execute("SET TIME ZONE 'UTC'")
 
 
 def _pg_deployment_row(d: Deployment) -> dict[str, Any]:

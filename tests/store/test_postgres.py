@@ -28,7 +28,8 @@ from bot.store import (
     StoreError,
     open_store,
 )
-from bot.store.postgres import _LIVE, _LIVE_SQL, MIGRATIONS, PostgresStore
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_migrations import _LIVE, _LIVE_SQL, MIGRATIONS
 from runners.base import HostResult
 from tests.support.pgfixtures import (
     DisposablePostgresStore,

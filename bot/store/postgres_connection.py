@@ -1,0 +1,79 @@
+"""How gonogo connects to PostgreSQL: URLs (with gonogo's `schema` parameter), libpq conninfo
+with connection defaults, a password-free description for messages, advisory lock keys."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from bot.store.base import StoreError
+
+#: Connection defaults a URL may override: fail fast when the server is unreachable, notice dead peers.
+CONNECT_DEFAULTS: dict[str, str] = {
+    "connect_timeout": "5",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "application_name": "gonogo",
+}
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for `pg_advisory_lock` derived from `name` (same in every process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """`(libpq URL, schema)`: removes gonogo's own `schema` query parameter from a postgresql:// URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = [(k, v) for k, v in query if k != "schema"]
+    return urlunsplit(parts._replace(query=urlencode(rest))), (schema or None)
+
+
+def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **overrides: str) -> str:
+    """A libpq conninfo for `url`: CONNECT_DEFAULTS (overridable by the URL), then `overrides`.
+
+    `extra_options` (server settings such as `-c name=value`) and, with `schema`, its
+    `search_path` are appended to the URL's own `options`.
+    """
+    try:
+        params: dict[str, Any] = {**CONNECT_DEFAULTS, **conninfo_to_dict(url), **overrides}
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {_first_line(exc)}") from exc
+    options = [str(params.get("options") or ""), extra_options]
+    if schema:
+        options.append(f"-c search_path={schema}")
+    params["options"] = " ".join(o.strip() for o in options if o.strip()) or None
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+def describe(url: str) -> str:
+    """The URL for messages: user@host:port/dbname, never the password."""
+    try:
+        p = conninfo_to_dict(split_url(url)[0])
+    except (psycopg.Error, ValueError):
+        try:
+            parts = urlsplit(url)
+            p = {"user": parts.username, "host": parts.hostname, "port": parts.port, "dbname": parts.path[1:]}
+        except ValueError:
+            return "<unparseable URL>"
+    user = f"{p['user']}@" if p.get("user") else ""
+    port = f":{p['port']}" if p.get("port") else ""
+    return f"{user}{p.get('host') or 'localhost'}{port}/{p.get('dbname') or ''}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Per-connection settings: times come back in UTC."""
+    conn.execute("SET TIME ZONE 'UTC'")
