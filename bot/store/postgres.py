@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -32,22 +31,34 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    LIVE_SQL,
+    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     deployment_row,
     event_from_row,
+    host_result_rows,
     lock_from_row,
     schedule_from_row,
+    where,
+    with_deployment,
 )
-from bot.store.postgres_connection import _configure, _first_line, advisory_key, conninfo, describe, split_url
-from bot.store.postgres_migrations import _LIVE_SQL, _ONE_ACTIVE, MIGRATIONS
+from bot.store.postgres_connection import (
+    advisory_key,
+    checked_schema,
+    conninfo,
+    describe,
+    first_line,
+    open_pool,
+    split_url,
+)
+from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
 from runners.base import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
@@ -57,7 +68,6 @@ _TIME_COLUMNS = (
     "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at", "updated_at",
     "live_at",
 )  # fmt: skip
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class PostgresStore:
@@ -77,61 +87,16 @@ class PostgresStore:
         pool_timeout: float = 10.0,
     ) -> None:
         libpq_url, url_schema = split_url(url)
-        self.schema = schema or url_schema
-        if self.schema is not None and not _SCHEMA_NAME.fullmatch(self.schema):
-            raise StoreError(f"invalid schema name {self.schema!r} (use lowercase letters, digits and _)")
+        self.schema = checked_schema(schema or url_schema)
         self.url = url
         self._where = describe(url) + (f" (schema {self.schema})" if self.schema else "")
         self._conninfo = conninfo(libpq_url, self.schema)
-        self._migrate(libpq_url)
-        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
-            self._conninfo,
-            open=True,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=pool_timeout,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=_configure,
-            check=ConnectionPool.check_connection,  # a server restart costs no failed request
-            name="gonogo-store",
+        migrate(libpq_url, self.schema, where=self._where)
+        self._pool = open_pool(
+            self._conninfo, min_size=min_size, max_size=max_size, timeout=pool_timeout, where=self._where
         )
-        try:
-            self._pool.wait(timeout=pool_timeout)
-        except (PoolTimeout, psycopg.Error) as exc:
-            self._pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {_first_line(exc)}") from exc
 
     # -- plumbing ------------------------------------------------------------------------
-    def _migrate(self, libpq_url: str) -> None:
-        """Apply pending migrations once, whoever else starts at the same time."""
-        try:
-            with psycopg.connect(conninfo(libpq_url), autocommit=True) as conn:
-                _configure(conn)
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key("gonogo-migrations")])
-                    if self.schema:
-                        conn.execute(
-                            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-                        )
-                        conn.execute(
-                            sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(self.schema))
-                        )
-                    conn.execute(
-                        "CREATE TABLE IF NOT EXISTS gonogo_migrations "
-                        "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-                    )
-                    done = {r[0] for r in conn.execute("SELECT name FROM gonogo_migrations").fetchall()}
-                    for name, migration in MIGRATIONS:
-                        if name in done:
-                            continue
-                        log.info("store: applying migration %s", name)
-                        migration(conn)
-                        conn.execute("INSERT INTO gonogo_migrations (name) VALUES (%s)", [name])
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {self._where}: {_first_line(exc)}") from exc
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot migrate PostgreSQL store at {self._where}: {_first_line(exc)}") from exc
-
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         """A pooled connection (autocommit); connection trouble becomes a StoreError."""
@@ -139,9 +104,9 @@ class PostgresStore:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreError(f"PostgreSQL at {self._where} is unavailable: {_first_line(exc)}") from exc
+            raise StoreError(f"PostgreSQL at {self._where} is unavailable: {first_line(exc)}") from exc
         except psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL at {self._where} failed: {_first_line(exc)}") from exc
+            raise StoreError(f"PostgreSQL at {self._where} failed: {first_line(exc)}") from exc
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -173,9 +138,9 @@ class PostgresStore:
             with self._tx() as conn:
                 created = conn.execute(query, list(row.values())).fetchone()
                 assert created is not None
-                self._insert_event(conn, _with_deployment(event, int(created["id"])))
+                self._insert_event(conn, with_deployment(event, int(created["id"])))
         except errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == _ONE_ACTIVE:
+            if exc.diag.constraint_name == ONE_ACTIVE:
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
             raise
         return deployment_from_row(created)
@@ -196,9 +161,9 @@ class PostgresStore:
                 if saved is None:
                     raise StaleDeployment(f"deployment #{d.id} changed since it was read")
                 if event is not None:
-                    self._insert_event(conn, _with_deployment(event, d.id))
+                    self._insert_event(conn, with_deployment(event, d.id))
         except errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == _ONE_ACTIVE:
+            if exc.diag.constraint_name == ONE_ACTIVE:
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
             raise
         return deployment_from_row(saved)
@@ -223,28 +188,19 @@ class PostgresStore:
         before_id: int | None = None,
     ) -> list[Deployment]:
         """Deployments newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if env is not None:
-            clauses.append("env = %s")
-            params.append(env)
-        if states:
-            clauses.append("state = ANY(%s)")
-            params.append([s.value for s in states])
-        if kind is not None:
-            clauses.append("kind = %s")
-            params.append(kind)
-        if before_id is not None:
-            clauses.append("id < %s")
-            params.append(before_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(f"SELECT * FROM deployments {where} ORDER BY id DESC LIMIT %s", [*params, limit])
+        clause, params = where(
+            ("env = %s", env),
+            ("state = ANY(%s)", [s.value for s in states] if states else None),
+            ("kind = %s", kind),
+            ("id < %s", before_id),
+        )
+        rows = self._rows(f"SELECT * FROM deployments {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [deployment_from_row(r) for r in rows]
 
     def current_release(self, env: str) -> Deployment | None:
         """The newest live deployment of `env` (unfinished first, then by finish time, then id)."""
         rows = self._rows(
-            f"SELECT * FROM deployments WHERE env = %s AND NOT dry_run AND state IN {_LIVE_SQL} "
+            f"SELECT * FROM deployments WHERE env = %s AND NOT dry_run AND state IN {LIVE_SQL} "
             "ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1",
             [env],
         )
@@ -266,20 +222,9 @@ class PostgresStore:
         limit: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if deployment_id is not None:
-            clauses.append("deployment_id = %s")
-            params.append(deployment_id)
-        if env is not None:
-            clauses.append("env = %s")
-            params.append(env)
-        if since is not None:
-            clauses.append("at >= %s")
-            params.append(since)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        clause, params = where(("deployment_id = %s", deployment_id), ("env = %s", env), ("at >= %s", since))
         tail = f" LIMIT {int(limit)}" if limit else ""
-        rows = self._rows(f"SELECT * FROM events {where} ORDER BY id{tail}", params)
+        rows = self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
         return [event_from_row(r) for r in rows]
 
     # -- locks ---------------------------------------------------------------------------
@@ -323,20 +268,7 @@ class PostgresStore:
             cur.executemany(
                 "INSERT INTO host_results (deployment_id, stage, step, host, status, exit_code, duration, "
                 "output, error) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        deployment_id,
-                        stage,
-                        r.step,
-                        r.host,
-                        r.status,
-                        r.exit_code,
-                        r.duration,
-                        r.output,
-                        r.error,
-                    )
-                    for r in results
-                ],
+                host_result_rows(deployment_id, stage, results),
             )
 
     def host_results(self, deployment_id: int) -> list[dict[str, Any]]:
@@ -458,29 +390,16 @@ class PostgresStore:
         limit: int = 50,
     ) -> list[CheckRecord]:
         """Check results newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("env", env), ("deployment_id", deployment_id), ("round", round)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT %s", [*params, limit])
+        clause, params = where(
+            ("env = %s", env), ("deployment_id = %s", deployment_id), ("round = %s", round)
+        )
+        rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [check_from_row(r) for r in rows]
 
     def prune(self, older_than: datetime) -> int:
         """Delete old check results and host output; keep deployments and events."""
         with self._tx() as conn:
-            removed = conn.execute("DELETE FROM check_results WHERE at < %s", [older_than]).rowcount
-            removed += conn.execute(
-                "DELETE FROM host_results WHERE deployment_id IN "
-                "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < %s)",
-                [older_than],
-            ).rowcount
-            removed += conn.execute("DELETE FROM idempotency_keys WHERE at < %s", [older_than]).rowcount
-            removed += conn.execute(
-                "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < %s", [older_than]
-            ).rowcount
+            removed = sum(conn.execute(q.format(cutoff="%s"), [older_than]).rowcount for q in PRUNE_SQL)
         return removed
 
     def close(self) -> None:
@@ -497,12 +416,6 @@ def _pg_deployment_row(d: Deployment) -> dict[str, Any]:
         row[col] = getattr(d, col)
     assert tuple(row) == DEPLOYMENT_COLUMNS
     return row
-
-
-def _with_deployment(event: EventRecord, deployment_id: int) -> EventRecord:
-    if event.deployment_id == deployment_id:
-        return event
-    return replace(event, deployment_id=deployment_id)
 
 
 __all__ = ["MIGRATIONS", "PostgresStore", "advisory_key", "conninfo", "describe", "split_url"]

@@ -4,11 +4,14 @@ with connection defaults, a password-free description for messages, advisory loc
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.store.base import StoreError
 
@@ -21,6 +24,7 @@ CONNECT_DEFAULTS: dict[str, str] = {
     "keepalives_count": "3",
     "application_name": "gonogo",
 }
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def advisory_key(name: str) -> int:
@@ -37,6 +41,13 @@ def split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=urlencode(rest))), (schema or None)
 
 
+def checked_schema(schema: str | None) -> str | None:
+    """`schema` when it is a plain lowercase name (or None); a StoreError otherwise."""
+    if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+        raise StoreError(f"invalid schema name {schema!r} (use lowercase letters, digits and _)")
+    return schema
+
+
 def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **overrides: str) -> str:
     """A libpq conninfo for `url`: CONNECT_DEFAULTS (overridable by the URL), then `overrides`.
 
@@ -46,7 +57,7 @@ def conninfo(url: str, schema: str | None = None, *, extra_options: str = "", **
     try:
         params: dict[str, Any] = {**CONNECT_DEFAULTS, **conninfo_to_dict(url), **overrides}
     except psycopg.ProgrammingError as exc:
-        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {_first_line(exc)}") from exc
+        raise StoreError(f"invalid PostgreSQL URL {describe(url)}: {first_line(exc)}") from exc
     options = [str(params.get("options") or ""), extra_options]
     if schema:
         options.append(f"-c search_path={schema}")
@@ -69,11 +80,36 @@ def describe(url: str) -> str:
     return f"{user}{p.get('host') or 'localhost'}{port}/{p.get('dbname') or ''}"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's text on one line, for messages (psycopg's span several)."""
     text = str(exc).strip() or type(exc).__name__
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def configure(conn: psycopg.Connection[Any]) -> None:
     """Per-connection settings: times come back in UTC."""
     conn.execute("SET TIME ZONE 'UTC'")
+
+
+def open_pool(
+    info: str, *, min_size: int, max_size: int, timeout: float, where: str
+) -> ConnectionPool[psycopg.Connection[dict[str, Any]]]:
+    """An open pool of autocommit connections to `info` returning dict rows, once `min_size`
+    of them connected (else a StoreError naming `where`)."""
+    pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+        info,
+        open=True,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=timeout,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=configure,
+        check=ConnectionPool.check_connection,  # a server restart costs no failed request
+        name="gonogo-store",
+    )
+    try:
+        pool.wait(timeout=timeout)
+    except (PoolTimeout, psycopg.Error) as exc:
+        pool.close()
+        raise StoreError(f"cannot connect to PostgreSQL at {where}: {first_line(exc)}") from exc
+    return pool

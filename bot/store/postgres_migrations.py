@@ -6,15 +6,22 @@ Migrations are named functions recorded in `gonogo_migrations`, applied in one t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-_ONE_ACTIVE = "deployments_one_active"
-_LIVE = ("monitoring", "succeeded", "signed_off")
-#: Literal, not a parameter, so the planner matches the partial index `deployments_live`.
-_LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _LIVE) + ")"
+from bot.store.base import StoreError
+from bot.store.codec import LIVE_SQL
+from bot.store.postgres_connection import advisory_key, configure, conninfo, first_line
+
+log = logging.getLogger("gonogo.store.postgres")
+
+#: The unique partial index behind "one active deployment per environment" (the store tells
+#: its violation from others by this name).
+ONE_ACTIVE = "deployments_one_active"
 
 Migration = Callable[[psycopg.Connection[Any]], None]
 
@@ -38,7 +45,7 @@ def m001_initial(conn: psycopg.Connection[Any]) -> None:
             error TEXT, progress TEXT, details TEXT NOT NULL DEFAULT '{}'
         )"""
     )
-    conn.execute(f"CREATE UNIQUE INDEX {_ONE_ACTIVE} ON deployments (env) WHERE active")
+    conn.execute(f"CREATE UNIQUE INDEX {ONE_ACTIVE} ON deployments (env) WHERE active")
     conn.execute("CREATE INDEX deployments_env_id ON deployments (env, id)")
     conn.execute("CREATE INDEX deployments_state ON deployments (state)")
     conn.execute(
@@ -105,7 +112,7 @@ def m003_current_release_index(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "CREATE INDEX deployments_live ON deployments "
         "(env, (finished_at IS NULL) DESC, finished_at DESC, id DESC) "
-        f"WHERE NOT dry_run AND state IN {_LIVE_SQL}"
+        f"WHERE NOT dry_run AND state IN {LIVE_SQL}"
     )
 
 
@@ -124,7 +131,7 @@ def m005_live_at(conn: psycopg.Connection[Any]) -> None:
     conn.execute("ALTER TABLE deployments ADD COLUMN live_at TIMESTAMPTZ")
     conn.execute(
         "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
-        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
+        f"WHERE state IN {LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
     )
 
 
@@ -135,3 +142,38 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m004_schedule_claims", m004_schedule_claims),
     ("m005_live_at", m005_live_at),
 ]
+
+
+def migrate(libpq_url: str, schema: str | None, *, where: str) -> None:
+    """Apply pending migrations once, whoever else starts at the same time (a StoreError naming
+    `where` when the database cannot be reached or migrated)."""
+    try:
+        with psycopg.connect(conninfo(libpq_url), autocommit=True) as conn:
+            configure(conn)
+            _apply(conn, schema)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to PostgreSQL at {where}: {first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot migrate PostgreSQL store at {where}: {first_line(exc)}") from exc
+
+
+def _apply(conn: psycopg.Connection[Any], schema: str | None) -> None:
+    """Apply the migrations `conn`'s database (in `schema`, created if missing) has not had yet:
+    one transaction under `pg_advisory_xact_lock`, so a replica starting at the same moment
+    waits, then finds them applied."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [advisory_key("gonogo-migrations")])
+        if schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS gonogo_migrations "
+            "(name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in conn.execute("SELECT name FROM gonogo_migrations").fetchall()}
+        for name, migration in MIGRATIONS:
+            if name in done:
+                continue
+            log.info("store: applying migration %s", name)
+            migration(conn)
+            conn.execute("INSERT INTO gonogo_migrations (name) VALUES (%s)", [name])

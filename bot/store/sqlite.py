@@ -1,4 +1,4 @@
-"""SQLite store: sqlite-utils for schema migrations, plain SQL for the rest.
+"""SQLite store: sqlite-utils for schema migrations (`bot.store.sqlite_migrations`), plain SQL for the rest.
 
 One connection opened with `check_same_thread=False` (sqlite-utils' own `Database(path)` would
 bind it to the creating thread), WAL on, and every write serialised by a lock, so the engine's
@@ -23,16 +23,21 @@ from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    LIVE_SQL,
+    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     deployment_row,
     event_from_row,
     event_row,
+    host_result_rows,
     lock_from_row,
     schedule_from_row,
     ts,
+    where,
+    with_deployment,
 )
-from bot.store.sqlite_migrations import _LIVE_SQL, migrations
+from bot.store.sqlite_migrations import migrations
 from runners.base import HostResult
 
 
@@ -92,7 +97,7 @@ class SqliteStore:
                 )
                 new_id = cur.lastrowid
                 assert new_id is not None
-                self._insert_event(conn, _with_deployment(event, new_id))
+                self._insert_event(conn, with_deployment(event, new_id))
         except sqlite3.IntegrityError as exc:
             if "deployments" in str(exc) and "env" in str(exc):
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
@@ -119,7 +124,7 @@ class SqliteStore:
                     if cur.rowcount != 1:
                         raise StaleDeployment(f"deployment #{d.id} changed since it was read")
                     if event is not None:
-                        self._insert_event(conn, _with_deployment(event, d.id))
+                        self._insert_event(conn, with_deployment(event, d.id))
             except sqlite3.IntegrityError as exc:
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
             saved = self.get(d.id)
@@ -153,7 +158,7 @@ class SqliteStore:
     def current_release(self, env: str) -> Deployment | None:
         """The newest live deployment of `env` (served by the deployments_live index)."""
         rows = self._rows(
-            f"SELECT * FROM deployments WHERE env = ? AND dry_run = 0 AND state IN {_LIVE_SQL} "
+            f"SELECT * FROM deployments WHERE env = ? AND dry_run = 0 AND state IN {LIVE_SQL} "
             "ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1",
             [env],
         )
@@ -164,7 +169,7 @@ class SqliteStore:
         """Append one event."""
         with self._tx() as conn:
             new_id = self._insert_event(conn, event)
-        return EventRecord(**{**event.__dict__, "id": new_id})
+        return replace(event, id=new_id)
 
     def events(
         self,
@@ -175,21 +180,10 @@ class SqliteStore:
         limit: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if deployment_id is not None:
-            clauses.append("deployment_id = ?")
-            params.append(deployment_id)
-        if env is not None:
-            clauses.append("env = ?")
-            params.append(env)
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(ts(since))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        clause, params = where(("deployment_id = ?", deployment_id), ("env = ?", env), ("at >= ?", ts(since)))
         tail = f" LIMIT {int(limit)}" if limit else ""
         return [
-            event_from_row(r) for r in self._rows(f"SELECT * FROM events {where} ORDER BY id{tail}", params)
+            event_from_row(r) for r in self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
         ]
 
     # -- locks ---------------------------------------------------------------------------
@@ -232,20 +226,7 @@ class SqliteStore:
             conn.executemany(
                 "INSERT INTO host_results (deployment_id, stage, step, host, status, exit_code, duration, "
                 "output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        deployment_id,
-                        stage,
-                        r.step,
-                        r.host,
-                        r.status,
-                        r.exit_code,
-                        r.duration,
-                        r.output,
-                        r.error,
-                    )
-                    for r in results
-                ],
+                host_result_rows(deployment_id, stage, results),
             )
 
     def host_results(self, deployment_id: int) -> list[dict[str, Any]]:
@@ -374,42 +355,21 @@ class SqliteStore:
         limit: int = 50,
     ) -> list[CheckRecord]:
         """Check results newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("env", env), ("deployment_id", deployment_id), ("round", round)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        clause, params = where(("env = ?", env), ("deployment_id = ?", deployment_id), ("round = ?", round))
+        rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [check_from_row(r) for r in rows]
 
     def prune(self, older_than: datetime) -> int:
         """Delete old check results and host output; keep deployments and events."""
         cutoff = ts(older_than)
         with self._tx() as conn:
-            removed = conn.execute("DELETE FROM check_results WHERE at < ?", [cutoff]).rowcount
-            removed += conn.execute(
-                "DELETE FROM host_results WHERE deployment_id IN "
-                "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < ?)",
-                [cutoff],
-            ).rowcount
-            removed += conn.execute("DELETE FROM idempotency_keys WHERE at < ?", [cutoff]).rowcount
-            removed += conn.execute(
-                "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < ?", [cutoff]
-            ).rowcount
+            removed = sum(conn.execute(q.format(cutoff="?"), [cutoff]).rowcount for q in PRUNE_SQL)
         return removed
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._conn.close()
-
-
-def _with_deployment(event: EventRecord, deployment_id: int) -> EventRecord:
-    if event.deployment_id == deployment_id:
-        return event
-    return EventRecord(**{**event.__dict__, "deployment_id": deployment_id})
 
 
 def _deployment_filter(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from bot.store.codec import LIVE_SQL
+
 migrations = Migrations("gonogo")
-_LIVE = ("monitoring", "succeeded", "signed_off")
-#: Literal, not parameters: SQLite uses a partial index only when the query repeats its WHERE terms.
-_LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _LIVE) + ")"
 
 
 @migrations()
@@ -98,7 +97,7 @@ def m003_current_release_index(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX deployments_live ON deployments "
         "(env, finished_at IS NULL DESC, finished_at DESC, id DESC) "
-        f"WHERE dry_run = 0 AND state IN {_LIVE_SQL}"
+        f"WHERE dry_run = 0 AND state IN {LIVE_SQL}"
     )
 
 
@@ -118,5 +117,5 @@ def m005_live_at(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE deployments ADD COLUMN live_at TEXT")
     db.execute(
         "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
-        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
+        f"WHERE state IN {LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
     )
