@@ -13,7 +13,9 @@ BIGSERIAL ids, BOOLEAN flags, TIMESTAMPTZ times (read back as aware UTC datetime
 Pooled connections run in autocommit; writes open an explicit transaction. No session-level
 state is left on a pooled connection (no session advisory locks: see `bot.leader`).
 The schema and its migrations are `bot.store.postgres_migrations`; URLs and conninfo
-`bot.store.postgres_connection`.
+`bot.store.postgres_connection`. Code outside the store imports PostgreSQL things from this
+module (`PostgresStore`, and `advisory_key`, `conninfo`, `describe`, `split_url` for leader
+election), so that the `bot.store` face never imports psycopg.
 
 The URL may carry `?schema=NAME` (not a libpq parameter, removed before connecting): the store
 then lives in that schema (created if missing) through the connection's `search_path`.
