@@ -1,4 +1,4 @@
-"""The ASGI front (`AsgiHandler`): every HTTP request checked before Bolt sees it.
+"""The HTTP front: `AsgiHandler` serves the Bolt app over ASGI, off the event loop.
 
 In HTTP mode, `AsgiHandler` checks every request before Bolt sees it: the signature over the
 raw body first (slack_sdk's `SignatureVerifier`, timestamps more than 5 minutes off refused)
@@ -27,8 +27,7 @@ from bot.slack.verify import RawBodyVerifier, is_ssl_check
 log = logging.getLogger("gonogo.slack")
 
 EVENTS_PATH = "/slack/events"
-
-
+#: What answers the ops endpoints: path -> (status, content type, body).
 OpsHandler = Callable[[str], tuple[int, str, bytes]]
 
 
