@@ -26,17 +26,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import errors, sql
-from psycopg_pool import PoolTimeout
 
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
-from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
+from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
     LIVE_SQL,
@@ -56,8 +55,8 @@ from bot.store.postgres_connection import (
     checked_schema,
     conninfo,
     describe,
-    first_line,
     open_pool,
+    pooled,
     split_url,
 )
 from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
@@ -99,16 +98,9 @@ class PostgresStore:
         )
 
     # -- plumbing ------------------------------------------------------------------------
-    @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    def _conn(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
         """A pooled connection (autocommit); connection trouble becomes a StoreError."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolTimeout as exc:
-            raise StoreError(f"PostgreSQL at {self._where} is unavailable: {first_line(exc)}") from exc
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL at {self._where} failed: {first_line(exc)}") from exc
+        return pooled(self._pool, self._where)
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

@@ -1,10 +1,13 @@
 """How gonogo connects to PostgreSQL: URLs (with gonogo's `schema` parameter), libpq conninfo
-with connection defaults, a password-free description for messages, advisory lock keys."""
+with connection defaults, a password-free description for messages, advisory lock keys; the
+store's pool, and connection trouble as a `StoreError`."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -113,3 +116,17 @@ def open_pool(
         pool.close()
         raise StoreError(f"cannot connect to PostgreSQL at {where}: {first_line(exc)}") from exc
     return pool
+
+
+@contextmanager
+def pooled(
+    pool: ConnectionPool[psycopg.Connection[dict[str, Any]]], where: str
+) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A connection from `pool`; connection trouble becomes a StoreError naming `where`."""
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise StoreError(f"PostgreSQL at {where} is unavailable: {first_line(exc)}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"PostgreSQL at {where} failed: {first_line(exc)}") from exc
