@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runners.checks.core import HttpCheck, run_check, run_checks
+from runners.checks import HttpCheck, run_check, run_checks
 from tests.support.healthapp import HealthApp
 
 TARGET_RATIO = 10.0
@@ -93,7 +93,7 @@ def measure_failure_to_rollback() -> float | None:
     import tomllib
     from pathlib import Path
 
-    from bot.config.load import parse_config
+    from bot.config import parse_config
     from bot.engine.engine import Engine
     from bot.store.sqlite import SqliteStore
     from tests.support.recording import RecordingChat

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain.deployment import Deployment, State
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from commands import model
 from commands.help import help_text
 from commands.parser import parse

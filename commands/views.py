@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.deployment import STATE_ICON, Deployment, State
-from bot.engine.engine import EnvStatus
+from bot.engine import EnvStatus
 
 MAX_CHARS = 11_000
 """Longest `/status` reply; environments that do not fit are named, not shown."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import Config, load_config
+from bot.config import Config, load_config
 from tests.support.recording import RecordingChat
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bot.app.cli import parser
-from bot.config.load import KNOWN_KEYS, load_config
+from bot.config import KNOWN_KEYS, load_config
 from commands.help import USAGE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,7 +194,7 @@ def test_every_relative_link_in_the_readme_and_docs_exists() -> None:
 
 
 def test_the_readme_documents_the_environment_the_cli_reads() -> None:
-    sources = ("bot/app/cli.py", "bot/config/load.py", "bot/app/serve.py", "bot/ops/logs.py")
+    sources = ("bot/app/cli.py", "bot/config/service.py", "bot/app/serve.py", "bot/ops/logs.py")
     names = set()
     for source in sources:
         names |= set(re.findall(r"environ(?:\.get\(|\[)\"([A-Z][A-Z0-9_]+)\"", (ROOT / source).read_text()))

@@ -1,14 +1,15 @@
-"""Build the SSH backend (and its dry-run printer) for an environment from `[ssh]`.
+"""Backends for environments: SSH from `[ssh]`, this machine, and the dry-run printer.
 
 Paths are relative to the config file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from runners.base import Backend
 
 if TYPE_CHECKING:
@@ -61,3 +62,18 @@ def printer_backend_for(config: Config, env: Environment) -> Backend:
     from runners.backends.ssh.backend import SSHPlan
 
     return PrinterBackend(plan=SSHPlan(ssh_options_for(config, env)))
+
+
+def backend_factory(config: Config) -> Callable[[Environment, bool], Backend]:
+    """Backends by environment: the printer for dry runs, this machine, or SSH (Fabric)."""
+
+    def make(env: Environment, dry_run: bool) -> Backend:
+        from runners.backends.local import LocalBackend
+
+        if dry_run:  # prints exactly what the env's real backend would run, where
+            return printer_backend_for(config, env)
+        if env.backend == "local":
+            return LocalBackend(cwd=str(config.config_dir))
+        return ssh_backend_for(config, env)  # Fabric is only loaded when used
+
+    return make

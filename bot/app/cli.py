@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bot.config.load import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
 
 DEFAULT_CONFIG = "config.example.toml"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.config.load import Config
+from bot.config import Config
 from commands.help import COMMAND_DESCRIPTIONS, COMMAND_USAGE_HINTS
 
 PLACEHOLDER_URL = "https://YOUR-HOST/slack/events"

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from bot.config.load import Config
-from bot.engine.engine import Engine
+from bot.config import Config
+from bot.engine import Engine
 
 log = logging.getLogger("gonogo.serve")
 

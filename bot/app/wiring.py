@@ -1,7 +1,7 @@
 """The composition root: config → store, ref resolver, leader election → engine, for a chat adapter.
 
 Everything that picks real implementations for the seams lives here and only here; the CLI
-(`bot.cli`) and the Slack service (`bot.serve`) both build their engine with `build_engine`.
+(`bot.app.cli`) and the Slack service (`bot.app.serve`) both build their engine with `build_engine`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from bot.app.backends import backend_factory
 from bot.chat.base import Chat
-from bot.config.load import Config
-from bot.engine.engine import Engine
-from bot.source.base import NullResolver, RefResolver
+from bot.config import Config
+from bot.engine import Engine
+from bot.source import NullResolver, RefResolver
 
 
 def build_engine(config: Config, chat: Chat, **kwargs: Any) -> Engine:
@@ -31,13 +32,14 @@ def build_engine(config: Config, chat: Chat, **kwargs: Any) -> Engine:
         raise SystemExit(2) from None
     resolver = kwargs.pop("resolver", None) or ref_resolver(config)
     kwargs.setdefault("leadership", leadership_for(config.bot.store_url))
+    kwargs.setdefault("backends", backend_factory(config))
     return Engine(config, store, chat, resolver=resolver, **kwargs)
 
 
 def ref_resolver(config: Config) -> RefResolver:
     """The git resolver (mirror, allowed refs, changelog, tags) when `[repo] url` is set, else refs as labels."""
     if config.repo.url:
-        from bot.source.git import GitResolver  # GitPython is only loaded when a repo is configured
+        from bot.source import GitResolver  # GitPython is only loaded when a repo is configured
 
         return GitResolver(config)
     return NullResolver(config.repo.default_branch)

@@ -1,17 +1,24 @@
-"""Check specs from TOML: `parse_check` builds an `HttpCheck`, `SqlCheck` or `CommandCheck` from a
-table and reports every problem with its key path (moved here from runners/checks: parsing the
-config is the config's job)."""
+"""Check tables: `parse_check` builds an `HttpCheck`, `SqlCheck` or `CommandCheck` from a table and
+reports every problem with its key path (moved here from runners/checks: parsing the config is
+the config's job); `parse_checks` reads an environment's list and the names that refer to it.
+
+Check tables are read with the config's one reader (`reader.Table`), so `timeout` and
+`max_latency` take durations (`"90s"`, `"1.5s"`, `"2m"`) as well as bare seconds.
+"""
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import httpx
 
-from runners.checks.core import _NUMBER_RE, HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
+from bot.config.reader import D, Problems, Table
+from runners.checks import HTTP_METHODS, OPS, Check, CommandCheck, HttpCheck, Op, SqlCheck
+from runners.checks import NUMBER_RE as _NUMBER_RE
 
 #: Keys every check table may have, and the keys of each check type (config validation uses them).
 CHECK_COMMON_KEYS = frozenset({"name", "type"})
@@ -38,73 +45,6 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EXPECT_RE = re.compile(r"^\s*(==|!=|>=|<=|=|>|<)\s*(.*?)\s*$", re.DOTALL)
 
 
-class _Reader:
-    """Typed access to a TOML table that records problems with their key paths."""
-
-    def __init__(self, d: Mapping[str, Any], path: str) -> None:
-        self.d = d
-        self.path = path
-        self.problems: list[str] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(f"{self.path}.{key}: {message}")
-
-    def string(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
-        if key not in self.d:
-            if required:
-                self.problem(key, "required")
-            return default
-        value = self.d[key]
-        if not isinstance(value, str):
-            self.problem(key, "must be a string")
-            return default
-        if required and not value.strip():
-            self.problem(key, "must not be empty")
-            return default
-        return value
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        if key not in self.d:
-            return default
-        value = self.d[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(key, "must be an integer")
-            return default
-        if not low <= value <= high:
-            self.problem(key, f"must be between {low} and {high}")
-            return default
-        return value
-
-    def seconds(self, key: str, default: float | None) -> float | None:
-        if key not in self.d:
-            return default
-        value = self.d[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(key, "must be a number of seconds")
-            return default
-        if not math.isfinite(value) or value <= 0:
-            self.problem(key, "must be a positive number of seconds")
-            return default
-        return float(value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        if key not in self.d:
-            return default
-        value = self.d[key]
-        if not isinstance(value, bool):
-            self.problem(key, "must be true or false")
-            return default
-        return value
-
-    def choice(self, key: str, choices: Sequence[str], default: str) -> str:
-        value = self.string(key, default=default)
-        if value is None or value not in choices:
-            if key in self.d and isinstance(self.d[key], str):
-                self.problem(key, f"must be one of: {', '.join(choices)}")
-            return default
-        return value
-
-
 def parse_check(d: Mapping[str, Any], path: str) -> tuple[Check | None, list[str]]:
     """Build a check from a TOML table, or report every problem with its key path.
 
@@ -116,7 +56,7 @@ def parse_check(d: Mapping[str, Any], path: str) -> tuple[Check | None, list[str
     """
     if not isinstance(d, Mapping):
         return None, [f"{path}: must be a table"]
-    r = _Reader(d, path)
+    r = Table(d, path, Problems(), record_keys=False)  # check keys are documented by type, not recorded
     name = r.string("name", required=True)
     kind: str | None = None
     if "type" not in d:
@@ -141,12 +81,12 @@ def parse_check(d: Mapping[str, Any], path: str) -> tuple[Check | None, list[str
         check = _parse_sql(r, name or "")
     elif kind == "command":
         check = _parse_command(r, name or "")
-    if r.problems:
-        return None, r.problems
+    if r.problems.items:
+        return None, r.problems.items
     return check, []
 
 
-def _parse_http(r: _Reader, name: str) -> HttpCheck | None:
+def _parse_http(r: Table, name: str) -> HttpCheck | None:
     url = r.string("url", required=True)
     if url is not None:
         try:
@@ -165,14 +105,14 @@ def _parse_http(r: _Reader, name: str) -> HttpCheck | None:
     json_field = r.string("json_field")
     if json_field is not None and (not json_field or any(not p for p in json_field.split("."))):
         r.problem("json_field", 'must be a dotted path like "status" or "db.ok"')
-    json_equals = r.d.get("json_equals")
-    if "json_equals" in r.d and "json_field" not in r.d:
+    json_equals = r.data.get("json_equals")
+    if "json_equals" in r.data and "json_field" not in r.data:
         r.problem("json_equals", "requires json_field")
-    max_latency = r.seconds("max_latency", None)
-    timeout = r.seconds("timeout", 10.0) or 10.0
+    max_latency = _time_limit(r, "max_latency", None)
+    timeout = _time_limit(r, "timeout", 10.0)
     verify_tls = r.boolean("verify_tls", True)
     headers: dict[str, str] = {}
-    raw_headers = r.d.get("headers", {})
+    raw_headers = r.data.get("headers", {})
     if not isinstance(raw_headers, Mapping):
         r.problem("headers", "must be a table of header name = value")
     else:
@@ -181,7 +121,7 @@ def _parse_http(r: _Reader, name: str) -> HttpCheck | None:
                 r.problem(f"headers.{key}", "must be a string")
             else:
                 headers[str(key)] = value
-    if r.problems or url is None:
+    if r.problems.items or url is None:
         return None
     return HttpCheck(
         name=name,
@@ -198,6 +138,16 @@ def _parse_http(r: _Reader, name: str) -> HttpCheck | None:
     )
 
 
+def _time_limit(r: Table, key: str, default: D) -> float | D:
+    """A check's `timeout` or `max_latency`: a duration > 0, bare seconds (`2`, `0.5`) or like the
+    rest of the config (`"90s"`, `"1.5s"`, `"2m"`)."""
+    raw = r.data.get(key)
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and not raw > 0:
+        r.problem(key, "must be a positive number of seconds")  # what check tables always said
+        return default
+    return r.duration(key, default, positive=True)
+
+
 def _number_or_text(text: str) -> object:
     if re.fullmatch(r"[+-]?\d+", text):
         return int(text)
@@ -208,12 +158,12 @@ def _number_or_text(text: str) -> object:
     return text
 
 
-def _parse_sql(r: _Reader, name: str) -> SqlCheck | None:
+def _parse_sql(r: Table, name: str) -> SqlCheck | None:
     dsn_env = None
-    if "dsn_env" not in r.d:
+    if "dsn_env" not in r.data:
         r.problem("dsn_env", "required (the NAME of an environment variable holding the DSN)")
-    elif not isinstance(r.d["dsn_env"], str) or not _ENV_NAME_RE.match(r.d["dsn_env"]):
-        raw = r.d["dsn_env"]
+    elif not isinstance(r.data["dsn_env"], str) or not _ENV_NAME_RE.match(r.data["dsn_env"]):
+        raw = r.data["dsn_env"]
         if isinstance(raw, str) and any(mark in raw for mark in ("://", "=", "@")):
             r.problem(
                 "dsn_env", "must be the NAME of an environment variable holding the DSN, not the DSN itself"
@@ -221,20 +171,20 @@ def _parse_sql(r: _Reader, name: str) -> SqlCheck | None:
         else:
             r.problem("dsn_env", "must be an environment variable name like PROD_DB_DSN")
     else:
-        dsn_env = r.d["dsn_env"]
+        dsn_env = r.data["dsn_env"]
     query = r.string("query", required=True)
     op: Op = _OP_BY_TEXT[r.choice("op", OPS, "==")]
     expect: object = None
-    if "expect" not in r.d:
+    if "expect" not in r.data:
         r.problem("expect", 'required (a number or string, optionally with an operator: ">= 4")')
     else:
-        raw = r.d["expect"]
+        raw = r.data["expect"]
         if isinstance(raw, bool) or not isinstance(raw, int | float | str):
             r.problem("expect", 'must be a number or a string (write booleans as "true")')
         elif isinstance(raw, float) and not math.isfinite(raw):
             r.problem("expect", "must be a finite number")
         elif isinstance(raw, str) and (m := _EXPECT_RE.match(raw)):
-            if "op" in r.d:
+            if "op" in r.data:
                 r.problem("expect", "gives an operator and op is also set; use one")
             elif not m.group(2):
                 r.problem("expect", f"has operator {m.group(1)!r} but no value")
@@ -243,19 +193,19 @@ def _parse_sql(r: _Reader, name: str) -> SqlCheck | None:
                 expect = _number_or_text(m.group(2))
         else:
             expect = raw
-    timeout = r.seconds("timeout", 10.0) or 10.0
-    if r.problems or dsn_env is None or query is None:
+    timeout = _time_limit(r, "timeout", 10.0)
+    if r.problems.items or dsn_env is None or query is None:
         return None
     return SqlCheck(name=name, dsn_env=dsn_env, query=query, op=op, expect=expect, timeout=timeout)
 
 
-def _parse_command(r: _Reader, name: str) -> CommandCheck | None:
+def _parse_command(r: Table, name: str) -> CommandCheck | None:
     command = r.string("command", required=True)
     on: Literal["one", "all"] = "all" if r.choice("on", ("one", "all"), "one") == "all" else "one"
     expect_exit = r.integer("expect_exit", 0, 0, 255)
     output_contains = r.string("output_contains")
-    timeout = r.seconds("timeout", 30.0) or 30.0
-    if r.problems or command is None:
+    timeout = _time_limit(r, "timeout", 30.0)
+    if r.problems.items or command is None:
         return None
     return CommandCheck(
         name=name,
@@ -265,3 +215,41 @@ def _parse_command(r: _Reader, name: str) -> CommandCheck | None:
         output_contains=output_contains,
         timeout=timeout,
     )
+
+
+def _untyped_check_keys(raw: Any, path: str, problems: Problems) -> None:
+    """Keys no check type knows, reported even when `type` is missing or wrong (the check
+    parser judges keys only once it knows the type)."""
+    if not isinstance(raw, dict) or (isinstance(raw.get("type"), str) and raw["type"] in CHECK_KEYS):
+        return
+    known = set(CHECK_COMMON_KEYS).union(*CHECK_KEYS.values())
+    for key in raw:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+            if key in ("kind", "check", "checker"):
+                hint = ["type"]
+            suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+            problems.add(f"{path}.{key}", f"unknown key{suffix}")
+
+
+def parse_checks(t: Table, monitor_checks: tuple[str, ...]) -> tuple[tuple[Check, ...], tuple[str, ...]]:
+    """An environment's `checks` and `smoke_checks`; names in `smoke_checks` and `monitor.checks`
+    must be defined, and no name twice."""
+    p = t.problems
+    checks: list[Check] = []
+    for i, raw_check in enumerate(t.get("checks", list, [])):
+        check_path = f"{t.key('checks')}[{i}]"
+        _untyped_check_keys(raw_check, check_path, p)
+        check, check_problems = parse_check(raw_check, check_path)
+        p.extend(check_problems)
+        if check is not None:
+            checks.append(check)
+    check_names = [c.name for c in checks]
+    for dup in sorted({n for n in check_names if check_names.count(n) > 1}):
+        p.add(t.key("checks"), f"check {dup!r} is defined twice")
+    smoke_checks = t.strings("smoke_checks")
+    for key, names in (("smoke_checks", smoke_checks), ("monitor.checks", monitor_checks)):
+        for name_ in names:
+            if name_ not in check_names:
+                p.add(t.key(key), f"no check named {name_!r} (defined: {', '.join(check_names) or 'none'})")
+    return tuple(checks), smoke_checks

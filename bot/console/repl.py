@@ -20,7 +20,7 @@ from typing import TextIO
 
 from bot.console.chat import ConsoleChat
 from bot.domain.card import Button, Card
-from bot.engine.engine import Engine
+from bot.engine import Engine
 from commands.handlers import Context, Reply, handle_action, handle_text
 
 PROMPT_HELP = (

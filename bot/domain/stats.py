@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-__all__ = ["Dora", "StatsRecord", "compute_dora", "format_duration"]
+from bot.domain.durations import format_duration
+
+__all__ = ["Dora", "StatsRecord", "compute_dora"]
 
 Kind = Literal["deploy", "rollback"]
 Outcome = Literal["success", "failed", "rolled_back", "aborted", "other"]
@@ -189,20 +191,3 @@ def compute_dora(records: Sequence[StatsRecord], *, now: datetime, days: int) ->
         attempts=len(attempts),
         restored=len(restore_times),
     )
-
-
-def format_duration(td: timedelta) -> str:
-    """Compact duration, truncated to its two largest units: "45s", "14m", "3h 12m", "2d 4h"."""
-    total = int(td.total_seconds())
-    if total < 0:
-        return "-" + format_duration(-td)
-    if total < 60:
-        return f"{total}s"
-    minutes, _seconds = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    day_count, hours = divmod(hours, 24)
-    return f"{day_count}d {hours}h" if hours else f"{day_count}d"

@@ -1,4 +1,4 @@
-"""Who may do what in an environment. Pure functions returning a refusal reason or None.
+"""Who may do what in an environment, and when. Pure functions returning a refusal reason or None.
 
 Membership of a user group comes from the directory. When a lookup fails the answer is still
 no (fail closed), but the refusal says that the group could not be checked rather than
@@ -7,9 +7,13 @@ claiming the user is not in it.
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from bot.chat.base import Directory
-from bot.config.load import Environment
+from bot.config import Environment
 from bot.domain.deployment import Deployment
+from bot.domain.windows import check_window, format_next_open
 
 #: (users, groups) pairs: a user listed, or in one of the groups, is in.
 Members = tuple[tuple[str, ...], tuple[str, ...]]
@@ -112,3 +116,15 @@ def may_force(env: Environment, user: str, directory: Directory) -> str | None:
         f"--force in {env.name} is only for its break-glass group",
         f"you are in {env.name}'s break-glass group",
     )
+
+
+def window_refusal(env: Environment, when: datetime) -> str | None:
+    """Why `env` takes no deploys at `when` (outside its windows, or in a freeze), with when the
+    next window opens; None when deploys are allowed then."""
+    if not env.deploy_windows and not env.freeze_periods:
+        return None
+    decision = check_window(when, env.deploy_windows, env.freeze_periods, ZoneInfo(env.timezone))
+    if decision.open:
+        return None
+    nxt = f"; next window opens {format_next_open(decision.next_open)}" if decision.next_open else ""
+    return f"{env.name}: {decision.reason}{nxt}"

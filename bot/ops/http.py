@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.ops import metrics
 
 if TYPE_CHECKING:
-    from bot.engine.engine import Engine, EnvStatus
+    from bot.engine import Engine, EnvStatus
 
 PATHS = ("/livez", "/readyz", "/metrics", "/status.json")
 

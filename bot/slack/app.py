@@ -19,8 +19,8 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.config.load import Config
-from bot.engine.engine import Engine
+from bot.config import Config
+from bot.engine import Engine
 from bot.slack.chat import SlackChat
 from bot.slack.gate import AckGate
 from bot.slack.listeners import EventDedupe, Listeners

@@ -26,7 +26,7 @@ from typing import Any
 from slack_bolt import Ack, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
-from bot.engine.engine import Engine, Refused
+from bot.engine import Engine, Refused
 from bot.slack.blocks import unescape
 from bot.slack.chat import SlackChat
 from bot.slack.gate import AckGate

@@ -1,7 +1,7 @@
 """The ref seam: turning a ref typed in chat into a commit, and describing what changes.
 
 `NullResolver` is used when no `[repo]` is configured (the demo): the ref is taken as given
-and the card says that no changelog is available. `bot.gitrefs.GitResolver` is the real one.
+and the card says that no changelog is available. `bot.source.git.GitResolver` is the real one.
 """
 
 from __future__ import annotations

@@ -16,17 +16,13 @@ from __future__ import annotations
 import fnmatch
 import logging
 
-from bot.config.load import Config, Environment
+from bot.config import Config, Environment
 from bot.source.base import RefError, Resolution
-from bot.source.mirror import (
-    GitError,
-    Mirror,
-    branch_rules,
-    changelog_warnings,
-    next_tag_name,
-    ref_allowed,
-    tag_glob,
-)
+from bot.source.changelog import changelog_lines, changelog_note, changelog_warnings
+from bot.source.errors import GitError
+from bot.source.fetching import FetchResult
+from bot.source.mirror import Mirror
+from bot.source.rules import branch_rules, next_tag_name, ref_allowed, tag_glob
 
 log = logging.getLogger("gonogo.git")
 CHANGELOG_LINES = 10
@@ -78,27 +74,13 @@ class GitResolver:
             changelog, max_commits=environment.max_commits, branch_ok=on_branch, branches=rules
         )
         if not fetched.ok:
-            when = fetched.fetched_at.strftime("%Y-%m-%d %H:%M UTC") if fetched.fetched_at else "never"
-            warnings.insert(
-                0, f"could not fetch the repository ({fetched.error}); using the mirror from {when}"
-            )
-        lines = tuple(f"`{c.short}` {c.subject} ({c.author})" for c in changelog.commits)
-        if changelog.behind:
-            note = f"{resolved.short} is {changelog.behind_count} commit(s) behind what {env} runs"
-        elif changelog.first_deploy:
-            note = f"First deploy of {env}: {changelog.total} commit(s) in history"
-        elif changelog.total == 0:
-            note = "No new commits: redeploying what runs now"
-        else:
-            note = f"{changelog.total} commit(s)" + (
-                f", …and {changelog.more()} more" if changelog.more() else ""
-            )
+            warnings.insert(0, _stale_mirror_warning(fetched))
         return Resolution(
             ref=resolved.ref,
             sha=resolved.sha,
             committed_at=resolved.committed_at,
-            changelog=lines,
-            changelog_note=note,
+            changelog=changelog_lines(changelog),
+            changelog_note=changelog_note(changelog, env, resolved.short),
             warnings=tuple(warnings),
             behind=changelog.behind,
         )
@@ -118,6 +100,12 @@ class GitResolver:
             log.warning("deploy #%s: tagging %s failed: %s", deploy_id, name, exc)
             return f"Could not tag {sha[:7]} as {name}: {exc}"
         return f"Tagged {sha[:7]} as {name} in the mirror (no push remote configured)"
+
+
+def _stale_mirror_warning(fetched: FetchResult) -> str:
+    """The card's warning when the fetch failed and the mirror's older data is used."""
+    when = fetched.fetched_at.strftime("%Y-%m-%d %H:%M UTC") if fetched.fetched_at else "never"
+    return f"could not fetch the repository ({fetched.error}); using the mirror from {when}"
 
 
 def deploy_tag_globs(config: Config) -> tuple[str, ...]:

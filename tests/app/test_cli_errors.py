@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import EventRecord
 from bot.store.sqlite import SqliteStore
 

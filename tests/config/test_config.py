@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import ConfigError, load_config, parse_config
+from bot.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import (
+from bot.config import (
     DEFAULT_SSH_STEP_TIMEOUT,
     Config,
     ConfigError,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import State
 from bot.store.sqlite import SqliteStore
 from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config

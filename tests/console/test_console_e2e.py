@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import State
 from bot.store.sqlite import SqliteStore
 

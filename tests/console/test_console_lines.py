@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.console.chat import ConsoleChat
 from bot.console.repl import Console, split_target
 from bot.domain.deployment import State

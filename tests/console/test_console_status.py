@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.console.chat import ConsoleChat
 from bot.console.repl import Console
 from bot.domain.deployment import Deployment, Lock, State

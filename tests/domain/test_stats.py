@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.stats import Dora, Kind, Outcome, StatsRecord, compute_dora, format_duration
+from bot.domain.durations import format_duration
+from bot.domain.stats import Dora, Kind, Outcome, StatsRecord, compute_dora
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.config.load import Config, load_config
+from bot.config import Config, load_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine
 from bot.store.base import CheckRecord

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import Config, parse_config
+from bot.config import Config, parse_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore

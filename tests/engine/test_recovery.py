@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine
 from bot.store import open_store
@@ -39,7 +39,7 @@ run = "echo {{host}} >> {data}/done; if [ {{host}} = h2 ] && [ -e {data}/slow ];
 CHILD = """
 import sys, time, tomllib
 from pathlib import Path
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.engine.engine import Engine
 from bot.store import open_store
 from tests.support.recording import RecordingChat

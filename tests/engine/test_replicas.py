@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import Config, parse_config
+from bot.config import Config, parse_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine, Refused
 from bot.store.postgres import PostgresStore
@@ -122,7 +122,7 @@ def test_concurrent_deploy_requests_and_go_clicks_on_two_replicas(
 LEADER = """
 import sys, time, tomllib
 from pathlib import Path
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.engine.engine import Engine
 from bot.timing.leader import leadership_for
 from bot.store.postgres import PostgresStore

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import Config, parse_config
+from bot.config import Config, parse_config
 from bot.domain.deployment import Event, State, transition
 from bot.engine.engine import Engine, Refused
-from bot.source.base import NullResolver, Resolution
+from bot.source import NullResolver, Resolution
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock, SystemClock

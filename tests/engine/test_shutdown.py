@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import State
 from bot.store.sqlite import SqliteStore
 from tests.conftest import stop_demo_app, write_demo_config

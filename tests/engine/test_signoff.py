@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.domain.card import Card
 from bot.domain.deployment import Deployment, State
 from bot.engine.engine import Engine, Refused

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.engine.engine import Engine
 from bot.ops.http import OpsServer, ops_response
 from bot.ops.logs import JsonFormatter, RedactingFilter

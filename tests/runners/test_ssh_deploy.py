@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import parse_config
+from bot.config import parse_config
 from bot.domain.deployment import State
 from bot.engine.engine import Engine
 from bot.store.sqlite import SqliteStore

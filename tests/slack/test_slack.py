@@ -36,7 +36,7 @@ from bot.app.serve import (
     settings_from_env,
     socket_mode_handler,
 )
-from bot.config.load import Config, load_config
+from bot.config import Config, load_config
 from bot.domain.deployment import State
 from bot.slack import SlackChat, SlackDirectory, make_client
 from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config

@@ -11,9 +11,10 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.config.load import Environment
-from bot.domain.card import Button, Card, ChecklistItem, build_card, build_signoff_card
+from bot.config import Environment
+from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import Approval, Deployment, Lock, State
+from bot.engine.cards import build_card, build_signoff_card
 from bot.slack import make_client
 from bot.slack.blocks import (
     MAX_BLOCKS,

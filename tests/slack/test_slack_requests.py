@@ -213,7 +213,7 @@ def test_a_malformed_command_over_socket_mode_is_answered_with_the_reason(
     from urllib.parse import parse_qsl
 
     from bot.app.serve import build_runtime, socket_mode_handler
-    from bot.config.load import load_config
+    from bot.config import load_config
     from tests.conftest import write_demo_config
     from tests.support.slackapi import BOT_TOKEN, FakeSocketMode
 

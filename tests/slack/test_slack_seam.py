@@ -178,7 +178,7 @@ def test_a_refusal_says_when_a_group_could_not_be_checked(slack_api: FakeSlack) 
     import tomllib
     from datetime import UTC, datetime
 
-    from bot.config.load import parse_config
+    from bot.config import parse_config
     from bot.domain.deployment import Deployment
     from bot.engine.policy import may_approve
     from bot.slack import SlackDirectory

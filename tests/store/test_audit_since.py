@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config.load import load_config
+from bot.config import load_config
 from bot.domain.deployment import EventRecord
 from bot.ops.audit import parse_since
 from bot.store.sqlite import SqliteStore

@@ -1,0 +1,114 @@
+"""A run's progress, as the pipeline reports it, into the record and the chat.
+
+Each pipeline event becomes: the resume cursor (which batch and step to resume from), the card's
+progress line, stored per-host results, the step's line in the card's thread, and live output
+tails. Output is streamed into the deployment's record (`details["live"]`: the last line of each
+host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
+store write and one coalesced card update per interval, not one per line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as monotonic_time
+from dataclasses import replace
+
+from bot.engine.inflight import InFlight
+from bot.engine.port import Ledger, Notifier
+from bot.ops import metrics
+from bot.store.base import Store
+from runners.base import HostResult, StepResult
+from runners.pipeline import ProgressEvent
+
+
+class ProgressReporter:
+    """The pipeline's `on_progress` callback for one deployment's run."""
+
+    LIVE_INTERVAL = 1.0
+    _LINE = 200
+
+    def __init__(
+        self, inflight: InFlight, ledger: Ledger, store: Store, notify: Notifier, deployment_id: int
+    ) -> None:
+        self.inflight = inflight
+        self.ledger = ledger
+        self.store = store
+        self.notify = notify
+        self.deployment_id = deployment_id
+        self._lock = threading.Lock()
+        self._live: dict[str, str] = {}
+        self._dirty = False
+        self._flushed = 0.0
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind == "output" and event.text and event.hosts:
+            self._output(event.hosts[0], event.text)
+        elif event.kind == "batch_started":
+            cursor = {"stage": event.stage, "batch": event.batch, "step": 0}
+            self.inflight.save_details(self.deployment_id, {"cursor": cursor})
+        elif event.kind == "step_started":
+            self._step_started(event)
+        elif event.kind == "host_done" and isinstance(event.result, HostResult):
+            self._flush(force=False)
+            env = self.ledger.get(self.deployment_id).env
+            metrics.STEP_SECONDS.labels(env, event.stage, event.result.status).observe(event.result.duration)
+        elif event.kind == "step_done" and isinstance(event.result, StepResult):
+            self._step_done(event, event.result)
+
+    def _step_started(self, event: ProgressEvent) -> None:
+        with self._lock:
+            self._live.clear()
+            self._dirty = False
+        hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
+        self.inflight.update_running(
+            self.deployment_id,
+            lambda d: replace(
+                d,
+                progress=f"{event.stage} › {event.step} on {hosts}",
+                heartbeat_at=self.ledger.now(),
+                details={**d.details, "live": {"step": event.step, "hosts": {}}},
+            ),
+        )
+        self.notify.refresh_card(self.ledger.get(self.deployment_id))
+
+    def _step_done(self, event: ProgressEvent, result: StepResult) -> None:
+        with self._lock:
+            self._live.clear()
+            self._dirty = False
+        after: dict[str, object] = {"live": {}}
+        if result.ok and event.step_index is not None:  # a resume starts after this step
+            after["cursor"] = {"stage": event.stage, "batch": event.batch, "step": event.step_index + 1}
+        self.inflight.save_details(self.deployment_id, after)
+        self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
+        mark = "✓" if result.ok else "✗"
+        line = f"{mark} {event.stage} › {result.step}: " + "; ".join(h.describe() for h in result.hosts[:10])
+        if len(result.hosts) > 10:
+            line += f"; …and {len(result.hosts) - 10} more hosts"
+        self.notify.thread(self.ledger.get(self.deployment_id), line)
+
+    def _output(self, host: str, text: str) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            return
+        with self._lock:
+            self._live[host] = lines[-1][-self._LINE :]
+            self._dirty = True
+        self._flush(force=False)
+
+    def _flush(self, *, force: bool) -> None:
+        """Write the live tails when they changed and the interval has passed (or `force`)."""
+        now = monotonic_time.monotonic()
+        with self._lock:
+            if not self._dirty or (not force and now - self._flushed < self.LIVE_INTERVAL):
+                return
+            self._flushed, self._dirty = now, False
+            live = dict(self._live)
+        d = self.inflight.update_running(
+            self.deployment_id,
+            lambda d: replace(d, details={**d.details, "live": {**d.details.get("live", {}), "hosts": live}}),
+        )
+        if d is not None:
+            self.notify.refresh_card(d)
+
+
+__all__ = ["ProgressReporter"]

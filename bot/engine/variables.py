@@ -1,0 +1,44 @@
+"""The variables a deployment's step commands see: `{ref}`, `{sha}`, `{release_dir}`...
+
+Templates substitute them shell-quoted (`runners.template`); the release layout (where releases
+live under `deploy_to`) is `runners.release.ReleaseLayout`'s.
+"""
+
+from __future__ import annotations
+
+from bot.config import Config, Environment
+from bot.domain.deployment import Deployment
+from runners.release import ReleaseLayout
+
+
+def step_variables(
+    config: Config, env: Environment, d: Deployment, current: Deployment | None
+) -> dict[str, object]:
+    """The template variables of `d`'s steps in `env` (`current`: what the environment runs now)."""
+    data_dir = str(config.bot.data_dir)
+    config_dir = str(config.config_dir)
+    deploy_to = (
+        env.deploy_to.replace("{data_dir}", data_dir)
+        .replace("{config_dir}", config_dir)
+        .replace("{env}", env.name)
+    )
+    layout = ReleaseLayout(deploy_to)
+    release_id = d.release_id or d.id
+    previous = (current.release_id or current.id) if current else None
+    return {
+        **env.vars,
+        "ref": d.ref,
+        "sha": d.sha or d.ref,
+        "deploy_id": d.id,
+        "env": env.name,
+        "release_id": release_id,
+        **layout.variables(release_id),  # type: ignore[arg-type]
+        "previous_release_dir": layout.release_dir(previous) if previous else "",
+        "requester": d.requester,
+        "config_dir": config_dir,
+        "data_dir": data_dir,
+        "keep_releases": env.keep_releases,
+    }
+
+
+__all__ = ["step_variables"]

@@ -1,0 +1,167 @@
+"""Monitoring on its own: rounds fired by hand on a fixed clock, no sleeps, no HTTP app.
+
+Monitoring gets the engine's narrow interfaces (`bot.engine.port`): a real ledger over an
+in-memory SQLite store, the real notifier over a recording chat, the real scheduler fired with
+`run_due`, and a stand-in for `Failures` that records what it was told. Its check is a command
+check run on this machine (`test -f FLAG`), so a test switches its health with a file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import parse_config
+from bot.domain.deployment import Deployment, EventRecord, State
+from bot.engine.ledger import Ledger
+from bot.engine.monitoring import ROUND, Monitoring
+from bot.engine.notify import Notifier
+from bot.store.base import Schedule
+from bot.store.sqlite import SqliteStore
+from bot.timing.clock import FakeClock
+from bot.timing.scheduler import Scheduler
+from runners.backends.local import LocalBackend
+from tests.support.recording import RecordingChat
+
+CONFIG = """
+[bot]
+channel = "#deploys"
+[environments.web]
+backend = "local"
+hosts = ["localhost"]
+[[environments.web.steps.deploy]]
+name = "deploy"
+run = "true"
+[environments.web.monitor]
+interval = "1m"
+duration = "3m"
+failure_limit = 2
+[[environments.web.checks]]
+name = "flag"
+type = "command"
+command = "test -f {flag}"
+"""
+
+
+@dataclass
+class FailuresSeen:
+    """Stands in for `bot.engine.failures.Failures`: records each failure it is told of."""
+
+    calls: list[tuple[int | None, str]] = field(default_factory=list)
+
+    def on_failure(self, d: Deployment, why: str, *, automatic: bool = True) -> None:
+        self.calls.append((d.id, why))
+
+
+@dataclass
+class World:
+    monitoring: Monitoring
+    store: SqliteStore
+    clock: FakeClock
+    timers: Scheduler
+    chat: RecordingChat
+    failures: FailuresSeen
+    live: list[int | None]
+    flag: Path
+
+    def deployment(self) -> Deployment:
+        clock = self.clock
+        d = Deployment(env="web", requester="alice", ref="v2", sha=None, created_at=clock.now(),
+                       state=State.MONITORING, channel="#deploys")  # fmt: skip
+        return self.store.create_deployment(d, EventRecord(at=clock.now(), actor="alice", action="test"))
+
+    def minute(self) -> int:
+        """Let a minute pass and fire what is due."""
+        self.clock.advance(minutes=1)
+        return self.timers.run_due()
+
+    def state(self, d: Deployment) -> State:
+        got = self.store.get(d.id)  # type: ignore[arg-type]
+        assert got is not None
+        return got.state
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    flag = tmp_path / "healthy"
+    flag.touch()
+    config = parse_config(tomllib.loads(CONFIG.replace("{flag}", str(flag))), environ={})
+    store = SqliteStore(":memory:")
+    clock = FakeClock()
+    ledger = Ledger(config, store, clock)
+    chat = RecordingChat()
+    notify = Notifier(chat, ledger, store, single_process=True)
+    timers = Scheduler(store, clock)
+    failures = FailuresSeen()
+    live: list[int | None] = []
+    monitoring = Monitoring(
+        ledger, store, notify, timers, failures, lambda env, dry: LocalBackend(cwd=str(tmp_path)),  # type: ignore[arg-type]
+        lambda d: live.append(d.id),
+    )  # fmt: skip
+    return World(monitoring, store, clock, timers, chat, failures, live, flag)
+
+
+def test_a_healthy_window_passes_after_its_last_round_and_goes_live(world: World) -> None:
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    assert world.minute() == 1 and world.minute() == 1
+    assert world.state(d) == State.MONITORING and world.live == []
+    assert world.minute() == 1
+    assert world.state(d) == State.SUCCEEDED and world.live == [d.id]
+    assert "Monitoring window passed (3 rounds). web runs v2." in world.chat.texts()
+    assert world.minute() == 0  # nothing scheduled after the window
+
+
+def test_the_window_fails_after_failure_limit_consecutive_failures_and_hands_over(world: World) -> None:
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    world.flag.unlink()
+    world.minute()
+    assert world.state(d) == State.MONITORING  # one failure is below the limit of 2
+    assert "check flag ✗" in world.chat.texts() and "is failing" in world.chat.texts()
+    world.minute()
+    assert world.state(d) == State.FAILED
+    assert len(world.failures.calls) == 1
+    assert world.failures.calls[0][0] == d.id and world.failures.calls[0][1].startswith("monitoring: flag ✗")
+    assert world.minute() == 0  # a failed window schedules nothing more
+
+
+def test_a_check_that_recovers_resets_its_count_and_says_so(world: World) -> None:
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    world.flag.unlink()
+    world.minute()
+    world.flag.touch()
+    world.minute()
+    assert "check flag recovered" in world.chat.texts()
+    world.minute()
+    assert world.state(d) == State.SUCCEEDED and world.failures.calls == []
+
+
+def test_a_replayed_round_is_judged_from_its_stored_results_not_run_again(world: World) -> None:
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    world.minute()
+    assert len(world.store.check_results(deployment_id=d.id, round=1, limit=10)) == 1
+    # The scheduler fires a round again when the process running it died: replay round 1.
+    world.flag.unlink()  # were it run again, it would fail now
+    world.monitoring._round(Schedule(kind=ROUND, run_at=world.clock.now(), deployment_id=d.id,
+                                     payload={"round": 1, "rounds": 3}))  # fmt: skip
+    assert len(world.store.check_results(deployment_id=d.id, round=1, limit=10)) == 1
+    assert "is failing" not in world.chat.texts()
+    later = world.clock.now() + timedelta(minutes=5)
+    assert len(world.store.pending_schedules(due_before=later)) == 1  # round 2, added once
+
+
+def test_a_round_after_the_deployment_left_monitoring_does_nothing(world: World) -> None:
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    fresh = world.store.get(d.id)  # type: ignore[arg-type]
+    assert fresh is not None
+    world.store.transition(replace(fresh, state=State.SUCCEEDED), fresh.version)
+    assert world.minute() == 1
+    assert world.store.check_results(deployment_id=d.id, limit=10) == []
