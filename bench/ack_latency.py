@@ -81,8 +81,7 @@ def baseline_main(port: int, api_url: str, inline: bool) -> None:
     import uvicorn
     from slack_bolt import Ack, App
 
-    from bot.slack.app import AsgiHandler
-    from bot.slack.chat import make_client
+    from bot.slack import AsgiHandler, make_client
 
     app = App(
         client=make_client(BOT_TOKEN, api_url),

@@ -7,6 +7,8 @@ describe the slash commands for the Slack app manifest.
 
 from __future__ import annotations
 
+from commands.tokens import show
+
 COMMANDS: tuple[str, ...] = ("/deploy", "/rollback", "/status", "/signoff")
 
 COMMAND_DESCRIPTIONS: dict[str, str] = {
@@ -135,14 +137,6 @@ def normalize_topic(topic: str) -> str:
     return topic.strip().lower().lstrip("/")
 
 
-def _show(text: str, limit: int = 40) -> str:
-    """Quote user text for a message: truncated, with non-printable characters escaped."""
-    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
-    if len(text) > limit:
-        shown += "…"
-    return f"'{shown}'"
-
-
 def help_text(topic: str | None) -> str:
     """Return compact multi-line help: an overview when `topic` is None, else help on one topic.
 
@@ -155,7 +149,7 @@ def help_text(topic: str | None) -> str:
         return "\n".join(lines)
     key = normalize_topic(topic)
     if key not in USAGE:
-        return f"No help for {_show(topic)}. Topics: {', '.join(_OVERVIEW_ORDER)}."
+        return f"No help for {show(topic)}. Topics: {', '.join(_OVERVIEW_ORDER)}."
     lines = [f"`{USAGE[key]}`", _DESCRIPTIONS[key]]
     examples = _EXAMPLES.get(key, ())
     if examples:

@@ -135,7 +135,7 @@ class SlackRuntime:
         """The ASGI app: `POST /slack/events` (every request verified with the signing secret
         before anything reads it), and the ops endpoints (`/livez`, `/readyz`...)."""
         from bot.ops.http import PATHS
-        from bot.slack.app import AsgiHandler
+        from bot.slack import AsgiHandler
 
         if not self.signing_secret:
             raise RuntimeError("HTTP mode needs the signing secret (this runtime was built for Socket Mode)")
@@ -179,9 +179,7 @@ def build_runtime(
 ) -> SlackRuntime:
     """Wire the Slack adapter and the engine for `config` (the engine is not started)."""
     from bot.app.wiring import build_engine
-    from bot.slack.app import AckGate, create_app
-    from bot.slack.chat import DEFAULT_WINDOW, SlackChat, make_client
-    from bot.slack.directory import SlackDirectory
+    from bot.slack import DEFAULT_WINDOW, AckGate, SlackChat, SlackDirectory, create_app, make_client
 
     client = make_client(bot_token, config.slack.api_url)
     chat = SlackChat(client, window=DEFAULT_WINDOW if window is None else window)

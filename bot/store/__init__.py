@@ -1,7 +1,13 @@
 """Stores: where deployments, the event log, locks and step results live.
 
 `open_store(url)` picks the implementation from the URL: `sqlite:///path` (default) or
-`postgresql://...`. Both implement `bot.store.base.Store`.
+`postgresql://...`. Both implement `Store`.
+
+The face is the seam (`Store`, its records and errors) and `open_store`; it imports neither
+database driver. The implementations are imported where they are used: `bot.store.sqlite`
+(`SqliteStore`) and `bot.store.postgres` (`PostgresStore`, and the PostgreSQL URL and
+advisory-lock helpers that leader election shares). Inside: `base` (the seam), `codec` (rows
+and the SQL both stores share), each store's `*_migrations`, `postgres_connection`.
 """
 
 from __future__ import annotations

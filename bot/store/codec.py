@@ -1,14 +1,21 @@
-"""Row <-> domain conversion shared by the SQL stores (times as ISO-8601 text, lists as JSON)."""
+"""Row <-> domain conversion shared by the SQL stores (times as ISO-8601 text, lists as JSON).
+
+Also the few SQL pieces both stores build the same way: the live states as a literal list,
+optional filters as a WHERE clause, host result rows.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.deployment import Approval, Deployment, EventRecord, Lock, State
 from bot.domain.details import Details
 from bot.store.base import CheckRecord, Schedule
+from runners.base import HostResult
 
 DEPLOYMENT_COLUMNS = (
     "env", "kind", "state", "active", "version", "requester", "ref", "sha", "reason", "dry_run",
@@ -16,6 +23,30 @@ DEPLOYMENT_COLUMNS = (
     "rollback_of", "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at",
     "created_at", "updated_at", "error", "progress", "details", "live_at",
 )  # fmt: skip
+#: The states whose release is live: what `current_release` and the `deployments_live` index read.
+LIVE_STATE_NAMES = ("monitoring", "succeeded", "signed_off")
+#: Literal, not parameters: the partial index `deployments_live` serves a query only when the
+#: query repeats its WHERE terms (SQLite), or lets the planner match its predicate (PostgreSQL).
+LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in LIVE_STATE_NAMES) + ")"
+#: What `prune` deletes once older than the cutoff (the `{cutoff}` placeholder): check results,
+#: the host output of finished deployments, idempotency keys, finished schedules.
+PRUNE_SQL = (
+    "DELETE FROM check_results WHERE at < {cutoff}",
+    "DELETE FROM host_results WHERE deployment_id IN "
+    "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < {cutoff})",
+    "DELETE FROM idempotency_keys WHERE at < {cutoff}",
+    "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < {cutoff}",
+)
+
+
+def where(*terms: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`WHERE a AND b ...` of the conditions whose value is not None, and those values in order.
+
+    Each term is a condition with one placeholder and its value; no condition left gives `""`.
+    """
+    kept = [(condition, value) for condition, value in terms if value is not None]
+    clause = f"WHERE {' AND '.join(condition for condition, _ in kept)}" if kept else ""
+    return clause, [value for _, value in kept]
 
 
 def ts(value: datetime | None) -> str | None:
@@ -121,6 +152,22 @@ def event_row(e: EventRecord) -> dict[str, Any]:
         "deployment_id": e.deployment_id,
         "detail": e.detail,
     }
+
+
+def with_deployment(event: EventRecord, deployment_id: int) -> EventRecord:
+    """`event` naming deployment `deployment_id` (itself when it already does)."""
+    if event.deployment_id == deployment_id:
+        return event
+    return replace(event, deployment_id=deployment_id)
+
+
+def host_result_rows(deployment_id: int, stage: str, results: Sequence[HostResult]) -> list[tuple[Any, ...]]:
+    """One `host_results` row per result: deployment_id, stage, step, host, status, exit_code,
+    duration, output, error."""
+    return [
+        (deployment_id, stage, r.step, r.host, r.status, r.exit_code, r.duration, r.output, r.error)
+        for r in results
+    ]
 
 
 def event_from_row(row: dict[str, Any]) -> EventRecord:

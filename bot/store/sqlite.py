@@ -1,4 +1,4 @@
-"""SQLite store: sqlite-utils for schema migrations, plain SQL for the rest.
+"""SQLite store: sqlite-utils for schema migrations (`bot.store.sqlite_migrations`), plain SQL for the rest.
 
 One connection opened with `check_same_thread=False` (sqlite-utils' own `Database(path)` would
 bind it to the creating thread), WAL on, and every write serialised by a lock, so the engine's
@@ -18,138 +18,27 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    LIVE_SQL,
+    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     deployment_row,
     event_from_row,
     event_row,
+    host_result_rows,
     lock_from_row,
     schedule_from_row,
     ts,
+    where,
+    with_deployment,
 )
+from bot.store.sqlite_migrations import migrations
 from runners.base import HostResult
-
-migrations = Migrations("gonogo")
-_LIVE = ("monitoring", "succeeded", "signed_off")
-#: Literal, not parameters: SQLite uses a partial index only when the query repeats its WHERE terms.
-_LIVE_SQL = "(" + ", ".join(f"'{s}'" for s in _LIVE) + ")"
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    """Deployments, the event log, locks, per-host step results, idempotency keys."""
-    db.execute(
-        """
-        CREATE TABLE deployments (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            env TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-            active INTEGER NOT NULL, version INTEGER NOT NULL,
-            requester TEXT NOT NULL, ref TEXT NOT NULL, sha TEXT, reason TEXT,
-            dry_run INTEGER NOT NULL DEFAULT 0, force INTEGER NOT NULL DEFAULT 0,
-            checklist TEXT NOT NULL DEFAULT '[]', approvals TEXT NOT NULL DEFAULT '[]',
-            required_approvals INTEGER NOT NULL DEFAULT 1,
-            channel TEXT, message_ts TEXT, release_id INTEGER, rollback_of INTEGER,
-            committed_at TEXT, scheduled_at TEXT, started_at TEXT, finished_at TEXT,
-            heartbeat_at TEXT, created_at TEXT NOT NULL, updated_at TEXT,
-            error TEXT, progress TEXT, details TEXT NOT NULL DEFAULT '{}'
-        )"""
-    )
-    db.execute("CREATE UNIQUE INDEX deployments_one_active ON deployments (env) WHERE active = 1")
-    db.execute("CREATE INDEX deployments_env_id ON deployments (env, id)")
-    db.execute("CREATE INDEX deployments_state ON deployments (state)")
-    db.execute(
-        """
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-            env TEXT, deployment_id INTEGER, detail TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX events_deployment ON events (deployment_id, id)")
-    db.execute("CREATE INDEX events_at ON events (at)")
-    db.execute(
-        """
-        CREATE TABLE locks (
-            env TEXT PRIMARY KEY, owner TEXT NOT NULL, reason TEXT NOT NULL,
-            at TEXT NOT NULL, automatic INTEGER NOT NULL DEFAULT 0
-        )"""
-    )
-    db.execute(
-        """
-        CREATE TABLE host_results (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            deployment_id INTEGER NOT NULL, stage TEXT NOT NULL, step TEXT NOT NULL,
-            host TEXT NOT NULL, status TEXT NOT NULL, exit_code INTEGER,
-            duration REAL NOT NULL, output TEXT NOT NULL, error TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX host_results_deployment ON host_results (deployment_id, id)")
-    db.execute("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, at TEXT NOT NULL)")
-
-
-@migrations()
-def m002_schedules_and_checks(db: sqlite_utils.Database) -> None:
-    """Timed work rows (rebuilt into APScheduler jobs by the leader) and check results."""
-    db.execute(
-        """
-        CREATE TABLE schedules (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            kind TEXT NOT NULL, run_at TEXT NOT NULL, deployment_id INTEGER,
-            payload TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL DEFAULT 'pending',
-            claimed_at TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX schedules_pending ON schedules (state, run_at)")
-    db.execute(
-        """
-        CREATE TABLE check_results (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            deployment_id INTEGER, env TEXT NOT NULL, round INTEGER NOT NULL DEFAULT 0,
-            name TEXT NOT NULL, kind TEXT NOT NULL, ok INTEGER NOT NULL, at TEXT NOT NULL,
-            observed TEXT, latency REAL NOT NULL DEFAULT 0, error TEXT
-        )"""
-    )
-    db.execute("CREATE INDEX check_results_deployment ON check_results (deployment_id, id)")
-    db.execute("CREATE INDEX check_results_env ON check_results (env, id)")
-    db.execute("CREATE INDEX check_results_at ON check_results (at)")
-    db.execute("ALTER TABLE host_results ADD COLUMN at TEXT")
-
-
-@migrations()
-def m003_current_release_index(db: sqlite_utils.Database) -> None:
-    """`current_release` (behind every /status) reads one index entry instead of sorting an
-    environment's whole history: a partial index in exactly its ORDER BY."""
-    db.execute(
-        "CREATE INDEX deployments_live ON deployments "
-        "(env, finished_at IS NULL DESC, finished_at DESC, id DESC) "
-        f"WHERE dry_run = 0 AND state IN {_LIVE_SQL}"
-    )
-
-
-@migrations()
-def m004_schedule_claims(db: sqlite_utils.Database) -> None:
-    """Who claimed a schedule and when it finished (orphans of a dead process are fired again),
-    and idempotency keys for schedules a handler may add twice when it is replayed."""
-    db.execute("ALTER TABLE schedules ADD COLUMN claimed_by TEXT")
-    db.execute("ALTER TABLE schedules ADD COLUMN done_at TEXT")
-    db.execute("ALTER TABLE schedules ADD COLUMN key TEXT")
-    db.execute("CREATE UNIQUE INDEX schedules_key ON schedules (key)")
-
-
-@migrations()
-def m005_live_at(db: sqlite_utils.Database) -> None:
-    """When a deployment's release went live (lead time and time to restore end there)."""
-    db.execute("ALTER TABLE deployments ADD COLUMN live_at TEXT")
-    db.execute(
-        "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
-        f"WHERE state IN {_LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
-    )
 
 
 class SqliteStore:
@@ -208,7 +97,7 @@ class SqliteStore:
                 )
                 new_id = cur.lastrowid
                 assert new_id is not None
-                self._insert_event(conn, _with_deployment(event, new_id))
+                self._insert_event(conn, with_deployment(event, new_id))
         except sqlite3.IntegrityError as exc:
             if "deployments" in str(exc) and "env" in str(exc):
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
@@ -234,7 +123,7 @@ class SqliteStore:
                     if cur.rowcount != 1:
                         raise StaleDeployment(f"deployment #{d.id} changed since it was read")
                     if event is not None:
-                        self._insert_event(conn, _with_deployment(event, d.id))
+                        self._insert_event(conn, with_deployment(event, d.id))
             except sqlite3.IntegrityError as exc:
                 raise ActiveDeploymentExists(self.active(d.env)) from exc
             saved = self.get(d.id)
@@ -268,7 +157,7 @@ class SqliteStore:
     def current_release(self, env: str) -> Deployment | None:
         """The newest live deployment of `env` (served by the deployments_live index)."""
         rows = self._rows(
-            f"SELECT * FROM deployments WHERE env = ? AND dry_run = 0 AND state IN {_LIVE_SQL} "
+            f"SELECT * FROM deployments WHERE env = ? AND dry_run = 0 AND state IN {LIVE_SQL} "
             "ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1",
             [env],
         )
@@ -279,7 +168,7 @@ class SqliteStore:
         """Append one event."""
         with self._tx() as conn:
             new_id = self._insert_event(conn, event)
-        return EventRecord(**{**event.__dict__, "id": new_id})
+        return replace(event, id=new_id)
 
     def events(
         self,
@@ -290,21 +179,10 @@ class SqliteStore:
         limit: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if deployment_id is not None:
-            clauses.append("deployment_id = ?")
-            params.append(deployment_id)
-        if env is not None:
-            clauses.append("env = ?")
-            params.append(env)
-        if since is not None:
-            clauses.append("at >= ?")
-            params.append(ts(since))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        clause, params = where(("deployment_id = ?", deployment_id), ("env = ?", env), ("at >= ?", ts(since)))
         tail = f" LIMIT {int(limit)}" if limit else ""
         return [
-            event_from_row(r) for r in self._rows(f"SELECT * FROM events {where} ORDER BY id{tail}", params)
+            event_from_row(r) for r in self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
         ]
 
     # -- locks ---------------------------------------------------------------------------
@@ -347,20 +225,7 @@ class SqliteStore:
             conn.executemany(
                 "INSERT INTO host_results (deployment_id, stage, step, host, status, exit_code, duration, "
                 "output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        deployment_id,
-                        stage,
-                        r.step,
-                        r.host,
-                        r.status,
-                        r.exit_code,
-                        r.duration,
-                        r.output,
-                        r.error,
-                    )
-                    for r in results
-                ],
+                host_result_rows(deployment_id, stage, results),
             )
 
     def host_results(self, deployment_id: int) -> list[dict[str, Any]]:
@@ -489,42 +354,21 @@ class SqliteStore:
         limit: int = 50,
     ) -> list[CheckRecord]:
         """Check results newest first."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("env", env), ("deployment_id", deployment_id), ("round", round)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._rows(f"SELECT * FROM check_results {where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        clause, params = where(("env = ?", env), ("deployment_id = ?", deployment_id), ("round = ?", round))
+        rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [check_from_row(r) for r in rows]
 
     def prune(self, older_than: datetime) -> int:
         """Delete old check results and host output; keep deployments and events."""
         cutoff = ts(older_than)
         with self._tx() as conn:
-            removed = conn.execute("DELETE FROM check_results WHERE at < ?", [cutoff]).rowcount
-            removed += conn.execute(
-                "DELETE FROM host_results WHERE deployment_id IN "
-                "(SELECT id FROM deployments WHERE finished_at IS NOT NULL AND finished_at < ?)",
-                [cutoff],
-            ).rowcount
-            removed += conn.execute("DELETE FROM idempotency_keys WHERE at < ?", [cutoff]).rowcount
-            removed += conn.execute(
-                "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < ?", [cutoff]
-            ).rowcount
+            removed = sum(conn.execute(q.format(cutoff="?"), [cutoff]).rowcount for q in PRUNE_SQL)
         return removed
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
             self._conn.close()
-
-
-def _with_deployment(event: EventRecord, deployment_id: int) -> EventRecord:
-    if event.deployment_id == deployment_id:
-        return event
-    return EventRecord(**{**event.__dict__, "deployment_id": deployment_id})
 
 
 def _deployment_filter(

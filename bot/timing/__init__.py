@@ -5,4 +5,12 @@ from bot.timing.clock import Clock, FakeClock, SystemClock
 from bot.timing.election import AlwaysLeader, Leadership, LeadershipFactory
 from bot.timing.scheduler import Scheduler
 
-__all__ = ["AlwaysLeader", "Clock", "FakeClock", "Leadership", "LeadershipFactory", "Scheduler", "SystemClock"]
+__all__ = [
+    "AlwaysLeader",
+    "Clock",
+    "FakeClock",
+    "Leadership",
+    "LeadershipFactory",
+    "Scheduler",
+    "SystemClock",
+]

@@ -28,7 +28,8 @@ from commands.model import (
     Status,
     Unlock,
 )
-from commands.parser import SHELL_METACHARACTERS, is_valid_ref, parse, ref_problem
+from commands.parser import parse
+from commands.refs import SHELL_METACHARACTERS, is_valid_ref, ref_problem
 
 ENVS = ("dev", "staging", "prod", "EU-West")
 COMMAND_TYPES = (

@@ -38,8 +38,7 @@ from bot.app.serve import (
 )
 from bot.config import Config, load_config
 from bot.domain.deployment import State
-from bot.slack.chat import SlackChat, make_client
-from bot.slack.directory import SlackDirectory
+from bot.slack import SlackChat, SlackDirectory, make_client
 from tests.conftest import ROOT, free_port, stop_demo_app, write_demo_config
 from tests.support.slackapi import (
     BOT_TOKEN,

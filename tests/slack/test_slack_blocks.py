@@ -16,6 +16,7 @@ from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import Approval, Deployment, Lock, State
 from bot.domain.details import Details, Signoff
 from bot.engine.cards import build_card, build_signoff_card
+from bot.slack import make_client
 from bot.slack.blocks import (
     MAX_BLOCKS,
     card_blocks,
@@ -27,7 +28,6 @@ from bot.slack.blocks import (
     truncate_tail,
     unescape,
 )
-from bot.slack.chat import make_client
 from tests.support.slackapi import BOT_TOKEN, block_errors, start_fake_slack, stop_fake_slack
 
 T0 = datetime(2024, 5, 6, 10, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from bot.chat.base import Chat, MessageRef
 from bot.console.chat import ConsoleChat
 from bot.domain.card import Button, Card
 from bot.domain.deployment import State
-from bot.slack.chat import SlackChat, make_client
+from bot.slack import SlackChat, make_client
 from tests.support.recording import RecordingChat
 from tests.support.slackapi import BOT_TOKEN, FakeSlack, start_fake_slack, stop_fake_slack
 
@@ -150,7 +150,7 @@ def test_a_send_failure_never_raises(caplog: pytest.LogCaptureFixture) -> None:
 def test_the_directory_says_why_a_group_could_not_be_checked(slack_api: FakeSlack) -> None:
     """Fail closed (no members) but say why, so a refusal need not claim "not an approver"."""
     from bot.chat.base import StaticDirectory
-    from bot.slack.directory import SlackDirectory
+    from bot.slack import SlackDirectory
 
     slack_api.groups["S0DEPLOY1"] = ["U0BOB123"]
     directory = SlackDirectory(make_client(BOT_TOKEN, slack_api.api_url, max_retries=0))
@@ -181,7 +181,7 @@ def test_a_refusal_says_when_a_group_could_not_be_checked(slack_api: FakeSlack) 
     from bot.config import parse_config
     from bot.domain.deployment import Deployment
     from bot.engine.policy import may_approve
-    from bot.slack.directory import SlackDirectory
+    from bot.slack import SlackDirectory
 
     config = parse_config(
         tomllib.loads(

@@ -28,7 +28,9 @@ from bot.store import (
     StoreError,
     open_store,
 )
-from bot.store.postgres import _LIVE, _LIVE_SQL, MIGRATIONS, PostgresStore
+from bot.store.codec import LIVE_SQL, LIVE_STATE_NAMES
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_migrations import MIGRATIONS
 from runners.base import HostResult
 from tests.support.pgfixtures import (
     DisposablePostgresStore,
@@ -324,13 +326,15 @@ def test_filters_and_event_queries(store: Store) -> None:
 
 def test_current_release_reads_its_partial_index(replicas: tuple[PostgresStore, PostgresStore]) -> None:
     a, _ = replicas
-    assert set(_LIVE) == {s.value for s in LIVE_STATES}  # the index predicate names every live state
+    assert set(LIVE_STATE_NAMES) == {
+        s.value for s in LIVE_STATES
+    }  # the index predicate names every live state
     with a._tx() as conn:  # SET LOCAL: the pooled connection goes back unchanged
         conn.execute("SET LOCAL enable_seqscan = off")
         conn.execute("SET LOCAL enable_bitmapscan = off")
         plan = conn.execute(
             "EXPLAIN SELECT * FROM deployments WHERE env = 'prod' AND NOT dry_run "
-            f"AND state IN {_LIVE_SQL} ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1"
+            f"AND state IN {LIVE_SQL} ORDER BY finished_at IS NULL DESC, finished_at DESC, id DESC LIMIT 1"
         ).fetchall()
     text = "\n".join(str(row["QUERY PLAN"]) for row in plan)
     assert "deployments_live" in text and "Sort" not in text, text
