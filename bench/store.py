@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.domain.details import Details
 from bot.store import Store, StoreError
-from bot.store.codec import deployment_row
-from bot.store.postgres import PostgresStore, _pg_deployment_row, describe
+from bot.store.codec import deployment_row, pg_deployment_row
+from bot.store.postgres import PostgresStore, describe
 from bot.store.sqlite import SqliteStore
 from tests.support.pgfixtures import drop_schema, new_schema_name, pg_dsn, schema_url
 
@@ -96,7 +96,7 @@ def bulk_load(store: Store, rows: list[Deployment]) -> None:
                 [list(r.values()) for r in converted],
             )
     elif isinstance(store, PostgresStore):
-        converted = [_pg_deployment_row(d) for d in rows]
+        converted = [pg_deployment_row(d) for d in rows]
         cols = list(converted[0])
         with store._tx() as conn:
             cur = conn.cursor()

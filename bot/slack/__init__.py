@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from bot.slack.app import create_app
 from bot.slack.asgi import EVENTS_PATH, AsgiHandler
-from bot.slack.chat import DEFAULT_WINDOW, SlackChat, make_client
+from bot.slack.chat import SlackChat
+from bot.slack.client import DEFAULT_WINDOW, make_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.gate import AckGate
 

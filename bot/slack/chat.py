@@ -7,8 +7,8 @@
   within `window` seconds collapse into one call carrying the latest version. The final
   state is always sent; a failed update is retried unless the error is permanent;
   `flush()` sends everything pending now (tests, shutdown).
-- The client retries 429 answers after `Retry-After` (`RateLimitErrorRetryHandler`) and
-  connection errors (`ConnectionErrorRetryHandler`); Bolt adds neither.
+- The client (`bot.slack.client.make_client`) retries 429 answers after `Retry-After` and
+  connection errors; Bolt adds neither.
 - Nothing here raises on a send failure: the failure is logged with the deployment id and
   the deploy goes on. The id comes from the caller (`deployment_id=`), else from what this
   process learnt about the message (a card it posted or updated, a message whose buttons name
@@ -28,10 +28,6 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
@@ -44,44 +40,9 @@ from bot.slack.blocks import (
     reply_text,
     thread_text,
 )
+from bot.slack.client import DEFAULT_WINDOW, MAX_TRACKED, MAX_UPDATE_RETRIES, PERMANENT_ERRORS
 
 log = logging.getLogger("gonogo.slack")
-
-DEFAULT_WINDOW = 1.0
-MAX_UPDATE_RETRIES = 3
-MAX_TRACKED = 2000
-# Errors a retry cannot fix (the message or channel is gone, the blocks are wrong, no access).
-PERMANENT_ERRORS = frozenset(
-    {
-        "message_not_found",
-        "channel_not_found",
-        "cant_update_message",
-        "edit_window_closed",
-        "invalid_blocks",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "not_in_channel",
-        "is_archived",
-        "missing_scope",
-    }
-)
-
-
-def make_client(token: str, base_url: str, *, timeout: int = 15, max_retries: int = 3) -> WebClient:
-    """A WebClient for `base_url` that retries rate limits and connection errors."""
-    if not base_url.endswith("/"):
-        base_url += "/"
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=timeout,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=max_retries),
-        ],
-    )
 
 
 def _who(deployment_id: int | None, ref: MessageRef) -> str:
@@ -412,3 +373,6 @@ class SlackChat:
 
     def __repr__(self) -> str:
         return f"SlackChat(base_url={self.client.base_url!r}, window={self.window})"
+
+
+__all__ = ["SlackChat"]

@@ -227,3 +227,21 @@ def check_from_row(row: dict[str, Any]) -> CheckRecord:
         deployment_id=row["deployment_id"],
         env=row["env"],
     )
+
+
+PG_BOOL_COLUMNS = ("active", "dry_run", "force")
+PG_TIME_COLUMNS = (
+    "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at", "updated_at",
+    "live_at",
+)  # fmt: skip
+
+
+def pg_deployment_row(d: Deployment) -> dict[str, Any]:
+    """`codec.deployment_row` with PostgreSQL types: booleans and datetimes, not 0/1 and text."""
+    row = deployment_row(d)
+    for col in PG_BOOL_COLUMNS:
+        row[col] = bool(row[col])
+    for col in PG_TIME_COLUMNS:
+        row[col] = getattr(d, col)
+    assert tuple(row) == DEPLOYMENT_COLUMNS
+    return row

@@ -37,15 +37,14 @@ from psycopg import errors, sql
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment
 from bot.store.codec import (
-    DEPLOYMENT_COLUMNS,
     LIVE_SQL,
     PRUNE_SQL,
     check_from_row,
     deployment_from_row,
-    deployment_row,
     event_from_row,
     host_result_rows,
     lock_from_row,
+    pg_deployment_row,
     schedule_from_row,
     where,
     with_deployment,
@@ -63,12 +62,6 @@ from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
 from runners.base import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
-
-_BOOL_COLUMNS = ("active", "dry_run", "force")
-_TIME_COLUMNS = (
-    "committed_at", "scheduled_at", "started_at", "finished_at", "heartbeat_at", "created_at", "updated_at",
-    "live_at",
-)  # fmt: skip
 
 
 class PostgresStore:
@@ -124,7 +117,7 @@ class PostgresStore:
     # -- deployments ---------------------------------------------------------------------
     def create_deployment(self, d: Deployment, event: EventRecord) -> Deployment:
         """Insert `d` and its event atomically; the unique index guards one active per env."""
-        row = _pg_deployment_row(d)
+        row = pg_deployment_row(d)
         query = sql.SQL("INSERT INTO deployments ({}) VALUES ({}) RETURNING *").format(
             sql.SQL(", ").join(map(sql.Identifier, row)), sql.SQL(", ").join(sql.Placeholder() * len(row))
         )
@@ -143,7 +136,7 @@ class PostgresStore:
         self, d: Deployment, expected_version: int, event: EventRecord | None = None
     ) -> Deployment:
         """Compare-and-set save of `d` plus its event, in one transaction."""
-        row = _pg_deployment_row(d)
+        row = pg_deployment_row(d)
         row["version"] = expected_version + 1
         query = sql.SQL("UPDATE deployments SET {} WHERE id = %s AND version = %s RETURNING *").format(
             sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(col)) for col in row)
@@ -398,17 +391,6 @@ class PostgresStore:
     def close(self) -> None:
         """Close the pool."""
         self._pool.close()
-
-
-def _pg_deployment_row(d: Deployment) -> dict[str, Any]:
-    """`codec.deployment_row` with PostgreSQL types: booleans and datetimes, not 0/1 and text."""
-    row = deployment_row(d)
-    for col in _BOOL_COLUMNS:
-        row[col] = bool(row[col])
-    for col in _TIME_COLUMNS:
-        row[col] = getattr(d, col)
-    assert tuple(row) == DEPLOYMENT_COLUMNS
-    return row
 
 
 __all__ = ["MIGRATIONS", "PostgresStore", "advisory_key", "conninfo", "describe", "split_url"]

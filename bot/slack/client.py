@@ -1,0 +1,50 @@
+"""The Slack Web API client gonogo uses, and how it treats Slack's answers.
+
+`make_client` builds a `slack_sdk.WebClient` for a configurable base URL (tests point it at a
+local server) that retries 429 answers after `Retry-After` (`RateLimitErrorRetryHandler`) and
+connection errors (`ConnectionErrorRetryHandler`); Bolt adds neither.
+"""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+DEFAULT_WINDOW = 1.0
+MAX_UPDATE_RETRIES = 3
+MAX_TRACKED = 2000
+# Errors a retry cannot fix (the message or channel is gone, the blocks are wrong, no access).
+PERMANENT_ERRORS = frozenset(
+    {
+        "message_not_found",
+        "channel_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_blocks",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "not_in_channel",
+        "is_archived",
+        "missing_scope",
+    }
+)
+
+
+def make_client(token: str, base_url: str, *, timeout: int = 15, max_retries: int = 3) -> WebClient:
+    """A WebClient for `base_url` that retries rate limits and connection errors."""
+    if not base_url.endswith("/"):
+        base_url += "/"
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=max_retries),
+        ],
+    )
+
+
+__all__ = ["DEFAULT_WINDOW", "MAX_TRACKED", "MAX_UPDATE_RETRIES", "PERMANENT_ERRORS", "make_client"]
