@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 import paramiko  # noqa: E402
 
-from runners.backends.ssh.backend import PARAMIKO_LOGGER, SSHBackend  # noqa: E402
+from runners.backends.ssh import PARAMIKO_LOGGER, SSHBackend  # noqa: E402
 from runners.base import Host, Step  # noqa: E402
 from runners.pipeline import Pipeline  # noqa: E402
 from runners.strategy import Strategy  # noqa: E402

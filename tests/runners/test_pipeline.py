@@ -18,14 +18,9 @@ import pytest
 from runners.backends.local import LocalBackend
 from runners.backends.printer import PrinterBackend
 from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink, Step
-from runners.pipeline import (
-    ENV_LOADER,
-    LOGIN_SHELL,
-    Pipeline,
-    ProgressEvent,
-    remote_command,
-    sudo_command,
-)
+from runners.command import ENV_LOADER, LOGIN_SHELL, remote_command, sudo_command
+from runners.pipeline import Pipeline
+from runners.progress import ProgressEvent
 from runners.redact import Redactor, weak_secrets
 from runners.strategy import Strategy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runners.backends.local import LocalBackend, LocalSession
-from runners.backends.ssh.backend import SSHBackend
+from runners.backends.ssh import SSHBackend
 from runners.base import Backend, Host, HostSession, Step
 from runners.pipeline import Pipeline
 from runners.release import (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
+from runners.backends.ssh import SSHBackend, SSHOptions
 from runners.base import Host, HostUnreachable, Step
 from runners.pipeline import Pipeline, ProgressEvent, StageResult
 from runners.redact import Redactor

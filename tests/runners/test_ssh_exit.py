@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
+from runners.backends.ssh import SSHBackend, SSHOptions
 from runners.base import Host, HostResult, Step
 from runners.pipeline import Pipeline
 from runners.strategy import Strategy

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend
+from runners.backends.ssh import SSHBackend
 from runners.base import HostUnreachable, Step
 from runners.pipeline import Pipeline
 from runners.strategy import Strategy

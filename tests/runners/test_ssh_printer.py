@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from runners.backends.printer import PrinterBackend
-from runners.backends.ssh.backend import SSHBackend, SSHPlan
+from runners.backends.ssh import SSHBackend, SSHPlan
 from runners.base import Host, Step
-from runners.pipeline import Pipeline, remote_command, sudo_command
+from runners.command import remote_command, sudo_command
+from runners.pipeline import Pipeline
 from runners.strategy import Strategy
 from tests.support.sshd import SSHFleet
 

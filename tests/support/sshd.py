@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHOptions
+from runners.backends.ssh import SSHOptions
 from runners.base import Host
 
 SSHD = "/usr/sbin/sshd"
