@@ -40,7 +40,7 @@ class TailBuffer:
         return ("…" + tail) if dropped else tail
 
 
-class _LineBuffer:
+class LineBuffer:
     """Holds back an unfinished line so output is emitted (and redacted) whole lines at a time.
 
     An unfinished line longer than `MAX_PENDING` is emitted anyway, cut where the redactor says

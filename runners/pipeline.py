@@ -35,12 +35,12 @@ from runners.base import (
     StepResult,
 )
 from runners.command import sudo_command
-from runners.output import TailBuffer, _LineBuffer
+from runners.output import LineBuffer, TailBuffer
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.strategy import Strategy
 from runners.template import render
-from runners.workers import _Workers
+from runners.workers import WorkerPool
 
 
 @dataclass
@@ -103,7 +103,7 @@ class Pipeline:
         self._sessions: dict[str, HostSession] = {}
         self._session_errors: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._workers: _Workers | None = None
+        self._workers: WorkerPool | None = None
 
     def _progress(self, event: ProgressEvent) -> None:
         if self._observe is not None:
@@ -140,12 +140,12 @@ class Pipeline:
             workers.close()
         self.backend.close()
 
-    def _pool(self) -> _Workers:
+    def _pool(self) -> WorkerPool:
         """The pipeline's worker threads: as many as the widest batch may use, started at once."""
         with self._lock:
             if self._workers is None:
                 widest = max((len(b) for b in self.strategy.batches(self.hosts)), default=1)
-                self._workers = _Workers(max(1, min(self.strategy.max_parallel, widest)))
+                self._workers = WorkerPool(max(1, min(self.strategy.max_parallel, widest)))
             return self._workers
 
     # -- running --------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class Pipeline:
             self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
             return result
         tail = TailBuffer()
-        lines = _LineBuffer(self.redact)
+        lines = LineBuffer(self.redact)
 
         def emit(text: str) -> None:
             text = self.redact(text)

@@ -11,7 +11,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-class _Workers:
+class WorkerPool:
     """A fixed set of worker threads, all started before any work is handed out.
 
     `ThreadPoolExecutor` starts a thread per submitted task, one at a time; when the first

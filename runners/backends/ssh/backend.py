@@ -24,12 +24,12 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from runners.backends.ssh.known_hosts import KnownHosts, _HostKeyPolicy, fingerprint, known_hosts_name
-from runners.backends.ssh.limiter import HANDSHAKES, _GatewaySlot
+from runners.backends.ssh.known_hosts import HostKeyPolicy, KnownHosts, fingerprint, known_hosts_name
+from runners.backends.ssh.limiter import HANDSHAKES, GatewaySlot
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import Endpoint, SSHPlan
 from runners.backends.ssh.session import SSHSession
-from runners.backends.ssh.transport import PARAMIKO_LOGGER, _abandon, _Connection, _Transport
+from runners.backends.ssh.transport import PARAMIKO_LOGGER, LiveTransport, SSHConnection, abandon
 from runners.base import Host, HostUnreachable
 from runners.command import format_seconds
 
@@ -69,7 +69,7 @@ class SSHBackend:
         self._lock = threading.Lock()
         self._pkey: paramiko.PKey | None = None
         self._pkey_problem: str | None = None
-        self._gateways: dict[str, _GatewaySlot] = {}
+        self._gateways: dict[str, GatewaySlot] = {}
         self._sessions: list[SSHSession] = []
         #: Successful handshakes (targets and gateways): one per host per deploy when reused.
         self.connections_opened = 0
@@ -141,7 +141,9 @@ class SSHBackend:
                 raise HostUnreachable(f"{label}: {self._pkey_problem}")
             return self._pkey
 
-    def _connection(self, endpoint: Endpoint, pkey: paramiko.PKey, gateway: Connection | None) -> _Connection:
+    def _connection(
+        self, endpoint: Endpoint, pkey: paramiko.PKey, gateway: Connection | None
+    ) -> SSHConnection:
         timeout = self.options.connect_timeout
         connect_kwargs: dict[str, Any] = {
             # A fresh dict per connection (Fabric may write into it); only the bot's key.
@@ -150,10 +152,10 @@ class SSHBackend:
             "look_for_keys": False,
             "banner_timeout": timeout,
             "auth_timeout": timeout,
-            "transport_factory": _Transport,
+            "transport_factory": LiveTransport,
         }
         route: Connection | str | bool = gateway if gateway is not None else (endpoint.proxy_command or False)
-        conn = _Connection(
+        conn = SSHConnection(
             endpoint.host,
             user=endpoint.user,
             port=endpoint.port,
@@ -169,7 +171,7 @@ class SSHBackend:
     def _gateway(self, endpoint: Endpoint, for_host: str) -> Connection:
         """The shared, open connection to a jump host (one per route per backend)."""
         with self._lock:
-            slot = self._gateways.setdefault(endpoint.key, _GatewaySlot(threading.Lock(), endpoint))
+            slot = self._gateways.setdefault(endpoint.key, GatewaySlot(threading.Lock(), endpoint))
         with slot.lock:
             if slot.conn is not None and slot.conn.is_connected:
                 return slot.conn
@@ -191,7 +193,7 @@ class SSHBackend:
 
     def _handshake(self, conn: Connection, label: str, *, group: str) -> None:
         """Connect, verify the host key and authenticate, at most `max_handshakes` per group."""
-        conn.client.set_missing_host_key_policy(_HostKeyPolicy(label, self.known_hosts))
+        conn.client.set_missing_host_key_policy(HostKeyPolicy(label, self.known_hosts))
         conn.client.set_log_channel(PARAMIKO_LOGGER)
         self.known_hosts.prime(conn.client, known_hosts_name(conn.host, int(conn.port)))
         with HANDSHAKES.slot(group, self.options.max_handshakes):
@@ -199,14 +201,14 @@ class SSHBackend:
             try:
                 conn.open()
             except HostUnreachable:
-                _abandon(conn)
+                abandon(conn)
                 raise
             except Exception as exc:
                 reason = self._describe(exc, conn, time.monotonic() - started)
-                _abandon(conn)
+                abandon(conn)
                 raise HostUnreachable(f"{label}: {reason}") from exc
         transport = conn.transport
-        if isinstance(transport, _Transport):
+        if isinstance(transport, LiveTransport):
             transport.start_liveness(self.options.keepalive, self.options.keepalive_count_max)
         with self._lock:
             self.connections_opened += 1

@@ -21,7 +21,7 @@ def signal_name(name: str) -> str:
     return name if name.startswith("SIG") else f"SIG{name}"
 
 
-def _signal_code(name: str) -> int | None:
+def signal_code(name: str) -> int | None:
     """128 + the signal's number, as a shell reports a process killed by it."""
     try:
         return 128 + int(signal.Signals[signal_name(name)])
@@ -29,7 +29,7 @@ def _signal_code(name: str) -> int | None:
         return None
 
 
-class _LineStream:
+class LineStream:
     """Decodes one byte stream (UTF-8, incrementally) and forwards whole lines to a sink."""
 
     def __init__(self, emit: Callable[[str], None]) -> None:

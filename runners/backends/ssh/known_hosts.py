@@ -81,7 +81,7 @@ class KnownHosts:
         )
 
 
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Rejects unknown host keys (default) or accepts, saves and logs them (opt-in)."""
 
     def __init__(self, label: str, known: KnownHosts) -> None:

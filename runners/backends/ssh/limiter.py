@@ -46,7 +46,9 @@ HANDSHAKES = HandshakeLimiter()
 
 
 @dataclass
-class _GatewaySlot:
+class GatewaySlot:
+    """One jump host's shared connection: opened once under `lock`; `error` makes later hosts fail fast."""
+
     lock: threading.Lock
     endpoint: Endpoint
     conn: Connection | None = None

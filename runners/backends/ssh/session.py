@@ -17,13 +17,13 @@ from runners.backends.ssh.channel import (
     GUARD_SLACK,
     RECV_BYTES,
     TICK,
-    _LineStream,
-    _signal_code,
+    LineStream,
+    signal_code,
     signal_name,
 )
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import SSHPlan
-from runners.backends.ssh.transport import _dead_reason, _Transport
+from runners.backends.ssh.transport import LiveTransport, dead_reason
 from runners.base import CommandOutcome, Host, OutputSink
 from runners.command import KILL_AFTER, RemoteCommand, format_seconds
 from runners.output import TailBuffer
@@ -73,7 +73,7 @@ class SSHSession:
         return replace(outcome, connect=reconnect) if reconnect else outcome
 
     def _lost(self, what: str) -> str:
-        dead = _dead_reason(self.conn)
+        dead = dead_reason(self.conn)
         return f"{dead}; connection closed" if dead else what
 
     def _execute(
@@ -91,10 +91,10 @@ class SSHSession:
             chan = transport.open_session(timeout=self.backend.options.connect_timeout)
         except (SSHException, EOFError, OSError) as exc:
             return CommandOutcome(None, "", error=self._lost(f"connection lost: {exc or type(exc).__name__}"))
-        live = transport if isinstance(transport, _Transport) else None
+        live = transport if isinstance(transport, LiveTransport) else None
         if live is not None:
             live.mark_alive()  # the host just opened a channel for us
-        out, err = _LineStream(emit), _LineStream(emit)
+        out, err = LineStream(emit), LineStream(emit)
         wake = threading.Event()
         chan.in_buffer.set_event(wake)
         chan.in_stderr_buffer.set_event(wake)
@@ -176,7 +176,7 @@ class SSHSession:
         if killed_by:
             core = " (core dumped)" if getattr(chan, "core_dumped", False) else ""
             return CommandOutcome(
-                exit_code=_signal_code(killed_by),
+                exit_code=signal_code(killed_by),
                 output=output,
                 error=f"killed by {signal_name(killed_by)}{core} after {elapsed:.1f}s",
             )
@@ -192,10 +192,10 @@ class SSHSession:
             try:
                 self.conn.put(local, remote)
             except (OSError, SSHException, EOFError) as exc:
-                reason = _dead_reason(self.conn) or exc
+                reason = dead_reason(self.conn) or exc
                 raise OSError(f"{self.host.name}: upload of {local} to {remote} failed: {reason}") from exc
             transport = self.conn.transport
-            if isinstance(transport, _Transport):
+            if isinstance(transport, LiveTransport):
                 transport.mark_alive()
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ def _channel_request(chan: paramiko.Channel, m: paramiko.Message) -> None:
     paramiko.Channel._handle_request(chan, m)
 
 
-class _Transport(paramiko.Transport):
+class LiveTransport(paramiko.Transport):
     """A paramiko transport that records exit signals and notices a peer that stopped answering.
 
     Liveness: paramiko calls `_keepalive` on its own thread after `interval` seconds without
@@ -129,19 +129,19 @@ class _Transport(paramiko.Transport):
             self.close()
 
 
-def _dead_reason(conn: Connection | None) -> str | None:
+def dead_reason(conn: Connection | None) -> str | None:
     """Why `conn` (or a gateway it goes through) was declared dead, if it was."""
     gateway = ""
     while isinstance(conn, Connection):
         transport = conn.transport
-        if isinstance(transport, _Transport) and transport.dead:
+        if isinstance(transport, LiveTransport) and transport.dead:
             return f"{gateway}{transport.dead}"
         gateway = f"gateway {conn.original_host}: "
         conn = conn.gateway if isinstance(conn.gateway, Connection) else None
     return None
 
 
-class _Connection(Connection):
+class SSHConnection(Connection):
     """A Fabric connection whose gateway tunnel opens within the connect timeout."""
 
     #: Set by Fabric's __init__ without a class-level declaration, so invoke would store it in
@@ -172,7 +172,7 @@ class _Connection(Connection):
         )
 
 
-def _abandon(conn: Connection) -> None:
+def abandon(conn: Connection) -> None:
     """Drop a connection whose handshake failed, closing its socket now (not when paramiko's
     thread gets to it), so a freed handshake slot really means one connection less."""
     transport = conn.client.get_transport()
