@@ -12,21 +12,12 @@ from typing import Protocol
 from fabric import Connection
 from paramiko.ssh_exception import SSHException
 
-from runners.backends.ssh.channel import (
-    EXIT_DRAIN,
-    GUARD_SLACK,
-    RECV_BYTES,
-    TICK,
-    LineStream,
-    signal_code,
-    signal_name,
-)
+from runners.backends.ssh.channel import ChannelCommand, connection_lost
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import SSHPlan
 from runners.backends.ssh.transport import LiveTransport, dead_reason
 from runners.base import CommandOutcome, Host, OutputSink
-from runners.command import KILL_AFTER, RemoteCommand, format_seconds
-from runners.output import TailBuffer
+from runners.command import RemoteCommand
 
 
 class _Backend(Protocol):
@@ -63,14 +54,18 @@ class SSHSession:
             command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
         )
         with self._lock:
-            reconnect = 0.0
-            if not self.conn.is_connected:  # dropped since the last step: reconnect once
-                began = time.monotonic()
-                self.conn.close()
-                self.conn = self.backend.connect(self.host)
-                reconnect = time.monotonic() - began
+            reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
         return replace(outcome, connect=reconnect) if reconnect else outcome
+
+    def _reconnect_if_dropped(self) -> float:
+        """Reconnect once if the connection dropped since the last step; the seconds it took."""
+        if self.conn.is_connected:
+            return 0.0
+        began = time.monotonic()
+        self.conn.close()
+        self.conn = self.backend.connect(self.host)
+        return time.monotonic() - began
 
     def _lost(self, what: str) -> str:
         dead = dead_reason(self.conn)
@@ -81,108 +76,25 @@ class SSHSession:
     ) -> CommandOutcome:
         """One command on a fresh channel: stdin payload then EOF, output streamed, exit status."""
         transport = self.conn.transport
-        tail = TailBuffer()
-
-        def emit(text: str) -> None:
-            tail.write(text)
-            on_output(text)
-
         try:
             chan = transport.open_session(timeout=self.backend.options.connect_timeout)
         except (SSHException, EOFError, OSError) as exc:
-            return CommandOutcome(None, "", error=self._lost(f"connection lost: {exc or type(exc).__name__}"))
+            return CommandOutcome(None, "", error=self._lost(connection_lost(exc)))
         live = transport if isinstance(transport, LiveTransport) else None
         if live is not None:
             live.mark_alive()  # the host just opened a channel for us
-        out, err = LineStream(emit), LineStream(emit)
-        wake = threading.Event()
-        chan.in_buffer.set_event(wake)
-        chan.in_stderr_buffer.set_event(wake)
-        guard = timeout + KILL_AFTER + GUARD_SLACK if timeout else None
-        started = time.monotonic()
-        guard_hit = False
+        command = ChannelCommand(chan, live, timeout, on_output, self._lost)
         try:
-            chan.exec_command(wrapped.line)
-            if wrapped.stdin:
-                chan.sendall(wrapped.stdin.encode())
-            chan.shutdown_write()
-            exited_at: float | None = None
-            last_data = started
-            while True:
-                got = False
-                if chan.recv_ready():
-                    out.write(chan.recv(RECV_BYTES))
-                    got = True
-                if chan.recv_stderr_ready():
-                    err.write(chan.recv_stderr(RECV_BYTES))
-                    got = True
-                if got:
-                    last_data = time.monotonic()
-                    if live is not None:
-                        live.mark_alive()
-                    continue
-                status_known = chan.exit_status != -1 or getattr(chan, "exit_signal", None) is not None
-                if chan.closed or (chan.eof_received and status_known):
-                    if chan.recv_ready() or chan.recv_stderr_ready():
-                        continue  # data that arrived just before the EOF
-                    break
-                now = time.monotonic()
-                if status_known:
-                    exited_at = exited_at or now
-                    # Quiet for EXIT_DRAIN since the exit and the last output, but no EOF: a
-                    # background process the command started holds its stdout/stderr open.
-                    if now - max(exited_at, last_data) >= EXIT_DRAIN:
-                        break
-                if live is not None and live.check_liveness():
-                    break
-                if guard is not None and now - started > guard:
-                    guard_hit = True
-                    break
-                if chan.eof_received:
-                    chan.status_event.wait(TICK)
-                else:
-                    wake.wait(TICK)
+            command.run(wrapped)
         except (SSHException, EOFError, OSError) as exc:
-            out.close()
-            err.close()
-            return CommandOutcome(
-                None, tail.text(), error=self._lost(f"connection lost: {exc or type(exc).__name__}")
-            )
+            return command.broken(exc)
         finally:
             with contextlib.suppress(Exception):
                 chan.close()
-        out.close()
-        err.close()
-        elapsed = time.monotonic() - started
-        output = tail.text()
-        if guard_hit:
+        outcome = command.outcome()
+        if command.guard_hit:
             self.conn.close()  # the next step reconnects
-            return CommandOutcome(
-                exit_code=None,
-                output=output,
-                timed_out=True,
-                error=f"timed out after {format_seconds(timeout or 0)}s and the host stopped "
-                f"answering ({format_seconds(guard or 0)}s); connection closed",
-            )
-        code = chan.exit_status if chan.exit_status >= 0 else None
-        killed_by = getattr(chan, "exit_signal", None)
-        if timeout and elapsed >= timeout and (code in (124, 137) or killed_by in ("TERM", "KILL")):
-            return CommandOutcome(
-                exit_code=code,
-                output=output,
-                timed_out=True,
-                error=f"timed out after {format_seconds(timeout)}s",
-            )
-        if killed_by:
-            core = " (core dumped)" if getattr(chan, "core_dumped", False) else ""
-            return CommandOutcome(
-                exit_code=signal_code(killed_by),
-                output=output,
-                error=f"killed by {signal_name(killed_by)}{core} after {elapsed:.1f}s",
-            )
-        if code is None:
-            return CommandOutcome(None, output, error=self._lost("connection lost (no exit status)"))
-        return CommandOutcome(exit_code=code, output=output)
+        return outcome
 
     def put(self, local: str, remote: str) -> None:
         """Upload a local file over SFTP; errors name the host."""
