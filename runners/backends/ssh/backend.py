@@ -4,10 +4,8 @@ connections), bounds handshakes, and closes everything at the end of a deploy.""
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -15,23 +13,16 @@ from typing import Any
 
 import paramiko
 from fabric import Config, Connection
-from paramiko.ssh_exception import (
-    AuthenticationException,
-    BadHostKeyException,
-    ChannelException,
-    NoValidConnectionsError,
-    PasswordRequiredException,
-    SSHException,
-)
+from paramiko.ssh_exception import PasswordRequiredException, SSHException
 
-from runners.backends.ssh.known_hosts import HostKeyPolicy, KnownHosts, fingerprint, known_hosts_name
+from runners.backends.ssh.failures import describe_failure
+from runners.backends.ssh.known_hosts import HostKeyPolicy, KnownHosts, known_hosts_name
 from runners.backends.ssh.limiter import HANDSHAKES, GatewaySlot
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import Endpoint, SSHPlan
 from runners.backends.ssh.session import SSHSession
 from runners.backends.ssh.transport import PARAMIKO_LOGGER, LiveTransport, SSHConnection, abandon
 from runners.base import Host, HostUnreachable
-from runners.command import format_seconds
 
 log = logging.getLogger("gonogo.ssh")
 NO_IDENTITY = (
@@ -204,7 +195,7 @@ class SSHBackend:
                 abandon(conn)
                 raise
             except Exception as exc:
-                reason = self._describe(exc, conn, time.monotonic() - started)
+                reason = describe_failure(exc, conn, time.monotonic() - started, self.options.connect_timeout)
                 abandon(conn)
                 raise HostUnreachable(f"{label}: {reason}") from exc
         transport = conn.transport
@@ -212,47 +203,3 @@ class SSHBackend:
             transport.start_liveness(self.options.keepalive, self.options.keepalive_count_max)
         with self._lock:
             self.connections_opened += 1
-
-    def _describe(self, exc: BaseException, conn: Connection, elapsed: float) -> str:
-        """A short reason for a failed connection attempt."""
-        timeout = format_seconds(self.options.connect_timeout)
-        where = f"{conn.host}:{conn.port}"
-        if isinstance(exc, BadHostKeyException):
-            return (
-                f"host key CHANGED for {known_hosts_name(conn.host, int(conn.port))} "
-                f"(got {exc.key.get_name()} {fingerprint(exc.key)}, known_hosts has "
-                f"{fingerprint(exc.expected_key)}); if the host was rebuilt, remove its old key "
-                "from known_hosts, otherwise suspect a man in the middle"
-            )
-        if isinstance(exc, AuthenticationException):
-            if "timeout" in str(exc).lower():
-                return f"timed out authenticating after {timeout}s"
-            return f"authentication failed (user {conn.user})"
-        if isinstance(exc, NoValidConnectionsError):
-            codes = {e.errno for e in exc.errors.values()}
-            if codes == {errno.ECONNREFUSED}:
-                return "connection refused"
-            if errno.EHOSTUNREACH in codes:
-                return f"no route to {where}"
-            return f"cannot connect to {where}"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve host name {conn.host!r}"
-        if isinstance(exc, TimeoutError | socket.timeout):
-            return f"timed out connecting after {timeout}s"
-        if isinstance(exc, ChannelException):
-            return f"the gateway cannot reach {where}: {exc.text}"
-        if isinstance(exc, SSHException):
-            text = str(exc)
-            timed_out = elapsed >= 0.9 * self.options.connect_timeout
-            transport = conn.client.get_transport()
-            no_banner = "protocol banner" in text or (transport is not None and not transport.remote_version)
-            if timed_out or isinstance(exc.__context__, TimeoutError | socket.timeout):
-                return f"timed out connecting after {timeout}s" + (" (no SSH banner)" if no_banner else "")
-            if no_banner:
-                return "connection closed by the host before its SSH banner (sshd MaxStartups?)"
-            return f"SSH error: {text}"
-        if isinstance(exc, EOFError | ConnectionResetError):
-            return "connection closed by the host during the handshake"
-        if isinstance(exc, OSError):
-            return f"cannot connect to {where}: {exc.strerror or exc}"
-        return f"{type(exc).__name__}: {exc}"
