@@ -4,7 +4,9 @@ back unfinished lines so output is redacted whole lines at a time."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
+from runners.base import CommandOutcome
 from runners.redact import Redactor
 
 DEFAULT_TAIL_CHARS = 4000
@@ -74,3 +76,35 @@ class LineBuffer:
         with self._lock:
             rest, self._pending = self._pending, ""
             return rest
+
+
+class HostOutput:
+    """One host's output for one step: redacted whole lines go to `publish`; a redacted tail is kept."""
+
+    def __init__(self, redact: Redactor, publish: Callable[[str], None]) -> None:
+        self._redact = redact
+        self._publish = publish
+        self._tail = TailBuffer()
+        self._lines = LineBuffer(redact)
+
+    def sink(self, chunk: str) -> None:
+        """The backend's output callback: pass on the lines that are complete."""
+        # Redact whole lines: a secret split across two chunks is still masked.
+        ready = self._lines.feed(chunk)
+        if ready:
+            self._emit(ready)
+
+    def flush(self) -> None:
+        """Pass on the unfinished last line, once the command is over."""
+        rest = self._lines.flush()
+        if rest:
+            self._emit(rest)
+
+    def text(self, outcome: CommandOutcome | None) -> str:
+        """The redacted output to record: the streamed tail, else the outcome's own output."""
+        return self._tail.text() or (self._redact(outcome.output) if outcome is not None else "")
+
+    def _emit(self, text: str) -> None:
+        text = self._redact(text)
+        self._tail.write(text)
+        self._publish(text)

@@ -31,11 +31,12 @@ from runners.base import (
     HostSession,
     HostStatus,
     HostUnreachable,
+    OutputSink,
     Step,
     StepResult,
 )
 from runners.command import sudo_command
-from runners.output import LineBuffer, TailBuffer
+from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.strategy import Strategy
@@ -178,23 +179,8 @@ class Pipeline:
             if index > start_batch and self.strategy.pause and self.stop.wait(self.strategy.pause):
                 result.aborted = True
                 break
-            self._progress(
-                ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
-            )
-            for position, step in enumerate(steps):
-                if self.halt.is_set():  # shutdown: stop after the step that was running
-                    result.aborted = True
-                    break
-                if index == start_batch and position < start_step:
-                    continue  # finished in this batch before the interruption
-                targets = self._targets(step, batch, once_done)
-                if not targets:
-                    continue
-                step_result = self.run_step(stage, step, targets, batch_index=index, step_index=position)
-                result.steps.append(step_result)
-                if not step_result.ok:
-                    result.failed_step = step_result
-                    break
+            first_step = start_step if index == start_batch else 0
+            self._run_batch(result, steps, batch, index, first_step, once_done)
             if result.aborted:
                 break
             if result.failed_step is not None:
@@ -206,6 +192,33 @@ class Pipeline:
         result.skipped = [h.name for batch in batches[max(index, start_batch) :] for h in batch]
         self._progress(ProgressEvent("stage_done", stage, hosts=tuple(result.skipped)))
         return result
+
+    def _run_batch(
+        self,
+        result: StageResult,
+        steps: Sequence[Step],
+        batch: list[Host],
+        index: int,
+        first_step: int,
+        once_done: set[str],
+    ) -> None:
+        """Run the steps on one batch (from `first_step`), recording into `result`; stop at a failure."""
+        stage = result.stage
+        self._progress(ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch)))
+        for position, step in enumerate(steps):
+            if self.halt.is_set():  # shutdown: stop after the step that was running
+                result.aborted = True
+                return
+            if position < first_step:
+                continue  # finished in this batch before the interruption
+            targets = self._targets(step, batch, once_done)
+            if not targets:
+                continue
+            step_result = self.run_step(stage, step, targets, batch_index=index, step_index=position)
+            result.steps.append(step_result)
+            if not step_result.ok:
+                result.failed_step = step_result
+                return
 
     def _targets(self, step: Step, batch: list[Host], once_done: set[str]) -> list[Host]:
         hosts = [h for h in batch if not step.roles or set(step.roles) & set(h.roles)]
@@ -247,27 +260,39 @@ class Pipeline:
         return step_result
 
     def _run_on_host(self, stage: str, step: Step, host: Host) -> HostResult:
+        """One step on one host: render, run, judge; output and the result go out as progress."""
         started = time.monotonic()
         try:
             command = self.render(step, host)
         except ValueError as exc:
-            result = HostResult(host.name, step.name, "error", error=str(exc))
-            self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
-            return result
-        tail = TailBuffer()
-        lines = LineBuffer(self.redact)
+            return self._host_done(stage, HostResult(host.name, step.name, "error", error=str(exc)))
 
-        def emit(text: str) -> None:
-            text = self.redact(text)
-            tail.write(text)
+        def publish(text: str) -> None:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
-        def sink(chunk: str) -> None:
-            # Redact whole lines: a secret split across two chunks is still masked.
-            ready = lines.feed(chunk)
-            if ready:
-                emit(ready)
+        output = HostOutput(self.redact, publish)
+        attempt = self._attempt(host, step, command, output.sink, started)
+        output.flush()
+        outcome = attempt.outcome
+        status, code, error = _judge(outcome, attempt.error, attempt.duration)
+        result = HostResult(
+            host.name,
+            step.name,
+            status,
+            exit_code=code,
+            duration=attempt.duration,
+            output=output.text(outcome),
+            error=self.redact(error) if error else None,
+            connect=attempt.connect,
+        )
+        return self._host_done(stage, result)
 
+    def _host_done(self, stage: str, result: HostResult) -> HostResult:
+        self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
+        return result
+
+    def _attempt(self, host: Host, step: Step, command: str, sink: OutputSink, started: float) -> _Attempt:
+        """Open (or reuse) the host's session and run `command`; never raises."""
         outcome: CommandOutcome | None = None
         error: str | None = None
         opened = started
@@ -289,33 +314,30 @@ class Pipeline:
         reconnect = outcome.connect if outcome is not None else 0.0
         connect = (0.0 if reused else opened - started) + reconnect
         duration = max(0.0, finished - opened - reconnect)
-        rest = lines.flush()
-        if rest:
-            emit(rest)
-        output = tail.text() or (self.redact(outcome.output) if outcome is not None else "")
-        status: HostStatus
-        if outcome is None:
-            status, code = "error", None
-        else:
-            code, error = outcome.exit_code, outcome.error
-            if outcome.timed_out:
-                status = "timed_out"
-            elif code == 0 and error is None:
-                status = "ok"
-            elif code is None:
-                status = "error"
-            else:
-                status = "failed"
-                error = error or f"exit {code} after {duration:.1f}s"
-        result = HostResult(
-            host.name,
-            step.name,
-            status,
-            exit_code=code,
-            duration=duration,
-            output=output,
-            error=self.redact(error) if error else None,
-            connect=connect,
-        )
-        self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
-        return result
+        return _Attempt(outcome, error, connect, duration)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What running a command on a host came to: its outcome, or why it never ran, and the times."""
+
+    outcome: CommandOutcome | None
+    error: str | None
+    connect: float
+    duration: float
+
+
+def _judge(
+    outcome: CommandOutcome | None, error: str | None, duration: float
+) -> tuple[HostStatus, int | None, str | None]:
+    """The host's status, exit code and error for an outcome (None: the command never ran)."""
+    if outcome is None:
+        return "error", None, error
+    code, error = outcome.exit_code, outcome.error
+    if outcome.timed_out:
+        return "timed_out", code, error
+    if code == 0 and error is None:
+        return "ok", code, error
+    if code is None:
+        return "error", code, error
+    return "failed", code, error or f"exit {code} after {duration:.1f}s"
