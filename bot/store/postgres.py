@@ -50,7 +50,7 @@ from bot.store.codec import (
     lock_from_row,
     schedule_from_row,
 )
-from runners.base import HostResult
+from runners import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 

@@ -33,7 +33,7 @@ from bot.store.codec import (
     schedule_from_row,
     ts,
 )
-from runners.base import HostResult
+from runners import HostResult
 
 migrations = Migrations("gonogo")
 _LIVE = ("monitoring", "succeeded", "signed_off")

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from runners import Host
 from runners.backends.ssh import SSHOptions
-from runners.base import Host
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVERS = (
