@@ -56,10 +56,8 @@ sys.path.insert(0, str(ROOT))
 
 import paramiko  # noqa: E402
 
-from runners.backends.ssh.backend import PARAMIKO_LOGGER, SSHBackend  # noqa: E402
-from runners.base import Host, Step  # noqa: E402
-from runners.pipeline import Pipeline  # noqa: E402
-from runners.strategy import Strategy  # noqa: E402
+from runners import Host, Pipeline, Step, Strategy  # noqa: E402
+from runners.backends.ssh import PARAMIKO_LOGGER, SSHBackend  # noqa: E402
 from tests.support.sshd import SSHFleet, start_fleet  # noqa: E402
 
 COUNTS = (1, 10, 50)

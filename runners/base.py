@@ -1,8 +1,8 @@
 """The host-execution seam: hosts, steps, per-host results and the backend protocol.
 
 A backend opens one `HostSession` per host and reuses it for every step of a deploy
-(`Backend.open` / `HostSession.close`). Backends: `runners.local` (this machine),
-`runners.printer` (dry run: records the exact commands), `runners.ssh` (Fabric).
+(`Backend.open` / `HostSession.close`). Backends: `runners.backends.local` (this machine),
+`runners.backends.printer` (dry run: records the exact commands), `runners.backends.ssh` (Fabric).
 """
 
 from __future__ import annotations

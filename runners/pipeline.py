@@ -13,24 +13,15 @@ own `duration`. Output is redacted whole lines at a time; an overlong unfinished
 only where no secret (however long) can straddle the cut. A backend may declare `secrets` of
 its own (the SSH backend's sudo password): they are redacted too. A backend with an `observe`
 method sees every progress event first (the printer uses it to print batches in order).
-
-This module also owns the *command lines*: `sudo_command` (what `render` emits for `sudo`
-steps) and `remote_command` (how a remote backend wraps a rendered command with the step
-timeout, secrets and sudo). The SSH backend runs exactly what `remote_command` returns and the
-printer backend prints it, so a dry run shows the real command line per host and batch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
 
 from runners.base import (
     Backend,
@@ -40,123 +31,17 @@ from runners.base import (
     HostSession,
     HostStatus,
     HostUnreachable,
+    OutputSink,
     Step,
     StepResult,
 )
-from runners.output import TailBuffer
+from runners.command import sudo_command
+from runners.output import HostOutput
+from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.strategy import Strategy
 from runners.template import render
-
-EventKind = Literal[
-    "stage_started", "batch_started", "step_started", "output", "host_done", "step_done", "stage_done"
-]
-
-# -- command lines --------------------------------------------------------------------------
-
-#: Seconds `timeout` waits after SIGTERM before it sends SIGKILL.
-KILL_AFTER = 5
-#: First line of the environment block sent on stdin; everything before it is skipped.
-ENV_MARKER = "#gonogo-env"
-#: Reads the `export` lines sent on stdin (after the marker) into the remote shell.
-ENV_LOADER = "eval \"$(sed -n '/^" + ENV_MARKER + "$/,$p')\""
-_SUDO = ("sudo", "-n", "sh", "-c")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: The shell a timed step runs in: the login shell that runs it without a timeout (sshd runs
-#: commands with `$SHELL -c`), so a timeout never changes the shell's dialect.
-LOGIN_SHELL = '"${SHELL:-/bin/sh}"'
-
-
-def sudo_command(command: str) -> str:
-    """`command` run as root through passwordless sudo: `sudo -n sh -c '<command>'`."""
-    return f"sudo -n sh -c {shlex.quote(command)}"
-
-
-def format_seconds(seconds: float) -> str:
-    """Seconds as `timeout(1)` reads them: `5`, `1.5` (never exponent notation)."""
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
-
-
-@dataclass(frozen=True)
-class RemoteCommand:
-    """A command line for a remote shell plus what to send on its stdin (then EOF)."""
-
-    line: str
-    stdin: str = ""
-
-
-def remote_command(
-    command: str,
-    *,
-    timeout: float | None = None,
-    env: Mapping[str, str] | None = None,
-    sudo_password: str | None = None,
-) -> RemoteCommand:
-    """Wrap a rendered command the way a remote (SSH) backend runs it.
-
-    - `timeout`: `exec timeout --kill-after=5 N "$SHELL" -c '<command>'`, so the remote work
-      really stops (exit 124, or 137 when it had to be killed). The command runs in the same
-      shell as without a timeout (the login shell; `sh` inside sudo), and `exec` makes a signal
-      that kills the command the session's own exit signal (timeout re-raises it), as without
-      a timeout.
-    - `env`: values travel on stdin (never on any command line, so `ps` on the host cannot see
-      them): the line starts with `ENV_LOADER`, which evals the `export K='v'` lines.
-    - sudo steps (`sudo_command` form): the timeout and the exports go *inside* sudo; with a
-      `sudo_password` the line uses `sudo -S -p ''` and the password is the first stdin line.
-    """
-    env = dict(env or {})
-    for name in env:
-        if not _ENV_NAME.fullmatch(name):
-            raise ValueError(f"invalid environment variable name {name!r}")
-    inner, sudo = _unwrap_sudo(command)
-    use_password = sudo and sudo_password is not None
-    body = inner
-    if timeout:
-        shell = "sh" if sudo else LOGIN_SHELL
-        body = f"exec timeout --kill-after={KILL_AFTER} {format_seconds(timeout)} {shell} -c {shlex.quote(inner)}"
-    stdin_lines: list[str] = []
-    if use_password:
-        stdin_lines.append(str(sudo_password))
-    if env or use_password:
-        body = f"{ENV_LOADER} && {body}"
-        stdin_lines.append(ENV_MARKER)
-        stdin_lines.extend(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
-    stdin = "\n".join(stdin_lines) + "\n" if stdin_lines else ""
-    if not sudo:
-        return RemoteCommand(body, stdin)
-    if body == inner:
-        return RemoteCommand(command, stdin)
-    prefix = "sudo -S -p '' sh -c " if use_password else "sudo -n sh -c "
-    return RemoteCommand(prefix + shlex.quote(body), stdin)
-
-
-def _unwrap_sudo(command: str) -> tuple[str, bool]:
-    if not command.startswith("sudo -n sh -c "):
-        return command, False
-    try:
-        parts = shlex.split(command)
-    except ValueError:
-        return command, False
-    if len(parts) == 5 and tuple(parts[:4]) == _SUDO and sudo_command(parts[4]) == command:
-        return parts[4], True
-    return command, False
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """A progress notification from the pipeline (for the store and chat)."""
-
-    kind: EventKind
-    stage: str
-    step: str | None = None
-    batch: int | None = None
-    hosts: tuple[str, ...] = ()
-    text: str | None = None
-    result: HostResult | StepResult | None = None
-    #: For step events: the step's position in its stage (a resume cursor names it).
-    step_index: int | None = None
+from runners.workers import WorkerPool
 
 
 @dataclass
@@ -179,9 +64,6 @@ class StageResult:
     def skipped_results(self) -> list[HostResult]:
         """One `skipped` HostResult per untouched host (step `-`), for stores and summaries."""
         return [HostResult(name, "-", "skipped") for name in self.skipped]
-
-
-ProgressSink = Callable[[ProgressEvent], None]
 
 
 def _noop(_: ProgressEvent) -> None:
@@ -222,7 +104,7 @@ class Pipeline:
         self._sessions: dict[str, HostSession] = {}
         self._session_errors: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._workers: _Workers | None = None
+        self._workers: WorkerPool | None = None
 
     def _progress(self, event: ProgressEvent) -> None:
         if self._observe is not None:
@@ -259,12 +141,12 @@ class Pipeline:
             workers.close()
         self.backend.close()
 
-    def _pool(self) -> _Workers:
+    def _pool(self) -> WorkerPool:
         """The pipeline's worker threads: as many as the widest batch may use, started at once."""
         with self._lock:
             if self._workers is None:
                 widest = max((len(b) for b in self.strategy.batches(self.hosts)), default=1)
-                self._workers = _Workers(max(1, min(self.strategy.max_parallel, widest)))
+                self._workers = WorkerPool(max(1, min(self.strategy.max_parallel, widest)))
             return self._workers
 
     # -- running --------------------------------------------------------------------------
@@ -297,23 +179,8 @@ class Pipeline:
             if index > start_batch and self.strategy.pause and self.stop.wait(self.strategy.pause):
                 result.aborted = True
                 break
-            self._progress(
-                ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch))
-            )
-            for position, step in enumerate(steps):
-                if self.halt.is_set():  # shutdown: stop after the step that was running
-                    result.aborted = True
-                    break
-                if index == start_batch and position < start_step:
-                    continue  # finished in this batch before the interruption
-                targets = self._targets(step, batch, once_done)
-                if not targets:
-                    continue
-                step_result = self.run_step(stage, step, targets, batch_index=index, step_index=position)
-                result.steps.append(step_result)
-                if not step_result.ok:
-                    result.failed_step = step_result
-                    break
+            first_step = start_step if index == start_batch else 0
+            self._run_batch(result, steps, batch, index, first_step, once_done)
             if result.aborted:
                 break
             if result.failed_step is not None:
@@ -325,6 +192,33 @@ class Pipeline:
         result.skipped = [h.name for batch in batches[max(index, start_batch) :] for h in batch]
         self._progress(ProgressEvent("stage_done", stage, hosts=tuple(result.skipped)))
         return result
+
+    def _run_batch(
+        self,
+        result: StageResult,
+        steps: Sequence[Step],
+        batch: list[Host],
+        index: int,
+        first_step: int,
+        once_done: set[str],
+    ) -> None:
+        """Run the steps on one batch (from `first_step`), recording into `result`; stop at a failure."""
+        stage = result.stage
+        self._progress(ProgressEvent("batch_started", stage, batch=index, hosts=tuple(h.name for h in batch)))
+        for position, step in enumerate(steps):
+            if self.halt.is_set():  # shutdown: stop after the step that was running
+                result.aborted = True
+                return
+            if position < first_step:
+                continue  # finished in this batch before the interruption
+            targets = self._targets(step, batch, once_done)
+            if not targets:
+                continue
+            step_result = self.run_step(stage, step, targets, batch_index=index, step_index=position)
+            result.steps.append(step_result)
+            if not step_result.ok:
+                result.failed_step = step_result
+                return
 
     def _targets(self, step: Step, batch: list[Host], once_done: set[str]) -> list[Host]:
         hosts = [h for h in batch if not step.roles or set(step.roles) & set(h.roles)]
@@ -366,27 +260,39 @@ class Pipeline:
         return step_result
 
     def _run_on_host(self, stage: str, step: Step, host: Host) -> HostResult:
+        """One step on one host: render, run, judge; output and the result go out as progress."""
         started = time.monotonic()
         try:
             command = self.render(step, host)
         except ValueError as exc:
-            result = HostResult(host.name, step.name, "error", error=str(exc))
-            self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
-            return result
-        tail = TailBuffer()
-        lines = _LineBuffer(self.redact)
+            return self._host_done(stage, HostResult(host.name, step.name, "error", error=str(exc)))
 
-        def emit(text: str) -> None:
-            text = self.redact(text)
-            tail.write(text)
+        def publish(text: str) -> None:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
-        def sink(chunk: str) -> None:
-            # Redact whole lines: a secret split across two chunks is still masked.
-            ready = lines.feed(chunk)
-            if ready:
-                emit(ready)
+        output = HostOutput(self.redact, publish)
+        attempt = self._attempt(host, step, command, output.sink, started)
+        output.flush()
+        outcome = attempt.outcome
+        status, code, error = _judge(outcome, attempt.error, attempt.duration)
+        result = HostResult(
+            host.name,
+            step.name,
+            status,
+            exit_code=code,
+            duration=attempt.duration,
+            output=output.text(outcome),
+            error=self.redact(error) if error else None,
+            connect=attempt.connect,
+        )
+        return self._host_done(stage, result)
 
+    def _host_done(self, stage: str, result: HostResult) -> HostResult:
+        self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
+        return result
+
+    def _attempt(self, host: Host, step: Step, command: str, sink: OutputSink, started: float) -> _Attempt:
+        """Open (or reuse) the host's session and run `command`; never raises."""
         outcome: CommandOutcome | None = None
         error: str | None = None
         opened = started
@@ -408,98 +314,30 @@ class Pipeline:
         reconnect = outcome.connect if outcome is not None else 0.0
         connect = (0.0 if reused else opened - started) + reconnect
         duration = max(0.0, finished - opened - reconnect)
-        rest = lines.flush()
-        if rest:
-            emit(rest)
-        output = tail.text() or (self.redact(outcome.output) if outcome is not None else "")
-        status: HostStatus
-        if outcome is None:
-            status, code = "error", None
-        else:
-            code, error = outcome.exit_code, outcome.error
-            if outcome.timed_out:
-                status = "timed_out"
-            elif code == 0 and error is None:
-                status = "ok"
-            elif code is None:
-                status = "error"
-            else:
-                status = "failed"
-                error = error or f"exit {code} after {duration:.1f}s"
-        result = HostResult(
-            host.name,
-            step.name,
-            status,
-            exit_code=code,
-            duration=duration,
-            output=output,
-            error=self.redact(error) if error else None,
-            connect=connect,
-        )
-        self._progress(ProgressEvent("host_done", stage, step=step.name, result=result))
-        return result
+        return _Attempt(outcome, error, connect, duration)
 
 
-_T = TypeVar("_T")
-_R = TypeVar("_R")
+@dataclass(frozen=True)
+class _Attempt:
+    """What running a command on a host came to: its outcome, or why it never ran, and the times."""
+
+    outcome: CommandOutcome | None
+    error: str | None
+    connect: float
+    duration: float
 
 
-class _Workers:
-    """A fixed set of worker threads, all started before any work is handed out.
-
-    `ThreadPoolExecutor` starts a thread per submitted task, one at a time; when the first
-    tasks are already busy (SSH handshakes are CPU work under the GIL), starting the fiftieth
-    thread takes a good part of a second. Here every thread exists before the first task.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="gonogo-host")
-        ready = threading.Barrier(size + 1, timeout=60)
-        for _ in range(size):
-            self._pool.submit(ready.wait)
-        ready.wait()
-
-    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-        """`fn` over `items` on the workers (at most `size` at once); results in item order."""
-        return list(self._pool.map(fn, items))
-
-    def close(self) -> None:
-        """Stop the threads (after the work in hand)."""
-        self._pool.shutdown(wait=True)
-
-
-class _LineBuffer:
-    """Holds back an unfinished line so output is emitted (and redacted) whole lines at a time.
-
-    An unfinished line longer than `MAX_PENDING` is emitted anyway, cut where the redactor says
-    no secret can straddle the cut (`Redactor.safe_cut`): whatever the secrets' lengths, and
-    even for a secret containing newlines, no piece of one is ever emitted unmasked.
-    """
-
-    MAX_PENDING = 8192
-
-    def __init__(self, redactor: Redactor | None = None) -> None:
-        self._pending = ""
-        self._redactor = redactor if redactor else None
-        self._lock = threading.Lock()
-
-    def feed(self, chunk: str) -> str:
-        """Add a chunk; return the complete lines now ready (possibly empty)."""
-        with self._lock:
-            text = self._pending + chunk
-            cut = max(text.rfind("\n"), text.rfind("\r")) + 1
-            forced = cut == 0 and len(text) > self.MAX_PENDING
-            if forced:
-                cut = len(text)
-            # At a line end no secret can straddle the cut unless a secret holds a line break.
-            if cut and self._redactor is not None and (forced or self._redactor.multiline):
-                cut = self._redactor.safe_cut(text, cut)
-            ready, self._pending = text[:cut], text[cut:]
-            return ready
-
-    def flush(self) -> str:
-        """Return whatever is left."""
-        with self._lock:
-            rest, self._pending = self._pending, ""
-            return rest
+def _judge(
+    outcome: CommandOutcome | None, error: str | None, duration: float
+) -> tuple[HostStatus, int | None, str | None]:
+    """The host's status, exit code and error for an outcome (None: the command never ran)."""
+    if outcome is None:
+        return "error", None, error
+    code, error = outcome.exit_code, outcome.error
+    if outcome.timed_out:
+        return "timed_out", code, error
+    if code == 0 and error is None:
+        return "ok", code, error
+    if code is None:
+        return "error", code, error
+    return "failed", code, error or f"exit {code} after {duration:.1f}s"

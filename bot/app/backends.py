@@ -13,7 +13,7 @@ from bot.config import Config, Environment
 from runners.base import Backend
 
 if TYPE_CHECKING:
-    from runners.backends.ssh.backend import SSHOptions
+    from runners.backends.ssh import SSHOptions
 
 
 def _path(config: Config, value: str | None) -> str | None:
@@ -25,7 +25,7 @@ def _path(config: Config, value: str | None) -> str | None:
 
 def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
     """The SSHOptions of `env`: `[ssh]`, with the environment's own host-key opt-in."""
-    from runners.backends.ssh.backend import SSHOptions
+    from runners.backends.ssh import SSHOptions
 
     ssh = config.ssh
     accept = ssh.accept_new_host_keys if env.accept_new_host_keys is None else env.accept_new_host_keys
@@ -47,7 +47,7 @@ def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
 
 def ssh_backend_for(config: Config, env: Environment) -> Backend:
     """An `SSHBackend` with the bot's key, known_hosts and limits; the env may opt in to new keys."""
-    from runners.backends.ssh.backend import SSHBackend
+    from runners.backends.ssh import SSHBackend
 
     return SSHBackend(ssh_options_for(config, env))
 
@@ -59,7 +59,7 @@ def printer_backend_for(config: Config, env: Environment) -> Backend:
 
     if env.backend == "local":
         return PrinterBackend(local=True)
-    from runners.backends.ssh.backend import SSHPlan
+    from runners.backends.ssh import SSHPlan
 
     return PrinterBackend(plan=SSHPlan(ssh_options_for(config, env)))
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
-from runners.base import HostResult
+from runners import HostResult
 
 
 @dataclass(frozen=True)

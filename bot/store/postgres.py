@@ -59,7 +59,7 @@ from bot.store.postgres_connection import (
     split_url,
 )
 from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
-from runners.base import HostResult
+from runners import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 

@@ -38,7 +38,7 @@ from bot.store.codec import (
     with_deployment,
 )
 from bot.store.sqlite_migrations import migrations
-from runners.base import HostResult
+from runners import HostResult
 
 
 class SqliteStore:

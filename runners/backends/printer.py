@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
-from runners.pipeline import ProgressEvent, remote_command
+from runners.command import remote_command
+from runners.progress import ProgressEvent
 
 if TYPE_CHECKING:
-    from runners.backends.ssh.backend import SSHPlan
+    from runners.backends.ssh.plan import SSHPlan
 
 
 class PrinterSession:

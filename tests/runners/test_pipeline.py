@@ -15,19 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.local import LocalBackend
-from runners.backends.printer import PrinterBackend
-from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink, Step
-from runners.pipeline import (
-    ENV_LOADER,
-    LOGIN_SHELL,
-    Pipeline,
-    ProgressEvent,
-    remote_command,
-    sudo_command,
-)
+from runners import CommandOutcome, Host, HostUnreachable, OutputSink, Pipeline, ProgressEvent, Step, Strategy
+from runners.backends import LocalBackend, PrinterBackend
+from runners.command import ENV_LOADER, LOGIN_SHELL, remote_command, sudo_command
 from runners.redact import Redactor, weak_secrets
-from runners.strategy import Strategy
 
 
 class Recorder:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.local import LocalBackend, LocalSession
-from runners.backends.ssh.backend import SSHBackend
-from runners.base import Backend, Host, HostSession, Step
-from runners.pipeline import Pipeline
+from runners import Backend, Host, HostSession, Pipeline, Step, Strategy, render
+from runners.backends import LocalBackend, LocalSession
+from runners.backends.ssh import SSHBackend
 from runners.release import (
     ReleaseLayout,
     check_release_id,
@@ -21,8 +20,6 @@ from runners.release import (
     rollback_to,
     switch_current,
 )
-from runners.strategy import Strategy
-from runners.template import render
 from tests.support.sshd import SSHFleet
 
 pytest_plugins = ["tests.support.sshd"]

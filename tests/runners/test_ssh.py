@@ -18,11 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
-from runners.base import Host, HostUnreachable, Step
-from runners.pipeline import Pipeline, ProgressEvent, StageResult
-from runners.redact import Redactor
-from runners.strategy import Strategy
+from runners import Host, HostUnreachable, Pipeline, ProgressEvent, Redactor, StageResult, Step, Strategy
+from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.support.sshd import SSHFleet, free_port, keygen
 
 pytest_plugins = ["tests.support.sshd"]

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
-from runners.base import Host, HostResult, Step
-from runners.pipeline import Pipeline
-from runners.strategy import Strategy
+from runners import Host, HostResult, Pipeline, Step, Strategy
+from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.support.sshd import SSHFleet, TCPProxy
 
 pytest_plugins = ["tests.support.sshd"]

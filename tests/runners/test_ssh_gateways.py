@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
-from runners.base import Host, HostUnreachable, Step
-from runners.pipeline import Pipeline, StageResult
-from runners.strategy import Strategy
+from runners import Host, HostUnreachable, Pipeline, StageResult, Step, Strategy
+from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.runners.test_ssh import SilentHost
 from tests.support.sshd import SSHFleet
 

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend
-from runners.base import HostUnreachable, Step
-from runners.pipeline import Pipeline
-from runners.strategy import Strategy
+from runners import HostUnreachable, Pipeline, Step, Strategy
+from runners.backends.ssh import SSHBackend
 from tests.support.sshd import SSHFleet
 
 pytest_plugins = ["tests.support.sshd"]

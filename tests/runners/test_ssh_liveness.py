@@ -17,10 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHBackend, SSHOptions
-from runners.base import Host, Step
-from runners.pipeline import Pipeline, StageResult
-from runners.strategy import Strategy
+from runners import Host, Pipeline, StageResult, Step, Strategy
+from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.support.sshd import SSHFleet, SSHServer, TCPProxy, start_fleet
 
 pytestmark = pytest.mark.ssh

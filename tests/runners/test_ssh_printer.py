@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.printer import PrinterBackend
-from runners.backends.ssh.backend import SSHBackend, SSHPlan
-from runners.base import Host, Step
-from runners.pipeline import Pipeline, remote_command, sudo_command
-from runners.strategy import Strategy
+from runners import Host, Pipeline, Step, Strategy, remote_command, sudo_command
+from runners.backends import PrinterBackend
+from runners.backends.ssh import SSHBackend, SSHPlan
 from tests.support.sshd import SSHFleet
 
 pytest_plugins = ["tests.support.sshd"]

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
-from runners.backends.ssh.backend import SSHOptions
-from runners.base import Host
+from runners import Host
+from runners.backends.ssh import SSHOptions
 
 SSHD = "/usr/sbin/sshd"
 SFTP_SERVERS = (

@@ -1,0 +1,116 @@
+"""SSHSession: one host's connection, reused for every command of a deploy (run, put, close)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Protocol
+
+from fabric import Connection
+from paramiko.ssh_exception import SSHException
+
+from runners.backends.ssh.channel import ChannelCommand, connection_lost
+from runners.backends.ssh.options import SSHOptions
+from runners.backends.ssh.plan import SSHPlan
+from runners.backends.ssh.transport import LiveTransport, dead_reason
+from runners.base import CommandOutcome, Host, OutputSink
+from runners.command import RemoteCommand
+
+
+class _Backend(Protocol):
+    """What a session uses of its backend (SSHBackend): the plan, options, sudo password, connect."""
+
+    plan: SSHPlan
+    options: SSHOptions
+    sudo_password: str | None
+
+    def connect(self, host: Host) -> Connection:
+        """Open a verified, authenticated connection to `host`."""
+        ...
+
+
+class SSHSession:
+    """One host's connection, reused for every command of a deploy."""
+
+    def __init__(self, host: Host, backend: _Backend, conn: Connection) -> None:
+        self.host = host
+        self.backend = backend
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str],
+        on_output: OutputSink,
+    ) -> CommandOutcome:
+        """Run `command` (wrapped by `remote_command`), streaming whole lines to `on_output`."""
+        wrapped = self.backend.plan.command(
+            command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
+        )
+        with self._lock:
+            reconnect = self._reconnect_if_dropped()
+            outcome = self._execute(wrapped, timeout, on_output)
+        return replace(outcome, connect=reconnect) if reconnect else outcome
+
+    def _reconnect_if_dropped(self) -> float:
+        """Reconnect once if the connection dropped since the last step; the seconds it took."""
+        if self.conn.is_connected:
+            return 0.0
+        began = time.monotonic()
+        self.conn.close()
+        self.conn = self.backend.connect(self.host)
+        return time.monotonic() - began
+
+    def _lost(self, what: str) -> str:
+        dead = dead_reason(self.conn)
+        return f"{dead}; connection closed" if dead else what
+
+    def _execute(
+        self, wrapped: RemoteCommand, timeout: float | None, on_output: OutputSink
+    ) -> CommandOutcome:
+        """One command on a fresh channel: stdin payload then EOF, output streamed, exit status."""
+        transport = self.conn.transport
+        try:
+            chan = transport.open_session(timeout=self.backend.options.connect_timeout)
+        except (SSHException, EOFError, OSError) as exc:
+            return CommandOutcome(None, "", error=self._lost(connection_lost(exc)))
+        live = transport if isinstance(transport, LiveTransport) else None
+        if live is not None:
+            live.mark_alive()  # the host just opened a channel for us
+        command = ChannelCommand(chan, live, timeout, on_output, self._lost)
+        try:
+            command.run(wrapped)
+        except (SSHException, EOFError, OSError) as exc:
+            return command.broken(exc)
+        finally:
+            with contextlib.suppress(Exception):
+                chan.close()
+        outcome = command.outcome()
+        if command.guard_hit:
+            self.conn.close()  # the next step reconnects
+        return outcome
+
+    def put(self, local: str, remote: str) -> None:
+        """Upload a local file over SFTP; errors name the host."""
+        with self._lock:
+            if not self.conn.is_connected:
+                self.conn = self.backend.connect(self.host)
+            try:
+                self.conn.put(local, remote)
+            except (OSError, SSHException, EOFError) as exc:
+                reason = dead_reason(self.conn) or exc
+                raise OSError(f"{self.host.name}: upload of {local} to {remote} failed: {reason}") from exc
+            transport = self.conn.transport
+            if isinstance(transport, LiveTransport):
+                transport.mark_alive()
+
+    def close(self) -> None:
+        """Close the connection (its gateway, if shared, is closed by the backend)."""
+        with self._lock:
+            self.conn.close()
