@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "commands", "runners")
@@ -159,10 +160,11 @@ def test_no_module_is_longer_than_the_ceiling() -> None:
     assert long == {}
 
 
-def test_every_package_names_its_public_face() -> None:
-    """Each package's `__init__` declares `__all__`, and every name in it is there (httpx style)."""
+def test_every_package_names_exactly_its_public_face() -> None:
+    """Each package's `__init__` declares `__all__`: every name in it is there (httpx style), and
+    everything public it holds (but its own submodules) is in it."""
     missing: list[str] = []
-    broken: dict[str, list[str]] = {}
+    wrong: dict[str, tuple[list[str], list[str]]] = {}
     for module, path in SOURCES.items():
         if path.name != "__init__.py":
             continue
@@ -170,7 +172,13 @@ def test_every_package_names_its_public_face() -> None:
             missing.append(module)
             continue
         package = importlib.import_module(module)
-        absent = [name for name in package.__all__ if not hasattr(package, name)]
-        if absent:
-            broken[module] = absent
-    assert missing == [] and broken == {}
+        absent = sorted(name for name in package.__all__ if not hasattr(package, name))
+        public = {
+            name
+            for name, value in vars(package).items()
+            if not name.startswith("_") and not isinstance(value, ModuleType) and name != "annotations"
+        }
+        unlisted = sorted(public - set(package.__all__))
+        if absent or unlisted:
+            wrong[module] = (absent, unlisted)
+    assert missing == [] and wrong == {}

@@ -11,7 +11,7 @@ import fails when no git executable is installed).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from bot.source.base import NullResolver, RefError, RefResolver, Resolution
 from bot.source.changelog import (
@@ -25,7 +25,7 @@ from bot.source.changelog import (
 from bot.source.errors import AmbiguousRef, FetchFailed, GitError, InvalidRef, RefNotFound
 from bot.source.rules import branch_rules, next_tag_name, ref_allowed, tag_glob, validate_ref
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from bot.source.fetching import FetchResult
     from bot.source.git import GitResolver, deploy_tag_globs
     from bot.source.mirror import Mirror

@@ -1,16 +1,13 @@
-"""The runners faces and layers: each face exports what its `__all__` names, and the layers keep
-SSHKit's order (command lines below the backends, the backends below the pipeline)."""
+"""The runners layers keep SSHKit's order: command lines below the backends, the backends below the
+pipeline, and nothing inside runners goes through its own face (the faces are checked for every
+package in tests/test_imports.py)."""
 
 from __future__ import annotations
 
 import ast
-import importlib
 from pathlib import Path
 
-import pytest
-
 RUNNERS = Path(__file__).resolve().parents[2] / "runners"
-FACES = ("runners", "runners.backends", "runners.backends.ssh")
 
 
 def _imports(path: Path) -> set[str]:
@@ -22,12 +19,6 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
     return found
-
-
-@pytest.mark.parametrize("face", FACES)
-def test_a_face_has_every_name_its_all_lists(face: str) -> None:
-    module = importlib.import_module(face)
-    assert [name for name in module.__all__ if not hasattr(module, name)] == []
 
 
 def test_the_backends_and_the_command_lines_import_nothing_from_the_pipeline() -> None:
