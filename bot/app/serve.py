@@ -292,44 +292,51 @@ def serve(
         gc.freeze()
         with _Signals() as signals:
             if settings.socket_mode:
-                assert settings.app_token is not None
-                from bot.ops.http import OpsServer
-
-                try:
-                    ops = OpsServer(runtime.engine, settings.port, settings.host, runtime.chat.reachable)
-                except OSError as exc:
-                    print(
-                        f"gonogo: could not serve the ops endpoints on port {settings.port}: {exc}",
-                        file=sys.stderr,
-                    )
-                    return 1
-                runtime._closers.append(ops.start().close)
-                handler = socket_mode_handler(runtime.app, settings.app_token)
-                try:
-                    handler.connect()
-                except Exception as exc:
-                    print(f"gonogo: could not connect in Socket Mode: {_why(exc)}", file=sys.stderr)
-                    return 2
-                print(
-                    f"gonogo: connected to Slack in Socket Mode; ops endpoints on port {ops.port}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                signals.stop.wait()
-                handler.close()
-            else:
-                server = http_server(runtime, settings.host, settings.port)
-                print(
-                    f"gonogo: starting HTTP mode on http://{settings.host}:{settings.port}/slack/events",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                server.run()
-                if server.started is False and not signals.stop.is_set():
-                    print(f"gonogo: could not listen on {settings.host}:{settings.port}", file=sys.stderr)
-                    return 1
+                return _serve_socket_mode(runtime, settings, signals.stop)
+            return _serve_http(runtime, settings, signals.stop)
     finally:
         runtime.close(grace)
+
+
+def _serve_socket_mode(runtime: SlackRuntime, settings: Settings, stop: threading.Event) -> int:
+    """Socket Mode: the ops endpoints on their own port, and the Slack connection until `stop`."""
+    assert settings.app_token is not None
+    from bot.ops.http import OpsServer
+
+    try:
+        ops = OpsServer(runtime.engine, settings.port, settings.host, runtime.chat.reachable)
+    except OSError as exc:
+        print(f"gonogo: could not serve the ops endpoints on port {settings.port}: {exc}", file=sys.stderr)
+        return 1
+    runtime._closers.append(ops.start().close)
+    handler = socket_mode_handler(runtime.app, settings.app_token)
+    try:
+        handler.connect()
+    except Exception as exc:
+        print(f"gonogo: could not connect in Socket Mode: {_why(exc)}", file=sys.stderr)
+        return 2
+    print(
+        f"gonogo: connected to Slack in Socket Mode; ops endpoints on port {ops.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop.wait()
+    handler.close()
+    return 0
+
+
+def _serve_http(runtime: SlackRuntime, settings: Settings, stop: threading.Event) -> int:
+    """HTTP mode: uvicorn serves Slack's requests and the ops endpoints until a signal."""
+    server = http_server(runtime, settings.host, settings.port)
+    print(
+        f"gonogo: starting HTTP mode on http://{settings.host}:{settings.port}/slack/events",
+        file=sys.stderr,
+        flush=True,
+    )
+    server.run()
+    if server.started is False and not stop.is_set():
+        print(f"gonogo: could not listen on {settings.host}:{settings.port}", file=sys.stderr)
+        return 1
     return 0
 
 

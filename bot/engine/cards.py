@@ -35,9 +35,38 @@ STATE_TEXT = {
 
 def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Card:
     """Render a deployment into a card."""
-    value = str(d.id)
     dry = " (dry run)" if d.dry_run else ""
-    title = f"{d.rules.title} {d.label}: {d.ref} to {d.env}{dry}"
+    details = d.details
+    checklist = tuple(
+        ChecklistItem(i + 1, text, d.checklist[i] if i < len(d.checklist) else False)
+        for i, text in enumerate(env.checklist[: len(d.checklist)])
+    )
+    approvals_line = None
+    if d.required_approvals:
+        got = ", ".join(d.approvers()) or "none yet"
+        approvals_line = f"Approvals {len(d.approvals)}/{d.required_approvals}: {got}"
+    warnings = details.warnings
+    if details.ignored_safeties:
+        warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details.ignored_safeties))
+    return Card(
+        lines=_lines(d),
+        deployment_id=d.id,
+        title=f"{d.rules.title} {d.label}: {d.ref} to {d.env}{dry}",
+        state=d.state,
+        status_line=_status(d),
+        fields=_fields(d, env),
+        changelog=details.changelog,
+        changelog_note=details.changelog_note,
+        warnings=warnings,
+        checklist=checklist,
+        checklist_open=d.state == State.PENDING and not d.dry_run and bool(checklist),
+        approvals_line=approvals_line,
+        buttons=_buttons(d),
+        footer=f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None,
+    )
+
+
+def _fields(d: Deployment, env: Environment) -> tuple[tuple[str, str], ...]:
     fields: list[tuple[str, str]] = [
         ("Environment", d.env),
         ("Ref", d.ref),
@@ -56,62 +85,39 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     if d.scheduled_at:
         local = d.scheduled_at.astimezone(ZoneInfo(env.timezone))
         fields.append(("Scheduled", local.strftime("%a %Y-%m-%d %H:%M %Z")))
+    return tuple(fields)
 
+
+def _status(d: Deployment) -> str:
     status = f"{STATE_ICON[d.state]} {_state_text(d)}"
     if d.progress and d.state in (State.RUNNING, State.INTERRUPTED, State.MONITORING):
         status += f": {d.progress}"
     if d.error and d.state in (State.FAILED, State.INTERRUPTED, State.ABORTED):
         status += f": {d.error}"
+    return status
 
-    details = d.details
-    changelog = details.changelog
-    note = details.changelog_note
-    warnings = details.warnings
 
-    checklist = tuple(
-        ChecklistItem(i + 1, text, d.checklist[i] if i < len(d.checklist) else False)
-        for i, text in enumerate(env.checklist[: len(d.checklist)])
-    )
-    approvals_line = None
-    if d.required_approvals:
-        got = ", ".join(d.approvers()) or "none yet"
-        approvals_line = f"Approvals {len(d.approvals)}/{d.required_approvals}: {got}"
-
-    buttons: tuple[Button, ...] = ()
-    if d.state == State.PENDING and d.dry_run:
-        pass  # approved by itself the moment it is posted: nothing to press
-    elif d.state == State.PENDING:
-        buttons = (Button("Go", Action.GO, value, "primary"), Button("No-go", Action.NOGO, value, "danger"))
-    elif d.state == State.RUNNING:
-        buttons = (Button("Abort", Action.ABORT, value, "danger"),)
-    elif d.state == State.INTERRUPTED:
-        buttons = (
+def _buttons(d: Deployment) -> tuple[Button, ...]:
+    value = str(d.id)
+    if d.state == State.PENDING and not d.dry_run:  # a dry run approves itself once posted
+        return (Button("Go", Action.GO, value, "primary"), Button("No-go", Action.NOGO, value, "danger"))
+    if d.state == State.RUNNING:
+        return (Button("Abort", Action.ABORT, value, "danger"),)
+    if d.state == State.INTERRUPTED:
+        return (
             Button("Resume", Action.RESUME, value, "primary"),
             Button("Roll back", Action.ROLLBACK_NOW, value, "danger"),
         )
-    footer = f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None
-    lines = details.card_lines
-    live = details.live
+    return ()
+
+
+def _lines(d: Deployment) -> tuple[str, ...]:
+    """Extra lines: monitoring's, and while running each host's last output line."""
+    lines = d.details.card_lines
+    live = d.details.live
     if d.state == State.RUNNING and live is not None and live.hosts:
         lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live.hosts.items())[:10]))
-    if details.ignored_safeties:
-        warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details.ignored_safeties))
-    return Card(
-        lines=lines,
-        deployment_id=d.id,
-        title=title,
-        state=d.state,
-        status_line=status,
-        fields=tuple(fields),
-        changelog=changelog,
-        changelog_note=note,
-        warnings=warnings,
-        checklist=checklist,
-        checklist_open=d.state == State.PENDING and not d.dry_run and bool(checklist),
-        approvals_line=approvals_line,
-        buttons=buttons,
-        footer=footer,
-    )
+    return lines
 
 
 def _state_text(d: Deployment) -> str:
