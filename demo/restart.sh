@@ -32,8 +32,11 @@ if [ -f "$pidfile" ]; then
         i=0; while ours "$old" && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
     fi
 fi
+# The repo's own virtualenv when there is one (it has prometheus_client, for /metrics), else python3.
+python="$(cd "$(dirname "$0")" && pwd -P)/../.venv/bin/python"
+[ -x "$python" ] || python=python3
 cd "$app"
-nohup python3 "$app/server.py" --port "$port" >"$log" 2>&1 &
+nohup "$python" "$app/server.py" --port "$port" >"$log" 2>&1 &
 pid=$!
 echo "$pid" >"$pidfile"
 i=0

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install everything the tests need (Python deps, OpenSSH server, PostgreSQL access) and run
+# Install everything the tests need (Python deps, OpenSSH server, PostgreSQL access, Prometheus) and run
 # lint, type checks and the test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
 [ -x scripts/ensure-sshd.sh ] && scripts/ensure-sshd.sh
+[ -x scripts/ensure-prometheus.sh ] && scripts/ensure-prometheus.sh
 if [ -x scripts/ensure-postgres.sh ]; then
     eval "$(scripts/ensure-postgres.sh)"   # exports GONOGO_TEST_PG_DSN
 fi
