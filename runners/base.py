@@ -27,6 +27,14 @@ class Host:
     user: str | None = None
     roles: tuple[str, ...] = ()
     gateway: str | None = None
+    #: Per-host template variables (`{host.vars.NAME}`), as (name, value) pairs so a host stays hashable.
+    vars: tuple[tuple[str, str], ...] = ()
+
+    def variables(self) -> dict[str, str]:
+        """The host's own template variables: `host`, `host.name`, `host.address`, `host.vars.NAME`."""
+        out = {"host": self.name, "host.name": self.name, "host.address": self.address}
+        out.update({f"host.vars.{name}": value for name, value in self.vars})
+        return out
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: `{name}`, or a dotted one: `{host.address}`, `{host.vars.port}`, `{artifact.backup_path}`.
+PLACEHOLDER_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + PLACEHOLDER_NAME + r")\}")
 
 #: The variables every deploy defines; the config checker accepts these plus `[vars]` names.
 STANDARD_VARS = (

@@ -100,6 +100,39 @@ def _json_equal(actual: object, expected: object) -> bool:
     return actual == expected
 
 
+def json_value(body: bytes, path: str) -> tuple[object] | str:
+    """The value at `path` in a JSON body, as a 1-tuple; or, as a string, why there is none.
+
+    Only a scalar (string, number, boolean) can be captured: an object, a list or null is refused.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return "response body is not valid JSON"
+    value = _json_path(doc, path)
+    if value is _MISSING:
+        return f"JSON field {path} is missing"
+    if value is None or isinstance(value, dict | list):
+        return f"JSON field {path} is {_json_text(value)}, not a string, number or boolean"
+    return (value,)
+
+
+def compare_json(body: bytes, path: str, op: str, expected: object) -> tuple[str | None, str] | None:
+    """None if the JSON field at `path` compares `op` `expected` (numerically when both are
+    numbers, as a SQL value), else (observed, error)."""
+    found = json_value(body, path)
+    if isinstance(found, str):
+        return None, found
+    value = found[0]
+    shown = f"{path}={_json_text(value)}"
+    verdict = compare(value, op, expected)
+    if verdict is None:
+        return shown, f"cannot compare {shown} {op} {render(expected)}"
+    if not verdict:
+        return shown, f"JSON {shown} is not {op} {render(expected)}"
+    return None
+
+
 def check_json(body: bytes, path: str, expected: object) -> tuple[str | None, str] | None:
     """None if the JSON assertion holds, else (observed, error)."""
     try:

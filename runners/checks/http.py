@@ -1,4 +1,5 @@
-"""The HTTP probe: one request, its status, body and JSON assertions, latency, and errors.
+"""The HTTP probe: one request (with an optional text or JSON body), its status, body and JSON
+assertions, latency, captured values, and errors.
 
 Also the httpx clients checks use: no proxies from the environment, no redirects followed,
 one CA-loaded TLS context per process.
@@ -6,6 +7,7 @@ one CA-loaded TLS context per process.
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
@@ -13,7 +15,7 @@ from typing import NamedTuple
 
 import httpx
 
-from runners.checks.compare import check_json
+from runners.checks.compare import check_json, compare_json, json_value
 from runners.checks.probe import Context, Outcome, first_line
 from runners.checks.spec import HttpCheck
 
@@ -66,7 +68,8 @@ _DNS_MARKERS = (
 )
 
 
-def _http_error(exc: Exception, url: httpx.URL | None, timeout: float) -> str:
+def http_error(exc: Exception, url: httpx.URL | None, timeout: float) -> str:
+    """A short human line for an httpx error (refused, DNS, timeout, TLS, ...) naming the target."""
     where = _host_port(url) if url is not None else "target"
     msg = first_line(str(exc))
     low = msg.lower()
@@ -111,7 +114,7 @@ def run_http(check: HttpCheck, ctx: Context) -> Outcome:
     try:
         response = _fetch(check, ctx.http_client, url)
     except Exception as exc:
-        return Outcome(False, error=_http_error(exc, url, check.timeout))
+        return Outcome(False, error=http_error(exc, url, check.timeout))
     return _judge(check, response)
 
 
@@ -125,10 +128,21 @@ class _Response(NamedTuple):
 def _fetch(check: HttpCheck, client: httpx.Client, url: httpx.URL) -> _Response:
     """Send the request and read at most `MAX_BODY_BYTES` of the body within `check.timeout`."""
     start = time.perf_counter()
+    content: bytes | None = None
+    headers = dict(check.headers)
+    if check.json_body is not None:
+        content = json.dumps(check.json_body, ensure_ascii=False).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    elif check.body is not None:
+        content = check.body.encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "text/plain; charset=utf-8"
     with client.stream(
         check.method.upper(),
         url,
-        headers=dict(check.headers),
+        headers=headers,
+        content=content,
         timeout=httpx.Timeout(check.timeout),
     ) as response:
         chunks: list[bytes] = []
@@ -160,11 +174,20 @@ def _judge(check: HttpCheck, response: _Response) -> Outcome:
         if check.body_contains not in text:
             return Outcome(False, observed, f"body does not contain {check.body_contains!r}")
     if check.json_field is not None:
-        failure = check_json(body, check.json_field, check.json_equals)
+        if check.op is not None:
+            failure = compare_json(body, check.json_field, check.op, check.expect)
+        else:
+            failure = check_json(body, check.json_field, check.json_equals)
         if failure is not None:
             json_observed, error = failure
             return Outcome(False, json_observed or observed, error)
     if check.max_latency is not None and latency > check.max_latency:
         shown = f"latency {latency:.2f}s"
         return Outcome(False, shown, f"{shown} over limit {check.max_latency:.2f}s")
-    return Outcome(True, observed)
+    captured: dict[str, object] = {}
+    for name, path in check.capture.items():
+        value = json_value(body, path)
+        if isinstance(value, str):  # what is wrong: not JSON, or the field is missing
+            return Outcome(False, observed, f"capture {name}: {value}")
+        captured[name] = value[0]
+    return Outcome(True, observed, captured=captured)

@@ -18,14 +18,31 @@ from runners.checks.spec import CommandRunner
 
 
 class Outcome:
-    """Mutable scratch result for one run; turned into a CheckResult at the end."""
+    """Mutable scratch result for one run; turned into a CheckResult at the end.
 
-    __slots__ = ("error", "observed", "ok")
+    `inconclusive` (with ``ok=False``): the check could not judge (no data, `on_no_data =
+    "inconclusive"`). `sample` is what a rate check keeps for the next round; `captured` the
+    values a passing check captured for later checks and steps.
+    """
 
-    def __init__(self, ok: bool, observed: str | None = None, error: str | None = None) -> None:
+    __slots__ = ("captured", "error", "inconclusive", "observed", "ok", "sample")
+
+    def __init__(
+        self,
+        ok: bool,
+        observed: str | None = None,
+        error: str | None = None,
+        *,
+        inconclusive: bool = False,
+        sample: Mapping[str, float] | None = None,
+        captured: Mapping[str, object] | None = None,
+    ) -> None:
         self.ok = ok
         self.observed = observed
         self.error = error
+        self.inconclusive = inconclusive
+        self.sample = sample
+        self.captured = captured
 
 
 @dataclass(frozen=True)
@@ -33,17 +50,28 @@ class Context:
     """What a probe may use for one run: the environment, the run's secrets, and the tools.
 
     A probe adds to `secrets` every secret it handles (a DSN, a header value), so the runner
-    can mask them in the result.
+    can mask them in the result. `previous` is the sample this check kept last round (a rate
+    check's baseline), if any.
     """
 
     env: Mapping[str, str]
     secrets: Secrets
     command_runner: CommandRunner | None = None
     http_client: httpx.Client | None = None
+    previous: Mapping[str, float] | None = None
 
 
 #: A probe for one check type (its first argument is that type's spec).
 Probe = Callable[[Any, Context], Outcome]
+
+
+def no_data(on_no_data: str, why: str) -> Outcome:
+    """What a metric check with nothing to judge says, as its `on_no_data` asks."""
+    if on_no_data == "pass":
+        return Outcome(True, "no data")
+    if on_no_data == "inconclusive":
+        return Outcome(False, "no data", why, inconclusive=True)
+    return Outcome(False, "no data", why)
 
 
 def short(text: str, limit: int) -> str:

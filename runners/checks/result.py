@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from runners.checks.probe import Outcome, short
@@ -15,6 +15,8 @@ from runners.checks.spec import Check
 
 _MAX_ERROR_LEN = 300
 _MAX_OBSERVED_LEN = 80
+#: How an inconclusive result's error starts (and how a stored one is recognised).
+INCONCLUSIVE = "inconclusive: "
 
 
 #: What stamps a result's `at` (a naive time counts as UTC).
@@ -23,7 +25,12 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of one check run. `error` is short and human; `latency` is in seconds."""
+    """Outcome of one check run. `error` is short and human; `latency` is in seconds.
+
+    An inconclusive result (``ok=False``, `inconclusive`) could not judge; its error starts
+    with ``inconclusive: ``. `sample` (a rate check's reading, for the next round) and
+    `captured` (values for later checks and steps) are not stored with the result.
+    """
 
     name: str
     kind: str
@@ -32,14 +39,22 @@ class CheckResult:
     latency: float
     error: str | None
     at: datetime
+    inconclusive: bool = False
+    sample: Mapping[str, float] | None = field(default=None, compare=False, repr=False)
+    captured: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``failed`` or ``inconclusive``."""
+        return "ok" if self.ok else "inconclusive" if self.inconclusive else "failed"
 
     def summary(self) -> str:
         """One chat line, e.g. ``health ✓ 200 (12 ms)`` or ``db ✗ value 3 is not >= 4 (8 ms)``.
 
         A failure shows its error (which usually embeds what was observed); when the error
-        does not mention the observation, both are shown.
+        does not mention the observation, both are shown. An inconclusive result is marked ``?``.
         """
-        mark = "✓" if self.ok else "✗"
+        mark = "✓" if self.ok else "?" if self.inconclusive else "✗"
         if self.ok:
             detail = self.observed or "ok"
         elif self.error and self.observed and self.observed not in self.error:
@@ -63,6 +78,9 @@ def build_result(
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     observed = secrets.redact(outcome.observed)
     error = secrets.redact(outcome.error)
+    inconclusive = outcome.inconclusive and not outcome.ok
+    if inconclusive:
+        error = INCONCLUSIVE + (error or "no data").removeprefix(INCONCLUSIVE)
     return CheckResult(
         name=check.name,
         kind=check.kind,
@@ -71,4 +89,12 @@ def build_result(
         latency=latency,
         error=short(error, _MAX_ERROR_LEN) if error is not None else None,
         at=at,
+        inconclusive=inconclusive,
+        sample=dict(outcome.sample) if outcome.sample is not None else None,
+        captured=dict(outcome.captured or {}) if outcome.ok else {},
     )
+
+
+def is_inconclusive(ok: bool, error: str | None) -> bool:
+    """Whether a stored result (its `ok` and `error`) was inconclusive."""
+    return not ok and bool(error) and str(error).startswith(INCONCLUSIVE)

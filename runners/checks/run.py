@@ -16,11 +16,23 @@ from datetime import UTC, datetime
 import httpx
 
 from runners.checks.command import run_command
+from runners.checks.fill import FillError, fill, missing, waves
 from runners.checks.http import make_client, run_http
+from runners.checks.metrics import run_metrics
 from runners.checks.probe import Context, Outcome, Probe, first_line
+from runners.checks.prometheus import run_prometheus
 from runners.checks.result import CheckResult, Clock, build_result
 from runners.checks.secrets import Secrets
-from runners.checks.spec import Check, CommandCheck, CommandRunner, HttpCheck, SqlCheck
+from runners.checks.spec import (
+    WEB_CHECKS,
+    Check,
+    CommandCheck,
+    CommandRunner,
+    HttpCheck,
+    MetricsCheck,
+    PrometheusCheck,
+    SqlCheck,
+)
 from runners.checks.sql import run_sql
 
 #: The probe of each check type. A new check type is a module with its probe, registered here
@@ -29,7 +41,11 @@ PROBES: dict[type, Probe] = {
     HttpCheck: run_http,
     SqlCheck: run_sql,
     CommandCheck: run_command,
+    PrometheusCheck: run_prometheus,
+    MetricsCheck: run_metrics,
 }
+#: The samples checks kept last round, by check name (a rate check's baseline).
+Samples = Mapping[str, Mapping[str, float]]
 
 
 def _utc_now() -> datetime:
@@ -43,18 +59,23 @@ def run_check(
     command_runner: CommandRunner | None = None,
     http_client: httpx.Client | None = None,
     clock: Clock = _utc_now,
+    previous: Mapping[str, float] | None = None,
+    secrets: Sequence[str] = (),
+    values: Mapping[str, object] | None = None,
 ) -> CheckResult:
     """Run one check and return its result; never raises for a failing or unreachable target.
 
     `env` is where a `SqlCheck` finds its DSN variable. `http_client`, if given, is used for
-    HTTP checks with ``verify_tls=True`` and must verify certificates; checks with
-    ``verify_tls=False`` always get their own non-verifying client. `clock` stamps `at`
-    (latency uses a monotonic timer).
+    HTTP, Prometheus and metrics checks with ``verify_tls=True`` and must verify certificates;
+    checks with ``verify_tls=False`` always get their own non-verifying client. `clock` stamps
+    `at` (latency uses a monotonic timer). `previous` is the sample the check kept last round;
+    `values` fill its run-time placeholders (``capture.NAME``, ``secret.NAME``: secrets are
+    masked in the result, as are `secrets`).
     """
-    if isinstance(check, HttpCheck) and (http_client is None or not check.verify_tls):
+    if isinstance(check, WEB_CHECKS) and (http_client is None or not check.verify_tls):
         with make_client(verify_tls=check.verify_tls, pool_size=1) as own:
-            return _run(check, env, command_runner, own, clock)
-    return _run(check, env, command_runner, http_client, clock)
+            return _run(check, env, command_runner, own, clock, previous, secrets, values)
+    return _run(check, env, command_runner, http_client, clock, previous, secrets, values)
 
 
 def _run(
@@ -63,17 +84,41 @@ def _run(
     command_runner: CommandRunner | None,
     http_client: httpx.Client | None,
     clock: Clock,
+    previous: Mapping[str, float] | None = None,
+    secrets: Sequence[str] = (),
+    values: Mapping[str, object] | None = None,
 ) -> CheckResult:
     _require_check(check)
     probe = next(p for kind, p in PROBES.items() if isinstance(check, kind))
-    ctx = Context(env, Secrets(), command_runner, http_client)
+    ctx = Context(env, Secrets(), command_runner, http_client, previous)
+    for value in (*secrets, *(v for k, v in (values or {}).items() if k.startswith("secret."))):
+        ctx.secrets.add(value)
     start = time.perf_counter()
     try:
-        outcome = probe(check, ctx)
+        check, unfilled = _filled(check, values or {})
+        outcome = unfilled or probe(check, ctx)
     except Exception as exc:  # a bug or an odd library error must not kill the round
         outcome = Outcome(False, error=f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}")
     latency = time.perf_counter() - start
     return build_result(check, outcome, latency, ctx.secrets, clock)
+
+
+def _filled(check: Check, values: Mapping[str, object]) -> tuple[Check, Outcome | None]:
+    """`check` with its run-time placeholders filled, or the failure of a value it lacks."""
+    try:
+        check = fill(check, values)
+    except FillError as exc:
+        return check, Outcome(False, error=str(exc))
+    lacking = missing(check)
+    if lacking:
+        name = lacking[0]
+        why = (
+            "no value captured yet (the check that captures it has not passed)"
+            if name.startswith("capture.")
+            else "the secret is not set in gonogo's environment"
+        )
+        return check, Outcome(False, error=f"{{{name}}}: {why}")
+    return check, None
 
 
 def _require_check(check: object) -> None:
@@ -88,13 +133,18 @@ def run_checks(
     command_runner: CommandRunner | None = None,
     max_workers: int = 32,
     clock: Clock = _utc_now,
+    previous: Samples | None = None,
+    secrets: Sequence[str] = (),
+    values: Mapping[str, object] | None = None,
 ) -> list[CheckResult]:
     """Run a round of checks concurrently; results come back in input order.
 
     One thread pool and one shared `httpx.Client` per TLS mode (pooled to `max_workers`
     connections) serve the whole round. A check that does not finish within a generous round
     deadline (derived from the checks' timeouts) is reported failed instead of hanging the
-    round.
+    round. `previous` holds last round's samples by check name; `values` fill run-time
+    placeholders, and a check that uses a value another check of the round captures runs
+    after it (in a later wave); `secrets` are masked in every result.
     """
     if not checks:
         return []
@@ -103,14 +153,24 @@ def run_checks(
     workers = max(1, min(max_workers, len(checks)))
     clients = _round_clients(checks, workers)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-check")
+    known = dict(values or {})
+    results: dict[int, CheckResult] = {}
     try:
-        futures: list[Future[CheckResult]] = []
-        for check in checks:
-            client = clients.get(check.verify_tls) if isinstance(check, HttpCheck) else None
-            futures.append(pool.submit(_run, check, env, command_runner, client, clock))
-        deadline = _round_deadline(checks, workers)
-        wait(futures, timeout=deadline)
-        return [_finished(c, f, deadline, clock) for c, f in zip(checks, futures, strict=True)]
+        for wave in waves(list(checks)):
+            futures: list[Future[CheckResult]] = []
+            for i in wave:
+                check = checks[i]
+                client = clients.get(check.verify_tls) if isinstance(check, WEB_CHECKS) else None
+                kept = (previous or {}).get(check.name)
+                args = (check, env, command_runner, client, clock, kept, secrets, dict(known))
+                futures.append(pool.submit(_run, *args))
+            wave_checks = [checks[i] for i in wave]
+            deadline = _round_deadline(wave_checks, workers)
+            wait(futures, timeout=deadline)
+            for i, check, future in zip(wave, wave_checks, futures, strict=True):
+                results[i] = _finished(check, future, deadline, clock)
+                known.update({f"capture.{k}": v for k, v in results[i].captured.items()})
+        return [results[i] for i in range(len(checks))]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         for client in clients.values():
@@ -118,8 +178,8 @@ def run_checks(
 
 
 def _round_clients(checks: Sequence[Check], workers: int) -> dict[bool, httpx.Client]:
-    """The round's shared HTTP clients by `verify_tls`: one for each TLS mode its HTTP checks use."""
-    modes = {c.verify_tls for c in checks if isinstance(c, HttpCheck)}
+    """The round's shared HTTP clients by `verify_tls`: one for each TLS mode its web checks use."""
+    modes = {c.verify_tls for c in checks if isinstance(c, WEB_CHECKS)}
     return {
         verify: make_client(verify_tls=verify, pool_size=workers)
         for verify in (True, False)
