@@ -12,6 +12,7 @@ import re
 from typing import TypedDict
 from zoneinfo import ZoneInfo
 
+from bot.config.check_rules import captures, parse_check_rules
 from bot.config.checks import parse_checks
 from bot.config.reader import Table
 from bot.config.refs import parse_allowed_refs, parse_tag_pattern
@@ -39,7 +40,8 @@ def parse_environment(name: str, t: Table) -> Environment | None:
     approvals = _parse_approvals(t.table("approvals"))
     variables = _parse_vars(t)
     step_timeout = parse_step_timeout(t, backend)
-    steps = parse_stages(t.table("steps"), (*STANDARD_VARS, *variables), step_timeout)
+    captured = tuple(f"capture.{name}" for name in captures(t.data.get("checks")))
+    steps = parse_stages(t.table("steps"), (*STANDARD_VARS, *variables, *captured), step_timeout)
     monitor = _parse_monitor(t.table("monitor"))
     timezone = parse_timezone(t)
     windows, deploy_windows = parse_windows(t)
@@ -53,6 +55,7 @@ def parse_environment(name: str, t: Table) -> Environment | None:
         approvals=approvals,
         steps=steps,
         vars=variables,
+        check_rules=parse_check_rules(t, checks, hosts, steps, _secret_names(t)),
         step_timeout=step_timeout,
         monitor=monitor,
         timezone=timezone,

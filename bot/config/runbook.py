@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.config.quoting import quoted_placeholders
 from bot.config.reader import Table, parse_duration
-from bot.config.rules import at_least_one, port_number
+from bot.config.rules import VAR_NAME, at_least_one, port_number
 from bot.config.schema import DEFAULT_SSH_STEP_TIMEOUT, STAGES
 from runners.base import Host, Step
 from runners.strategy import Strategy
@@ -45,6 +45,7 @@ def parse_hosts(t: Table) -> tuple[Host, ...]:
                     user=h.get("user", str, None),
                     roles=h.strings("roles"),
                     gateway=h.get("gateway", str, None),
+                    vars=_host_vars(h),
                 )
             )
             h.finish()
@@ -56,6 +57,20 @@ def parse_hosts(t: Table) -> tuple[Host, ...]:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         t.problems.add(t.key("hosts"), f"host {dup!r} is listed twice")
     return tuple(hosts)
+
+
+def _host_vars(h: Table) -> tuple[tuple[str, str], ...]:
+    """`hosts[].vars`: a table of strings (numbers kept as their text), for `{host.vars.NAME}`."""
+    raw = h.get("vars", dict, {})
+    out: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        if not VAR_NAME.match(name):
+            h.problems.add(f"{h.key('vars')}.{name}", "variable names are letters, digits and _")
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            h.problems.add(f"{h.key('vars')}.{name}", "must be a string or number")
+        else:
+            out.append((name, str(value)))
+    return tuple(out)
 
 
 def parse_strategy(s: Table) -> Strategy:

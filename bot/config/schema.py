@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.domain.versions import from_on
 from bot.domain.windows import Freeze, Window
 from runners.base import Host, Step
-from runners.checks import Check
+from runners.checks import Check, Limit
 from runners.strategy import Strategy
 
 #: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`.
@@ -104,6 +105,41 @@ class MonitorConfig:
     checks: tuple[str, ...] = ()
 
 
+#: The kinds of deployment a check may apply to (`on`).
+CHECK_PHASES = ("deploy", "rollback")
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """When and how the engine uses one check, beside what it probes.
+
+    `on`: the kinds of deployment it applies to; `since`: the release it applies from (a
+    version: a rollback to an older release leaves it out); `after`: the step whose deployments
+    it applies to (it narrows `on`); `limit`: how its failures count in a monitoring window;
+    `secrets`: the variables it alone gets (`{secret.NAME}`); `per_host`: it is written once for
+    every host (`{host...}` placeholders), on the hosts with `roles` (all when empty).
+    """
+
+    on: tuple[str, ...] = CHECK_PHASES
+    since: str | None = None
+    after: str | None = None
+    limit: Limit = field(default_factory=Limit)
+    secrets: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    per_host: bool = False
+
+    def applies(self, kind: str, ref: str) -> bool:
+        """Does the check apply to a deployment of `kind` putting `ref` in place? A ref whose
+        order against `since` cannot be told (a branch) keeps the check."""
+        if kind not in self.on:
+            return False
+        return self.since is None or from_on(ref, self.since) is not False
+
+    def hosts(self, hosts: tuple[Host, ...]) -> tuple[Host, ...]:
+        """The hosts a per-host check is written for (those with one of its `roles`)."""
+        return tuple(h for h in hosts if not self.roles or set(self.roles) & set(h.roles))
+
+
 @dataclass(frozen=True)
 class Environment:
     """One deploy target with its runbook."""
@@ -131,6 +167,8 @@ class Environment:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     checks: tuple[Check, ...] = ()
     smoke_checks: tuple[str, ...] = ()
+    #: How each check (by name) applies and counts; a check without an entry has the defaults.
+    check_rules: Mapping[str, CheckRule] = field(default_factory=dict)
     break_glass: tuple[str, ...] = ()
     break_glass_groups: tuple[str, ...] = ()
     signoff_by: tuple[str, ...] = ()
@@ -163,6 +201,10 @@ class Environment:
     def monitored(self) -> tuple[Check, ...]:
         """Checks run every monitoring round (`monitor.checks` names; all checks when empty)."""
         return _pick(self.checks, self.monitor.checks)
+
+    def rule(self, name: str) -> CheckRule:
+        """How the check `name` applies and counts (a per-host copy `name@host` as its check)."""
+        return self.check_rules.get(name) or self.check_rules.get(name.split("@", 1)[0]) or CheckRule()
 
 
 def _pick(checks: tuple[Check, ...], names: tuple[str, ...]) -> tuple[Check, ...]:

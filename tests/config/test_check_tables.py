@@ -49,14 +49,14 @@ def test_parse_errors_have_key_paths() -> None:
     assert f"{P}.colour: unknown key for a http check" in problems
 
     _, problems = parse_check({"name": "x"}, P)
-    assert problems == [f"{P}.type: required (one of: http, sql, command)"]
+    assert problems == [f"{P}.type: required (one of: http, sql, command, prometheus, metrics)"]
     _, problems = parse_check({"name": "x", "type": "ping"}, P)
-    assert problems == [f"{P}.type: must be one of: http, sql, command"]
+    assert problems == [f"{P}.type: must be one of: http, sql, command, prometheus, metrics"]
     _, problems = parse_check({"name": "x", "type": "http", "url": "ftp://h/", "expect_status": True}, P)
     assert f"{P}.url: must start with http:// or https://" in problems
     assert f"{P}.expect_status: must be an integer" in problems
     _, problems = parse_check({"name": "x", "type": "http", "url": "http://h/", "query": "SELECT 1"}, P)
-    assert problems == [f"{P}.query: unknown key for a http check (only for sql checks)"]
+    assert problems == [f"{P}.query: unknown key for a http check (only for sql or prometheus checks)"]
     _, problems = parse_check({"name": "x", "type": "http", "url": "http://h/", "json_equals": 1}, P)
     assert problems == [f"{P}.json_equals: requires json_field"]
     _, problems = parse_check({"name": "x", "type": "http", "url": "http://h/", "headers": {"A": 1}}, P)
@@ -116,7 +116,9 @@ if __name__ == "__main__":
 def test_a_check_type_that_is_not_a_string_is_a_problem_not_a_crash() -> None:
     for bad in (["http"], {"kind": "http"}):
         check, problems = parse_check({"name": "x", "type": bad}, P)
-        assert check is None and problems == [f"{P}.type: must be one of: http, sql, command"]
+        assert check is None and problems == [
+            f"{P}.type: must be one of: http, sql, command, prometheus, metrics"
+        ]
 
 
 def test_a_config_whose_check_type_is_a_list_gets_a_problem_with_its_path() -> None:
@@ -134,4 +136,7 @@ def test_a_config_whose_check_type_is_a_list_gets_a_problem_with_its_path() -> N
     }
     with pytest.raises(ConfigError) as err:
         parse_config(raw, environ={})
-    assert "environments.x.checks[0].type: must be one of: http, sql, command" in err.value.problems
+    assert (
+        "environments.x.checks[0].type: must be one of: http, sql, command, prometheus, metrics"
+        in err.value.problems
+    )
