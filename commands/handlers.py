@@ -211,6 +211,11 @@ def _hold(engine: Engine, c: Click) -> Reply | None:
     )
 
 
+def _continue_monitoring(engine: Engine, c: Click) -> Reply | None:
+    d = engine.continue_monitoring(c.ctx.user, c.deployment_id)
+    return Reply(f"▶️ {c.ctx.user} continued the monitoring window of {d.label}.", ephemeral=False)
+
+
 def _keep(engine: Engine, c: Click) -> Reply | None:
     d = engine.signoffs.keep(c.ctx.user, c.deployment_id)
     return Reply(f"🏁 {d.label} signed off (KEEP) by {c.ctx.user}.", ephemeral=False)
@@ -249,6 +254,7 @@ ACTIONS: dict[Action, Callable[[Engine, Click], Reply | None]] = {
     Action.ABORT: _abort_click,
     Action.ROLLBACK_NOW: _rollback_now,
     Action.HOLD: _hold,
+    Action.CONTINUE_MONITORING: _continue_monitoring,
     Action.KEEP: _keep,
     Action.SIGNOFF_ROLLBACK: _signoff_rollback,
     Action.SIGNOFF_TICK: _signoff_tick,

@@ -20,6 +20,7 @@ class Action(StrEnum):
     RESUME = "resume"
     ROLLBACK_NOW = "rollback_now"
     HOLD = "hold"
+    CONTINUE_MONITORING = "continue_monitoring"  # a window holding on an inconclusive check goes on
     KEEP = "keep"
     SIGNOFF_ROLLBACK = "signoff_rollback"
     SIGNOFF_TICK = "signoff_tick"

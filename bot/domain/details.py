@@ -106,6 +106,12 @@ class Details:
     #: The failure tracker's own serialised state (`runners.checks.FailureTracker.to_dict`).
     tracker: Mapping[str, Any] | None = None
     card_lines: tuple[str, ...] = ()
+    #: The values passing checks captured (`{capture.NAME}` in later checks and steps).
+    captures: Mapping[str, Any] = field(default_factory=dict)
+    #: The one alert of the incident under way (failing checks), updated in place as it moves.
+    incident: Alert | None = None
+    #: Why the monitoring window holds for a human (an inconclusive check), while it does.
+    paused: str | None = None
     # failures
     alerts: tuple[Alert, ...] = ()
     #: Who held the automatic rollback.
@@ -128,6 +134,7 @@ class Details:
 
 
 _NESTED: dict[str, type] = {
+    "incident": Alert,
     "cursor": Cursor,
     "live": Live,
     "signoff": Signoff,

@@ -15,7 +15,7 @@ Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `t
 `tick_all`, `set_checklist`, `approve`, `decline`, `cancel`, `abort`, `resume`, `hold`,
 `rollback_failed`, `lock`, `unlock`, `status`, `history`, `stats`, `deployment`,
 `environments`, `signoff` (and `signoffs` for the sign-off card's buttons), `start`,
-`wait_idle`, `shutdown`, and the error `Refused`.
+`wait_idle`, `shutdown`, `continue_monitoring`, and the error `Refused`.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class Engine:
         # What follows a state, declared once:
         ledger.on_transition(lambda before, after: self.runs.submit(after), to=State.APPROVED)
         ledger.on_transition(self._rollback_ended)
+        ledger.on_transition(self.failures.rolled_back, to=State.ROLLED_BACK)
         timers.register(Timer.RETENTION, self._retention)
         timers.every(Timer.RETENTION, 86400, first_in=3600)
 
@@ -289,6 +290,10 @@ class Engine:
     def hold(self, user: str, deployment_id: int) -> Deployment:
         """Hold: stop an automatic rollback from starting; the deployment stays as it is."""
         return self.control.hold(user, deployment_id)
+
+    def continue_monitoring(self, user: str, deployment_id: int) -> Deployment:
+        """Continue a monitoring window that holds on an inconclusive check (its next round runs)."""
+        return self.monitoring.resume_window(user, deployment_id, self.directory)
 
     def signoff(self, user: str, channel: str, env: str) -> Deployment:
         """Post the sign-off card for what `env` runs now."""

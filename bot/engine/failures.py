@@ -114,5 +114,12 @@ class Failures:
                 pass  # already locked: keep the human's lock
         log.info("%s: automatic rollback %s started", d.label, rollback.label)
 
+    def rolled_back(self, before: Deployment, after: Deployment) -> None:
+        """A deploy was rolled back: its incident's alert says so, and the incident is over."""
+        rollbacks = self.store.deployments(after.env, kind="rollback", limit=20)
+        by = next((r for r in rollbacks if r.rollback_of == after.id), None)
+        note = f"✅ Rolled back by {by.label}: {after.env} runs {by.ref} again." if by else "✅ Rolled back."
+        self.notify.end_incident(after.id, note)
+
 
 __all__ = ["Failures"]

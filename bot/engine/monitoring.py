@@ -1,30 +1,45 @@
 """Verify and monitor: the checks that watch a deploy, and what happens when one fails.
 
-- `verify(d)`: the environment's smoke checks, once, concurrently, right after the deploy
+- `run(d, checks)`: one round of checks for a deployment: a check written for every host runs
+  once per host (`name@host`), placeholders get the values earlier checks captured and the
+  secrets the checks are given, a rate check gets last round's sample; results are stored and
+  what passing checks captured goes into the deployment's record.
+- `verify(d)`: the environment's smoke checks that apply to `d` (its kind, the release it puts
+  in place: a rollback runs those of the release it returns to), once, right after the deploy
   stage (and again after a rollback, on the restored release).
 - `start_window(d)`: the monitoring window. Each round is a row in the schedules table
   (`monitor_round`), so a restarted bot resumes the window where it was. A check fails the
-  window after `failure_limit` consecutive failures (Argo Rollouts' failureLimit).
+  window at its failure limit (Argo Rollouts' failureLimit: consecutive failures, or all of them
+  in the window); one that reaches its inconclusive limit holds the window and asks a human
+  (Continue / Roll back) instead (Argo's inconclusiveLimit); `resume_window` continues it.
 
-What a failure leads to (the alert, Hold, the automatic rollback) is `bot.engine.failures`;
-monitoring decides *that* the window failed, in `_round`.
+Failing checks make one incident alert (`Notifier.incident`), updated in place round by round,
+with the details in its thread. What a failure leads to (the alert, Hold, the automatic
+rollback) is `bot.engine.failures`; monitoring decides *that* the window failed, in `_round`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from bot.chat.base import Directory
 from bot.config import Environment
+from bot.domain.actions import Action
+from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.durations import format_duration
+from bot.domain.errors import Refused
+from bot.engine import incidents
+from bot.engine.checking import applicable, concrete, limits, values
 from bot.engine.failures import Failures
+from bot.engine.policy import may_operate
 from bot.engine.port import BackendFactory, Ledger, Notifier, Timer, Timers
 from bot.ops import metrics
 from bot.store.base import CheckRecord, Schedule, Store
 from runners.base import Host
-from runners.checks import Check, CheckResult, FailureTracker, run_checks
+from runners.checks import Check, CheckResult, FailureTracker, Samples, Verdict, is_inconclusive, run_checks
 
 log = logging.getLogger("gonogo.monitoring")
 
@@ -54,42 +69,79 @@ class Monitoring:
         timers.register(ROUND, self._round)
 
     # -- running checks --------------------------------------------------------------------
-    def run(self, d: Deployment, checks: Sequence[Check], round_no: int = 0) -> list[CheckResult]:
-        """Run a round of checks for `d`, store the results, return them."""
+    def run(
+        self, d: Deployment, checks: Sequence[Check], round_no: int = 0, *, samples: Samples | None = None
+    ) -> list[CheckResult]:
+        """Run a round of checks for `d` (per-host checks once per host), store the results and
+        what passing checks captured, return the results. `samples`: last round's readings
+        (default: what the deployment's record keeps)."""
         env = self.ledger.env(d.env)
+        runnable = concrete(env, checks)
+        filled, secrets = values(env, d, runnable, os.environ)
+        kept = samples if samples is not None else _kept_samples(d)
         runner = _CommandRunner(self.backends, env)
-        results = run_checks(checks, env=dict(os.environ), command_runner=runner)
+        results = run_checks(
+            runnable,
+            env=dict(os.environ),
+            command_runner=runner,
+            previous=kept,
+            values=filled,
+            secrets=secrets,
+        )
+        self._keep_captures(d, results)
         records = [
             CheckRecord(
-                name=r.name,
-                kind=r.kind,
-                ok=r.ok,
-                at=r.at,
-                observed=r.observed,
-                latency=r.latency,
-                error=r.error,
-                round=round_no,
-                deployment_id=d.id,
-                env=d.env,
+                name=r.name, kind=r.kind, ok=r.ok, at=r.at, observed=r.observed, latency=r.latency,
+                error=r.error, round=round_no, deployment_id=d.id, env=d.env,
             )
             for r in results
-        ]
+        ]  # fmt: skip
         self.store.record_check_results(d.id, d.env, records)
         for r in results:
             metrics.CHECKS.labels(d.env, r.name, "true" if r.ok else "false").inc()
         return results
 
+    def _keep_captures(self, d: Deployment, results: Sequence[CheckResult]) -> None:
+        captured = {k: v for r in results for k, v in r.captured.items()}
+        if captured and d.id:
+            self.ledger.amend(
+                d.id, lambda cur: cur.with_details(captures={**cur.details.captures, **captured})
+            )
+            self.notify.thread(d, "Captured: " + ", ".join(f"{k} = {v}" for k, v in captured.items()))
+
     def verify(self, d: Deployment) -> str | None:
-        """Run the smoke checks once; returns a failure summary or None when they pass."""
-        checks = self.ledger.env(d.env).smoke()
+        """Run the smoke checks that apply to `d` once; a failure summary, or None when they pass
+        (an inconclusive one does not fail the deploy: a window holds on it)."""
+        env = self.ledger.env(d.env)
+        every = env.smoke()
+        checks = applicable(env, d, every)
+        if skipped := [c.name for c in every if c not in checks]:
+            self.notify.thread(d, f"Not for this {d.kind} of {d.ref}: {incidents.names(skipped, 10)}")
         if not checks:
             return None
         results = self.run(d, checks)
+        self._seed_window(d, env, results)
         self.notify.thread(d, "Smoke checks: " + " · ".join(r.summary() for r in results))
-        failed = [r for r in results if not r.ok]
-        if failed:
-            return "smoke check " + "; ".join(r.summary() for r in failed)
-        return None
+        failed = [r for r in results if not r.ok and not r.inconclusive]
+        if not failed:
+            return None
+        self.notify.incident(
+            d,
+            incidents.smoke_text(d, [r.name for r in failed]),
+            mentions=self._mentions(d, env),
+            details=[incidents.details("Smoke checks that failed:", failed)],
+        )
+        return "smoke check " + incidents.failure_summary(failed)
+
+    def _seed_window(self, d: Deployment, env: Environment, results: Sequence[CheckResult]) -> None:
+        """Rate checks' first readings, so the window's first round has something to compare."""
+        samples = {r.name: dict(r.sample) for r in results if r.sample is not None}
+        if samples and d.id and d.kind == "deploy":
+            tracker = FailureTracker(env.monitor.failure_limit, samples=samples)
+            self.ledger.amend(d.id, lambda cur: cur.with_details(tracker=tracker.to_dict()))
+
+    def _mentions(self, d: Deployment, env: Environment) -> list[str]:
+        return [d.requester, *env.on_call]
 
     # -- the monitoring window ------------------------------------------------------------
     def wants_window(self, env: Environment) -> bool:
@@ -101,9 +153,10 @@ class Monitoring:
         env = self.ledger.env(d.env)
         monitor = env.monitor
         rounds = max(1, int(monitor.duration // monitor.interval))
+        watched = applicable(env, d, env.monitored())
         self.notify.thread(
             d,
-            f"Monitoring {', '.join(c.name for c in env.monitored())} every "
+            f"Monitoring {incidents.names([c.name for c in watched], 10)} every "
             f"{format_duration(monitor.interval, exact=True)} for {format_duration(monitor.duration, exact=True)} "
             f"({rounds} rounds; fails after {monitor.failure_limit} consecutive failures)",
         )
@@ -127,20 +180,25 @@ class Monitoring:
         if schedule.deployment_id is None:
             return
         d = self.store.get(schedule.deployment_id)
-        if d is None or d.state != State.MONITORING:
-            return  # rolled back, signed off or stopped meanwhile
+        if d is None or d.state != State.MONITORING or d.details.paused:
+            return  # rolled back, signed off or stopped meanwhile, or holding for a human
         env = self.ledger.env(d.env)
         round_no = int(schedule.payload.get("round", 1))
         rounds = int(schedule.payload.get("rounds", 1))
         tracker = self._tracker(d, env)
         if d.details.monitor_round < round_no:
-            d, results, failed_checks = self._judge(d, env, tracker, round_no, rounds)
+            d, results, verdict = self._judge(d, env, tracker, round_no, rounds)
+            failed_checks, held = list(verdict.failed_checks), list(verdict.inconclusive_checks)
         else:
-            results, failed_checks = [], list(tracker.failed_checks())
+            results, failed_checks, held = (
+                [],
+                list(tracker.failed_checks()),
+                list(tracker.inconclusive_checks()),
+            )
         if failed_checks:
             # Here monitoring decides a rollback: the window failed (Failures does the rest).
             failed = [r for r in results if r.name in failed_checks and not r.ok]
-            why = "; ".join(r.summary() for r in failed) or ", ".join(failed_checks)
+            why = incidents.failure_summary(failed) if failed else incidents.names(failed_checks)
             d = self.ledger.save(
                 d,
                 Event.FAIL,
@@ -151,31 +209,42 @@ class Monitoring:
                 refresh=True,
             )
             self.failures.on_failure(d, f"monitoring: {why}")
+        elif held:
+            self._hold(d, env, held, results)
         elif round_no >= rounds:
             d = self.ledger.save(
                 d, Event.SUCCEED, "gonogo", "monitor_passed", detail=f"{rounds} rounds", refresh=True
             )
             self.notify.thread(d, f"Monitoring window passed ({rounds} rounds). {d.env} runs {d.ref}.")
+            self.notify.end_incident(d.id, f"✅ The monitoring window passed ({rounds} rounds).")
             self.on_live(d)
         else:
             self._next_round(d, env, round_no + 1, rounds)
 
     def _tracker(self, d: Deployment, env: Environment) -> FailureTracker:
-        """The window's failure counts so far (stored on the deployment after each round)."""
+        """The window's failure counts so far (stored on the deployment after each round), with
+        each check's limit from the config."""
+        names = [c.name for c in concrete(env, env.monitored())]
+        tracker: FailureTracker | None = None
         if saved := d.details.tracker:
             try:
-                return FailureTracker.from_dict(saved)
+                tracker = FailureTracker.from_dict(saved)
             except ValueError:
                 log.warning("%s: bad tracker state, starting over", d.label)
-        return FailureTracker(env.monitor.failure_limit)
+        tracker = tracker or FailureTracker(env.monitor.failure_limit)
+        tracker.limits = limits(env, {*names, *tracker.consecutive, *tracker.failures, *tracker.inconclusive})
+        return tracker
 
     def _judge(
         self, d: Deployment, env: Environment, tracker: FailureTracker, round_no: int, rounds: int
-    ) -> tuple[Deployment, list[CheckResult], list[str]]:
+    ) -> tuple[Deployment, list[CheckResult], Verdict]:
         """Run (or, replayed, read back) round `round_no`, record its verdict, say what changed;
-        returns the saved deployment, the results and the checks that reached their limit."""
+        returns the saved deployment, the results and the verdict."""
         stored = self.store.check_results(deployment_id=d.id, round=round_no, limit=1000)
-        results = [_result(r) for r in stored] if stored else self.run(d, env.monitored(), round_no)
+        if stored:
+            results = [_result(r) for r in stored]
+        else:
+            results = self.run(d, applicable(env, d, env.monitored()), round_no, samples=tracker.samples)
         verdict = tracker.record(results)
         line = f"Round {round_no}/{rounds}: " + " · ".join(r.summary() for r in results)
         d = self.ledger.amend(
@@ -186,23 +255,94 @@ class Monitoring:
         )
         self.notify.refresh_card(d)
         self.notify.thread(d, line)
-        for t in verdict.newly_failing:
-            self.notify.say(d, f"⚠️ {d.env}: check {t.result.summary()} is failing ({d.label})")
-        for t in verdict.recovered:
-            self.notify.say(d, f"✅ {d.env}: check {t.name} recovered ({d.label})")
-        return d, results, list(verdict.failed_checks)
+        self._incident(d, env, tracker, verdict, results, (round_no, rounds))
+        return d, results, verdict
+
+    def _incident(
+        self,
+        d: Deployment,
+        env: Environment,
+        tracker: FailureTracker,
+        verdict: Verdict,
+        results: Sequence[CheckResult],
+        at: tuple[int, int],
+    ) -> None:
+        """The incident's one alert: opened by the first failing check, updated while checks fail,
+        closed when they all pass again. (A failed window updates it once more: the failure.)"""
+        failing = [r for r in results if not r.ok and not r.inconclusive]
+        recovered = [t.name for t in verdict.recovered]
+        if failing:
+            counts = {n: tracker.standing(n) for n in verdict.failing}
+            self.notify.incident(
+                d,
+                incidents.failing_text(d, list(verdict.failing), counts, *at, recovered),
+                mentions=self._mentions(d, env),
+                details=[incidents.details(f"Round {at[0]}/{at[1]}: failing", failing)],
+            )
+        elif recovered and d.details.incident is not None:
+            self.notify.end_incident(d.id, incidents.recovered_text(d, recovered, at[0]))
+
+    # -- holding for a human ------------------------------------------------------------------
+    def _hold(
+        self, d: Deployment, env: Environment, held: Sequence[str], results: Sequence[CheckResult]
+    ) -> None:
+        """An inconclusive check reached its limit: the window holds, and a human decides."""
+        shown = [r for r in results if r.name in held and r.inconclusive]
+        why = incidents.failure_summary(shown) if shown else incidents.names(list(held))
+        d = self.ledger.amend(
+            d.id, lambda cur: cur.with_details(paused=why, card_lines=(f"⏸ Monitoring holds: {why}",))
+        )
+        self.ledger.log("gonogo", "monitor_held", d, why)
+        self.notify.refresh_card(d)
+        self.notify.alert(
+            d,
+            f"⏸ Monitoring of {d.label} ({d.ref} in {d.env}) holds: {why}. The checks cannot tell "
+            "whether the release is healthy: continue the window, or roll back?",
+            (
+                Button("Continue", Action.CONTINUE_MONITORING, str(d.id), "primary"),
+                Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger"),
+            ),
+            self._mentions(d, env),
+        )
+
+    def resume_window(self, user: str, deployment_id: int, directory: Directory) -> Deployment:
+        """Continue: a window holding on an inconclusive check goes on with its next round (the
+        inconclusive counts start over). Whoever may operate the environment may continue."""
+        d = self.ledger.get(deployment_id)
+        env = self.ledger.env(d.env)
+        if why := may_operate(env, user, directory):
+            self.ledger.refuse(user, d.env, "continue_monitoring", why, d.id)
+
+        def go_on(cur: Deployment) -> Deployment:
+            if cur.state != State.MONITORING or not cur.details.paused:
+                raise Refused(f"{cur.label} is not holding its monitoring window ({cur.state.value})")
+            tracker = self._tracker(cur, env)
+            tracker.reset_inconclusive()
+            line = f"▶️ Monitoring continued by {user}"
+            return cur.with_details(paused=None, tracker=tracker.to_dict(), card_lines=(line,))
+
+        d = self.ledger.write(deployment_id, go_on, actor=user, action="monitor_continued", refresh=True)
+        self.notify.settle_alerts(deployment_id, f"▶️ Continued by {user}: the window goes on.")
+        self._next_round(d, env, d.details.monitor_round + 1, d.details.monitor_rounds)
+        return d
 
 
 class _CommandRunner:
-    """Runs a command check through the environment's backend (first host, or all)."""
+    """Runs a command check through the environment's backend (first host, all, or a named one)."""
 
     def __init__(self, backends: BackendFactory, env: Environment) -> None:
         self.backends = backends
         self.env = env
 
     def __call__(self, command: str, on: str, timeout: float) -> list[tuple[str, int | None, str]]:
+        hosts: Sequence[Host]
+        if on == "one":
+            hosts = self.env.hosts[:1]
+        elif on == "all":
+            hosts = self.env.hosts
+        else:
+            hosts = [h for h in self.env.hosts if h.name == on]
         backend = self.backends(self.env, False)
-        hosts: Sequence[Host] = self.env.hosts[:1] if on == "one" else self.env.hosts
         out: list[tuple[str, int | None, str]] = []
         try:
             for host in hosts:
@@ -217,8 +357,16 @@ class _CommandRunner:
         return out
 
 
+def _kept_samples(d: Deployment) -> Mapping[str, Mapping[str, float]]:
+    """The rate checks' last readings in the deployment's record (for a smoke or step check)."""
+    saved = d.details.tracker or {}
+    samples = saved.get("samples") if isinstance(saved, Mapping) else None
+    return samples if isinstance(samples, Mapping) else {}
+
+
 def _result(r: CheckRecord) -> CheckResult:
     """A stored result as the checks returned it."""
     return CheckResult(
-        name=r.name, kind=r.kind, ok=r.ok, observed=r.observed, latency=r.latency, error=r.error, at=r.at
-    )
+        name=r.name, kind=r.kind, ok=r.ok, observed=r.observed, latency=r.latency, error=r.error, at=r.at,
+        inconclusive=is_inconclusive(r.ok, r.error),
+    )  # fmt: skip

@@ -4,6 +4,11 @@ Cards are always sent from the latest stored row, under one lock, so updates rea
 in state order: the approver's thread and the worker it started race to refresh, and a slow
 thread must never put an older card over a newer one. The sign-off card (a second message of
 the same deployment) goes through the same path.
+
+An incident (checks failing during verify or a monitoring window) has one alert: posted when the
+first check fails, then updated in place as it moves (more checks fail, they recover, the deploy
+fails, a rollback starts and ends), with the details in its thread; a failure alert while an
+incident is open is that same message.
 """
 
 from __future__ import annotations
@@ -100,10 +105,65 @@ class Notifier:
         if not d.channel:
             return
         people = list(dict.fromkeys(mentions))
-        ref = self.chat.post_message(d.channel, text, buttons=buttons, mentions=people, deployment_id=d.id)
+        open_incident = self._incident(d)
+        if open_incident is not None:  # the incident's one alert says it, in place
+            here = MessageRef(open_incident.channel, open_incident.ts)
+            self.chat.update_message(
+                here, text, buttons=buttons, mentions=open_incident.mentions, deployment_id=d.id
+            )
+            ref: MessageRef | None = here
+            incident = replace(open_incident, text=text)
+            self.ledger.amend(d.id, lambda cur: cur.with_details(incident=incident))
+        else:
+            ref = self.chat.post_message(
+                d.channel, text, buttons=buttons, mentions=people, deployment_id=d.id
+            )
         if ref is not None and buttons and d.id:
             alert = Alert(ref.channel, ref.ts, text, tuple(people))
             self.ledger.amend(d.id, lambda cur: cur.with_details(alerts=(*cur.details.alerts, alert)))
+
+    def _incident(self, d: Deployment) -> Alert | None:
+        fresh = self.store.get(d.id) if d.id else None
+        return (fresh or d).details.incident
+
+    def incident(
+        self, d: Deployment, text: str, *, mentions: Sequence[str] = (), details: Sequence[str] = ()
+    ) -> None:
+        """Say where the incident of `d` stands: its alert is posted the first time (mentioning
+        people), then updated in place; `details` go into the alert's thread."""
+        if not d.channel or not d.id:
+            return
+        current = self._incident(d)
+        if current is None:
+            people = tuple(dict.fromkeys(mentions))
+            ref = self.chat.post_message(d.channel, text, mentions=people, deployment_id=d.id)
+            if ref is None:
+                return
+            current = Alert(ref.channel, ref.ts, text, people)
+        else:
+            self.chat.update_message(
+                MessageRef(current.channel, current.ts), text, mentions=current.mentions, deployment_id=d.id
+            )
+            current = replace(current, text=text)
+        incident = current
+        self.ledger.amend(d.id, lambda cur: cur.with_details(incident=incident))
+        for line in details:
+            self.chat.post_thread(MessageRef(current.channel, current.ts), line, deployment_id=d.id)
+
+    def end_incident(self, deployment_id: int, note: str, *, replace_text: bool = False) -> None:
+        """The incident is over (recovered, rolled back): its alert says so, without buttons."""
+        d = self.store.get(deployment_id)
+        current = d.details.incident if d is not None else None
+        if current is None:
+            return
+        text = note if replace_text else f"{current.text}\n{note}"
+        self.chat.update_message(
+            MessageRef(current.channel, current.ts),
+            text,
+            mentions=current.mentions,
+            deployment_id=deployment_id,
+        )
+        self.ledger.amend(deployment_id, lambda cur: cur.with_details(incident=None))
 
     def settle_alerts(self, deployment_id: int, outcome: str, keep: Sequence[Button] = ()) -> None:
         """Someone acted on the deployment's alerts: say what happened under each, and leave only
@@ -120,6 +180,11 @@ class Notifier:
                 mentions=alert.mentions,
                 deployment_id=deployment_id,
             )
+        incident = d.details.incident if d is not None else None
+        settled = next((a for a in alerts if incident and a.ts == incident.ts), None)
+        if incident is not None and settled is not None:  # later notes add to what it says now
+            note = replace(incident, text=f"{settled.text}\n{outcome}")
+            self.ledger.amend(deployment_id, lambda cur: cur.with_details(incident=note))
         if not keep:
             self.ledger.amend(deployment_id, lambda cur: cur.with_details(alerts=()))
 

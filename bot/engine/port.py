@@ -157,6 +157,16 @@ class Notifier(Protocol):
         """Say under each alert what happened; leave only the `keep` buttons."""
         ...
 
+    def incident(
+        self, d: Deployment, text: str, *, mentions: Sequence[str] = (), details: Sequence[str] = ()
+    ) -> None:
+        """Post the incident's one alert, or update it in place; `details` go into its thread."""
+        ...
+
+    def end_incident(self, deployment_id: int, note: str, *, replace_text: bool = False) -> None:
+        """The incident is over: its alert says `note` (after what it said), without buttons."""
+        ...
+
 
 class Timers(Protocol):
     """Timed work (`bot.timing.scheduler.Scheduler`)."""

@@ -108,10 +108,13 @@ def test_health_turning_bad_mid_window_alerts_rolls_back_and_locks(
     (current_release_dir(config) / "UNHEALTHY").touch()  # the app starts answering 503
     wait_for(lambda: e.deployment(second).state == State.ROLLED_BACK)
     e.wait_idle(60)
-    alert = next(m for m in chat.of_kind("message") if "FAILED" in m.text)
+    # one alert for the incident: posted when the check first failed, then updated in place
+    (posted,) = [m for m in chat.of_kind("message") if m.deployment_id == second]
+    assert "1 check failing while monitoring" in posted.text and posted.mentions[0] == "carol"
+    alert = chat.message(posted.ts or "")
     assert "monitoring: health ✗ expected status 200, got 503" in alert.text
     assert "Rolling back automatically now" in alert.text
-    assert alert.mentions[0] == "carol"
+    assert "✅ Rolled back by #" in alert.text and "demo runs v1 again" in alert.text
     rollback = e.store.deployments("demo", kind="rollback")[0]
     assert (
         rollback.state == State.SUCCEEDED and rollback.release_id == first and rollback.requester == "gonogo"
@@ -140,7 +143,8 @@ def test_hold_stops_an_automatic_rollback(tmp_path: Path, engines: list[Engine])
     second = ship(e, "v2", requester="carol")
     (current_release_dir(config) / "UNHEALTHY").touch()
     wait_for(lambda: e.deployment(second).state == State.FAILED)
-    assert "unless someone presses Hold" in chat.of_kind("message")[-1].text
+    (posted,) = [m for m in chat.of_kind("message") if m.deployment_id == second]
+    assert "unless someone presses Hold" in chat.message(posted.ts or "").text
     e.hold("bob", second)
     time.sleep(2.0)  # past the grace period: nothing may start
     e.wait_idle(30)
@@ -176,7 +180,9 @@ max_latency = 0.2
     assert failed.state == State.FAILED
     assert "gone ✗" in (failed.error or "") and "refused" in (failed.error or "")
     assert "latency ✗" in (failed.error or "") and "over" in (failed.error or "")
-    assert any("FAILED" in m.text for m in chat.of_kind("message"))
+    (alert,) = [m for m in chat.of_kind("message") if m.deployment_id == d]  # one alert, updated
+    assert "smoke checks of #1 (v1) failed: gone, latency" in alert.text
+    assert "FAILED" in chat.message(alert.ts or "").text
 
 
 def stop_after_the_first_round(tmp_path: Path, engines: list[Engine]) -> tuple[Config, Engine, int]:

@@ -122,7 +122,7 @@ def test_the_window_fails_after_failure_limit_consecutive_failures_and_hands_ove
     world.flag.unlink()
     world.minute()
     assert world.state(d) == State.MONITORING  # one failure is below the limit of 2
-    assert "check flag ✗" in world.chat.texts() and "is failing" in world.chat.texts()
+    assert "1 check failing while monitoring #1 (v2), round 1/3: flag (1/2)" in world.chat.texts()
     world.minute()
     assert world.state(d) == State.FAILED
     assert len(world.failures.calls) == 1
@@ -137,7 +137,7 @@ def test_a_check_that_recovers_resets_its_count_and_says_so(world: World) -> Non
     world.minute()
     world.flag.touch()
     world.minute()
-    assert "check flag recovered" in world.chat.texts()
+    assert "✅ Recovered in round 2: flag passing again" in world.chat.texts()
     world.minute()
     assert world.state(d) == State.SUCCEEDED and world.failures.calls == []
 
@@ -152,7 +152,7 @@ def test_a_replayed_round_is_judged_from_its_stored_results_not_run_again(world:
     world.monitoring._round(Schedule(kind=ROUND, run_at=world.clock.now(), deployment_id=d.id,
                                      payload={"round": 1, "rounds": 3}))  # fmt: skip
     assert len(world.store.check_results(deployment_id=d.id, round=1, limit=10)) == 1
-    assert "is failing" not in world.chat.texts()
+    assert "failing while monitoring" not in world.chat.texts()
     later = world.clock.now() + timedelta(minutes=5)
     assert len(world.store.pending_schedules(due_before=later)) == 1  # round 2, added once
 
