@@ -40,7 +40,8 @@ def request(
         timeout = client.timeout.read or client.timeout.connect
         raise IntegrationError(f"{what}: {service} did not answer within {timeout:g}s") from None
     except httpx.TransportError as exc:
-        raise IntegrationError(f"{what}: cannot reach {service} at {_origin(url)} ({_short(exc)})") from None
+        where = _origin(str(client.base_url.join(url)))
+        raise IntegrationError(f"{what}: cannot reach {service} at {where} ({_short(exc)})") from None
     if response.is_success:
         return response
     raise _status_error(response, service=service, what=what, token_hint=token_hint)
