@@ -73,7 +73,7 @@ def test_sign_in_with_slack_runs_the_openid_connect_code_flow(site: Site) -> Non
     done = client.get(back.removeprefix(site.url.removesuffix("/web")), follow_redirects=False)
     assert done.status_code == 303, done.text
     assert client.get("/web/").text.count("Sign out alice") == 1
-    token_call = [c for c in site.slack.calls if c.method == "openid.connect.token"][0]
+    token_call = next(c for c in site.slack.calls if c.method == "openid.connect.token")
     assert token_call.params["client_secret"] == "oidc-client-secret"
     # a callback with a state that did not start here is refused
     replay = httpx.get(back, timeout=10)
