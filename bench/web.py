@@ -23,17 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
+import httpx
+import uvicorn
 
-from bot.app.backends import backend_factory  # noqa: E402
-from bot.config import parse_config  # noqa: E402
-from bot.domain.deployment import Approval, Deployment, EventRecord, State  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.store.sqlite import SqliteStore  # noqa: E402
-from bot.web import WebAuth, create_web_app  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.support.recording import RecordingChat  # noqa: E402
+from bot.app.backends import backend_factory
+from bot.config import parse_config
+from bot.domain.deployment import Approval, Deployment, EventRecord, State
+from bot.engine import Engine
+from bot.store.sqlite import SqliteStore
+from bot.web import WebAuth, create_web_app
+from tests.conftest import free_port
+from tests.support.recording import RecordingChat
 
 CONFIG = """
 [bot]
