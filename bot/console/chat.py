@@ -31,6 +31,8 @@ def render_card(card: Card) -> str:
     """A card as terminal text."""
     lines = [f"┌─ {card.title}", f"│ {card.status_line}"]
     lines.append("│ " + " · ".join(f"{k}: {v}" for k, v in card.fields))
+    lines.extend(f"│ {line}" for line in card.lines if line.startswith("CI: "))
+    lines.extend(f"│ 🔗 {link.text}: {link.url}" for link in card.links)
     if card.warnings:
         lines.extend(f"│ ⚠ {w}" for w in card.warnings)
     if card.changelog or card.changelog_note:

@@ -2,9 +2,9 @@
 windows, DORA figures, durations. Pure: imports nothing but the standard library and itself."""
 
 from bot.domain.actions import Action
-from bot.domain.card import Button, Card, ChecklistItem
+from bot.domain.card import Button, Card, ChecklistItem, Link
 from bot.domain.deployment import UNSAVED, Approval, Deployment, EventRecord, Lock, transition
-from bot.domain.details import Alert, Cursor, Details, Live, Reopened, RollbackClaim, Signoff
+from bot.domain.details import Alert, CiStatus, Cursor, Details, Live, Reopened, RollbackClaim, Signoff
 from bot.domain.durations import format_duration
 from bot.domain.errors import Refused
 from bot.domain.kinds import DEPLOY, ROLLBACK, Kind, KindRules
@@ -34,6 +34,7 @@ __all__ = [
     "Button",
     "Card",
     "ChecklistItem",
+    "CiStatus",
     "Cursor",
     "Deployment",
     "Details",
@@ -42,6 +43,7 @@ __all__ = [
     "IllegalTransition",
     "Kind",
     "KindRules",
+    "Link",
     "Live",
     "Lock",
     "Refused",
