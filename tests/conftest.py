@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config
+from tests.support.prometheus import PrometheusServer, prometheus_binary
 from tests.support.recording import RecordingChat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +78,18 @@ def demo_config(demo_config_path: Path) -> Config:
 def chat() -> RecordingChat:
     """A chat that records everything."""
     return RecordingChat()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A real Prometheus server for the session, scraping leased slots (tests/support/prometheus.py).
+
+    Without a prometheus binary a test that needs it is skipped locally and fails in CI
+    (`scripts/ensure-prometheus.sh` installs it)."""
+    if prometheus_binary() is None:
+        message = "no prometheus binary: run scripts/ensure-prometheus.sh (or set GONOGO_PROMETHEUS)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with PrometheusServer(tmp_path_factory.mktemp("prometheus")) as server:
+        yield server

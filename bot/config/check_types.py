@@ -20,6 +20,7 @@ from runners.checks import (
     NO_DATA,
     NUMBER_RE,
     OPS,
+    PLACEHOLDER,
     Check,
     CommandCheck,
     Condition,
@@ -96,7 +97,7 @@ def _url(r: Table, key: str, *, required: bool = True, default: str | None = Non
     if url is None:
         return None
     try:
-        parsed = httpx.URL(url.replace("{", "").replace("}", ""))  # placeholders are filled later
+        parsed = httpx.URL(PLACEHOLDER.sub("0", url))  # placeholders are filled later
         if parsed.scheme not in ("http", "https"):
             r.problem(key, "must start with http:// or https://")
         elif not parsed.host:

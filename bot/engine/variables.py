@@ -1,4 +1,5 @@
-"""The variables a deployment's step commands see: `{ref}`, `{sha}`, `{release_dir}`...
+"""The variables a deployment's step commands see: `{ref}`, `{sha}`, `{release_dir}`..., and
+`{capture.NAME}`, what its checks captured so far.
 
 Templates substitute them shell-quoted (`runners.template`); the release layout (where releases
 live under `deploy_to`) is `runners.release.ReleaseLayout`'s.
@@ -38,6 +39,7 @@ def step_variables(
         "config_dir": config_dir,
         "data_dir": data_dir,
         "keep_releases": env.keep_releases,
+        **{f"capture.{name}": value for name, value in d.details.captures.items()},
     }
 
 

@@ -45,6 +45,9 @@ else:
     LATENCY = Histogram(
         "demo_http_request_duration_seconds", "Time to answer a request, by path", ["path"], registry=REGISTRY
     )
+    for _path in ("/", "/health", "/version", "/jobs"):  # every series from the start, at 0
+        REQUESTS.labels(_path)
+        FAILURES.labels(_path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _JOB_PATH = re.compile(r"^/jobs/([0-9]+)(/approve)?$")

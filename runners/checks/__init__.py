@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from runners.checks.compare import NUMBER_RE, compare
 from runners.checks.condition import Condition, ConditionError, parse_condition
-from runners.checks.fill import FillError, fill, placeholders, used
+from runners.checks.fill import PLACEHOLDER, FillError, fill, placeholders, used
 from runners.checks.result import INCONCLUSIVE, CheckResult, is_inconclusive
 from runners.checks.run import Samples, run_check, run_checks
 from runners.checks.spec import (
@@ -56,6 +56,7 @@ __all__ = [
     "NO_DATA",
     "NUMBER_RE",
     "OPS",
+    "PLACEHOLDER",
     "Check",
     "CheckResult",
     "CommandCheck",

@@ -81,10 +81,12 @@ def judge(
     now: float,
 ) -> Outcome:
     """The reading (`value`, `per` at `now`) held to the condition; a rate needs `previous`."""
-    if value is None:
-        return no_data(check.on_no_data, f"no sample named {check.metric}")
     if check.per and per is None:
         return no_data(check.on_no_data, f"no sample named {check.per}")
+    if value is None and per is not None:
+        value = 0.0  # a failure counter that never counted yet, beside its total
+    if value is None:
+        return no_data(check.on_no_data, f"no sample named {check.metric}")
     sample = {"value": value, "at": now, **({"per": per} if per is not None else {})}
     if not check.rate:
         if per is not None:

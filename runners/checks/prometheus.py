@@ -68,11 +68,11 @@ def _query_error(status: int, body: object) -> str:
 
 
 def _labels(metric: object) -> str:
-    """``{instance="app2:8080",job="web"}`` (no `__name__`), or ``{}``."""
+    """``{instance="app2:8080",job="web"}`` (no `__name__`), or "" for a series without labels."""
     if not isinstance(metric, Mapping):
-        return "{}"
+        return ""
     pairs = [f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__"]
-    return "{" + ",".join(pairs) + "}"
+    return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
 def _value(pair: object) -> float | None:

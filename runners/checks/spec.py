@@ -128,7 +128,7 @@ class MetricsCheck:
 
     The number is the sum of the samples named `metric` whose labels include `labels`
     (a counter may be named without its `_total`). With `per`, it is divided by the same sum of
-    the `per` samples (failures / total). With `rate`, it is the change since the previous
+    the `per` samples (failures / total; no `metric` samples beside them count as 0). With `rate`, it is the change since the previous
     round's sample instead: Δmetric / Δper, or Δmetric per second without `per` (a counter
     reset counts from zero, as in Prometheus). The first sample of a rate is its baseline: it
     passes. No samples, or no change in `per`, is *no data* (`on_no_data`).

@@ -123,7 +123,7 @@ class PrometheusServer:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):  # not up yet
                 active = self._client.get("/api/v1/targets").json()["data"]["activeTargets"]
                 if len(active) == len(self._slots):
                     return
