@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.config import parse_config
@@ -25,6 +26,7 @@ from bot.store.sqlite import SqliteStore
 from bot.timing.clock import FakeClock
 from bot.timing.scheduler import Scheduler
 from runners.backends.local import LocalBackend
+from tests.support.demoapp import DemoApp
 from tests.support.recording import RecordingChat
 
 CONFIG = """
@@ -87,9 +89,13 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
+    return make_world(tmp_path, CONFIG)
+
+
+def make_world(tmp_path: Path, text: str) -> World:
     flag = tmp_path / "healthy"
     flag.touch()
-    config = parse_config(tomllib.loads(CONFIG.replace("{flag}", str(flag))), environ={})
+    config = parse_config(tomllib.loads(text.replace("{flag}", str(flag))), environ={})
     store = SqliteStore(":memory:")
     clock = FakeClock()
     ledger = Ledger(config, store, clock)
@@ -165,3 +171,54 @@ def test_a_round_after_the_deployment_left_monitoring_does_nothing(world: World)
     world.store.transition(replace(fresh, state=State.SUCCEEDED), fresh.version)
     assert world.minute() == 1
     assert world.store.check_results(deployment_id=d.id, limit=10) == []
+
+
+def test_a_check_s_own_limit_can_count_every_failure_in_the_window(tmp_path: Path) -> None:
+    world = make_world(tmp_path, CONFIG + "failure_limit = 2\nconsecutive = false\n")
+    d = world.deployment()
+    world.monitoring.start_window(d)
+    world.flag.unlink()
+    world.minute()
+    world.flag.touch()
+    world.minute()  # a pass between: consecutive failures would start over
+    assert world.state(d) == State.MONITORING
+    world.flag.unlink()
+    world.minute()
+    assert world.state(d) == State.FAILED and world.failures.calls[0][1].startswith("monitoring: flag ✗")
+
+
+def test_a_rate_check_compares_with_the_reading_kept_from_the_round_before(tmp_path: Path) -> None:
+    with DemoApp(tmp_path / "app") as app:
+        text = (
+            CONFIG.replace('duration = "3m"', 'duration = "4m"')
+            + f"""
+[[environments.web.checks]]
+name = "failure-rate"
+type = "metrics"
+url = "{app.url}/metrics"
+metric = "demo_http_request_failures"
+per = "demo_http_requests"
+labels = {{ path = "/health" }}
+rate = true
+condition = "result < 0.25"
+"""
+        )
+        world = make_world(tmp_path, text)
+        d = world.deployment()
+        world.monitoring.start_window(d)
+        for _ in range(8):
+            httpx.get(f"{app.url}/health", timeout=5)
+        world.minute()  # the baseline
+        app.fault("FAIL_RATE", "0.5")
+        for _ in range(8):
+            httpx.get(f"{app.url}/health", timeout=5)
+        world.minute()
+        stored = world.store.get(d.id)
+        assert stored is not None and stored.details.tracker is not None
+        assert stored.details.tracker["samples"]["failure-rate"]["per"] == 16.0
+        (second,) = [
+            r
+            for r in world.store.check_results(deployment_id=d.id, round=2, limit=10)
+            if r.name == "failure-rate"
+        ]
+        assert not second.ok and second.error == "result 0.5: not result < 0.25"
