@@ -102,7 +102,8 @@ class Monitoring:
         return results
 
     def _keep_captures(self, d: Deployment, results: Sequence[CheckResult]) -> None:
-        captured = {k: v for r in results for k, v in r.captured.items()}
+        before = d.details.captures
+        captured = {k: v for r in results for k, v in r.captured.items() if before.get(k) != v}
         if captured and d.id:
             self.ledger.amend(
                 d.id, lambda cur: cur.with_details(captures={**cur.details.captures, **captured})

@@ -28,8 +28,21 @@ def query_url(base: str) -> str:
     return base.rstrip("/") + "/api/v1/query"
 
 
+class QueryRefused(Outcome):
+    """Prometheus answered, but not with a result: the query itself is the problem."""
+
+    __slots__ = ()
+
+
 def run_prometheus(check: PrometheusCheck, ctx: Context) -> Outcome:
     """Run the query through `ctx.http_client` and judge every series it returns."""
+    answer = ask(check, ctx, check.query, check.timeout)
+    return answer if isinstance(answer, Outcome) else judge(check, answer)
+
+
+def ask(check: PrometheusCheck, ctx: Context, query: str, timeout: float) -> Mapping[str, Any] | Outcome:
+    """Ask `check`'s Prometheus `query` (its URL, headers): the result's `data`, or the failure
+    (a `QueryRefused` when Prometheus answered with an error about the query)."""
     if ctx.http_client is None:
         raise RuntimeError("no HTTP client")
     for value in check.headers.values():
@@ -42,12 +55,12 @@ def run_prometheus(check: PrometheusCheck, ctx: Context) -> Outcome:
     try:
         response = ctx.http_client.post(
             url,
-            data={"query": check.query, "timeout": f"{check.timeout:g}s"},
+            data={"query": query, "timeout": f"{timeout:g}s"},
             headers=dict(check.headers),
-            timeout=httpx.Timeout(check.timeout),
+            timeout=httpx.Timeout(timeout),
         )
     except Exception as exc:
-        return Outcome(False, error=http_error(exc, url, check.timeout))
+        return Outcome(False, error=http_error(exc, url, timeout))
     try:
         body = response.json()
     except ValueError:
@@ -55,9 +68,9 @@ def run_prometheus(check: PrometheusCheck, ctx: Context) -> Outcome:
             False, str(response.status_code), f"Prometheus answered {response.status_code}, not JSON"
         )
     if not isinstance(body, Mapping) or body.get("status") != "success":
-        return Outcome(False, str(response.status_code), _query_error(response.status_code, body))
+        return QueryRefused(False, str(response.status_code), _query_error(response.status_code, body))
     data = body.get("data")
-    return judge(check, data if isinstance(data, Mapping) else {})
+    return data if isinstance(data, Mapping) else {}
 
 
 def _query_error(status: int, body: object) -> str:

@@ -12,9 +12,12 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from runners.checks.batch import BATCH_SIZE, batchable, key, run_batch
 from runners.checks.command import run_command
 from runners.checks.fill import FillError, fill, missing, waves
 from runners.checks.http import make_client, run_http
@@ -91,8 +94,9 @@ def _run(
     _require_check(check)
     probe = next(p for kind, p in PROBES.items() if isinstance(check, kind))
     ctx = Context(env, Secrets(), command_runner, http_client, previous)
-    for value in (*secrets, *(v for k, v in (values or {}).items() if k.startswith("secret."))):
+    for value in (*secrets, *(str(v) for k, v in (values or {}).items() if k.startswith("secret."))):
         ctx.secrets.add(value)
+        ctx.secrets.add(quote(value, safe=""))  # as it goes into a URL
     start = time.perf_counter()
     try:
         check, unfilled = _filled(check, values or {})
@@ -157,24 +161,80 @@ def run_checks(
     results: dict[int, CheckResult] = {}
     try:
         for wave in waves(list(checks)):
-            futures: list[Future[CheckResult]] = []
-            for i in wave:
-                check = checks[i]
-                client = clients.get(check.verify_tls) if isinstance(check, WEB_CHECKS) else None
-                kept = (previous or {}).get(check.name)
-                args = (check, env, command_runner, client, clock, kept, secrets, dict(known))
-                futures.append(pool.submit(_run, *args))
+            futures: list[tuple[list[int], Future[list[CheckResult]]]] = []
+            for group in _groups(checks, wave, known):
+                first = checks[group[0]]
+                client = clients.get(first.verify_tls) if isinstance(first, WEB_CHECKS) else None
+                if len(group) > 1:
+                    batch = [_filled(checks[i], known)[0] for i in group]
+                    future = pool.submit(_run_batch, batch, env, client, clock, secrets)
+                else:
+                    kept = (previous or {}).get(first.name)
+                    args = (first, env, command_runner, client, clock, kept, secrets, dict(known))
+                    future = pool.submit(_run_alone, args)
+                futures.append((group, future))
             wave_checks = [checks[i] for i in wave]
             deadline = _round_deadline(wave_checks, workers)
-            wait(futures, timeout=deadline)
-            for i, check, future in zip(wave, wave_checks, futures, strict=True):
-                results[i] = _finished(check, future, deadline, clock)
-                known.update({f"capture.{k}": v for k, v in results[i].captured.items()})
+            wait([f for _, f in futures], timeout=deadline)
+            for group, future in futures:
+                for i, result in zip(
+                    group, _finished([checks[i] for i in group], future, deadline, clock), strict=True
+                ):
+                    results[i] = result
+                    known.update({f"capture.{k}": v for k, v in result.captured.items()})
         return [results[i] for i in range(len(checks))]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         for client in clients.values():
             client.close()
+
+
+def _run_alone(args: tuple[Any, ...]) -> list[CheckResult]:
+    return [_run(*args)]
+
+
+def _groups(checks: Sequence[Check], wave: Sequence[int], values: Mapping[str, object]) -> list[list[int]]:
+    """The wave's checks as tasks: Prometheus checks to the same server in batches of up to
+    `batch.BATCH_SIZE` (one request each), every other check on its own."""
+    singles: list[list[int]] = []
+    batches: dict[object, list[int]] = {}
+    for i in wave:
+        check = checks[i]
+        if isinstance(check, PrometheusCheck):
+            filled, unfilled = _filled(check, values)
+            if unfilled is None and isinstance(filled, PrometheusCheck) and batchable(filled):
+                batches.setdefault(key(filled), []).append(i)
+                continue
+        singles.append([i])
+    for members in batches.values():
+        size = BATCH_SIZE
+        singles.extend(members[n : n + size] for n in range(0, len(members), size))
+    return singles
+
+
+def _run_batch(
+    checks: list[Check],
+    env: Mapping[str, str],
+    client: httpx.Client | None,
+    clock: Clock,
+    secrets: Sequence[str],
+) -> list[CheckResult]:
+    """Prometheus checks judged from one request (see `runners.checks.batch`)."""
+    ctx = Context(env, Secrets(), None, client)
+    for value in secrets:
+        ctx.secrets.add(value)
+        ctx.secrets.add(quote(value, safe=""))
+    prometheus = [c for c in checks if isinstance(c, PrometheusCheck)]
+    start = time.perf_counter()
+    try:
+        outcomes = run_batch(prometheus, ctx)
+    except Exception as exc:  # a bug or an odd library error must not kill the round
+        error = f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}"
+        outcomes = [Outcome(False, error=error) for _ in prometheus]
+    latency = time.perf_counter() - start
+    return [
+        build_result(c, o, latency, ctx.secrets, clock) for c, o in zip(prometheus, outcomes, strict=True)
+    ]
 
 
 def _round_clients(checks: Sequence[Check], workers: int) -> dict[bool, httpx.Client]:
@@ -193,10 +253,12 @@ def _round_deadline(checks: Sequence[Check], workers: int) -> float:
     return 2 * max(c.timeout for c in checks) * waves + 5.0
 
 
-def _finished(check: Check, future: Future[CheckResult], deadline: float, clock: Clock) -> CheckResult:
-    """The check's result, or a failure if it did not finish within the round deadline."""
+def _finished(
+    group: Sequence[Check], future: Future[list[CheckResult]], deadline: float, clock: Clock
+) -> list[CheckResult]:
+    """The group's results, or failures if it did not finish within the round deadline."""
     if future.done():
         return future.result()
     future.cancel()
     outcome = Outcome(False, error=f"check did not finish within the round deadline of {deadline:.0f}s")
-    return build_result(check, outcome, deadline, Secrets(), clock)
+    return [build_result(check, outcome, deadline, Secrets(), clock) for check in group]

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from runners.checks import PrometheusCheck, parse_condition, run_check, run_checks
+from runners.checks.batch import batchable
 from tests.runners.checks.helpers import closed_port
 from tests.support.prometheus import PrometheusServer, Slot
 
@@ -44,9 +45,13 @@ def exporter(prometheus: PrometheusServer) -> Iterator[Exporter]:
 
 
 def check(
-    prometheus: PrometheusServer, query: str, condition: str = "result < 0.1", **kw: object
+    prometheus: PrometheusServer,
+    query: str,
+    condition: str = "result < 0.1",
+    name: str = "errors",
+    **kw: object,
 ) -> PrometheusCheck:
-    return PrometheusCheck("errors", prometheus.url, query, parse_condition(condition), **kw)  # type: ignore[arg-type]
+    return PrometheusCheck(name, prometheus.url, query, parse_condition(condition), **kw)  # type: ignore[arg-type]
 
 
 def test_one_series_meets_the_threshold_or_breaches_it(
@@ -116,3 +121,26 @@ def test_a_round_of_prometheus_checks_shares_one_client(
     results = run_checks(checks, env={})
     assert [r.name for r in results] == [f"c{i}" for i in range(20)]
     assert all(r.ok for r in results), [r.summary() for r in results if not r.ok]
+
+
+def test_checks_to_one_server_share_requests_and_a_query_that_cannot_ride_along_is_asked_alone(
+    exporter: Exporter, prometheus: PrometheusServer
+) -> None:
+    exporter.set("a", 0.05)
+    exporter.set("b", 0.5)
+    good = [check(prometheus, exporter.selector(series="a"), name=f"g{i}") for i in range(8)]
+    breach = check(prometheus, exporter.selector(), name="per-series")
+    scalar = check(prometheus, f"scalar(sum({exporter.selector()}))", "result > 0.5", name="scalar")
+    broken = check(prometheus, "sum(rate(x[5m])", name="broken")
+    results = {r.name: r for r in run_checks([broken, scalar, breach, *good], env={})}  # 10 per request
+    assert all(results[f"g{i}"].ok for i in range(8)), [r.summary() for r in results.values()]
+    assert not results["per-series"].ok and 'series="b"' in (results["per-series"].error or "")
+    assert "gonogo_check" not in (results["per-series"].error or "")  # the batch's tag is gone
+    assert results["scalar"].ok and results["scalar"].observed == "result 0.55"
+    assert (results["broken"].error or "").startswith("Prometheus query failed (bad_data):")
+    assert batchable(good[0]) and not batchable(scalar) and not batchable(broken)
+    gone = [
+        PrometheusCheck(f"x{i}", f"http://127.0.0.1:{closed_port()}", "up", parse_condition("result > 0"))
+        for i in range(3)
+    ]
+    assert all("connection refused" in (r.error or "") for r in run_checks(gone, env={}))
