@@ -38,6 +38,22 @@ def details(title: str, results: Sequence[CheckResult]) -> str:
     return "\n".join([title, *lines])
 
 
+def round_line(title: str, results: Sequence[CheckResult], *, full: int = 6) -> str:
+    """``Round 3/10: a ✓ 200 (3 ms) · b ✗ ...``; with more than `full` results, a count and the
+    ones not passing (a card has room for one line, not fifty)."""
+    if len(results) <= full:
+        return f"{title}: " + " · ".join(r.summary() for r in results)
+    passing = sum(r.ok for r in results)
+    line = f"{title}: {passing}/{len(results)} ok"
+    failed = [r.name for r in results if not r.ok and not r.inconclusive]
+    unsure = [r.name for r in results if r.inconclusive]
+    if failed:
+        line += f"; failing: {names(failed)}"
+    if unsure:
+        line += f"; inconclusive: {names(unsure)}"
+    return line
+
+
 def failing_text(
     d: Deployment,
     failing: Sequence[str],
@@ -69,4 +85,12 @@ def recovered_text(d: Deployment, recovered: Sequence[str], round_no: int) -> st
     return f"✅ Recovered in round {round_no}: {names(list(recovered))} passing again ({d.label} keeps monitoring)."
 
 
-__all__ = ["details", "failing_text", "failure_summary", "names", "recovered_text", "smoke_text"]
+__all__ = [
+    "details",
+    "failing_text",
+    "failure_summary",
+    "names",
+    "recovered_text",
+    "round_line",
+    "smoke_text",
+]

@@ -247,7 +247,8 @@ class Monitoring:
         else:
             results = self.run(d, applicable(env, d, env.monitored()), round_no, samples=tracker.samples)
         verdict = tracker.record(results)
-        line = f"Round {round_no}/{rounds}: " + " · ".join(r.summary() for r in results)
+        title = f"Round {round_no}/{rounds}"
+        line = incidents.round_line(title, results)
         d = self.ledger.amend(
             d.id,
             lambda cur: cur.with_details(
@@ -255,7 +256,7 @@ class Monitoring:
             ),
         )
         self.notify.refresh_card(d)
-        self.notify.thread(d, line)
+        self.notify.thread(d, incidents.round_line(title, results, full=60))
         self._incident(d, env, tracker, verdict, results, (round_no, rounds))
         return d, results, verdict
 
