@@ -8,6 +8,7 @@ failure, timeout, TLS error, bad JSON, SQL error, missing DSN variable, ...) bec
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -143,7 +144,8 @@ def run_checks(
 ) -> list[CheckResult]:
     """Run a round of checks concurrently; results come back in input order.
 
-    One thread pool and one shared `httpx.Client` per TLS mode (pooled to `max_workers`
+    The process's check threads (at most `POOL_SIZE` at once, started once: a round does not pay
+    for starting threads) and one `httpx.Client` per TLS mode (pooled to `max_workers`
     connections) serve the whole round. A check that does not finish within a generous round
     deadline (derived from the checks' timeouts) is reported failed instead of hanging the
     round. `previous` holds last round's samples by check name; `values` fill run-time
@@ -156,23 +158,24 @@ def run_checks(
         _require_check(check)
     workers = max(1, min(max_workers, len(checks)))
     clients = _round_clients(checks, workers)
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-check")
+    pool = _shared_pool()
     known = dict(values or {})
+    pending: list[Future[list[CheckResult]]] = []
     results: dict[int, CheckResult] = {}
     try:
         for wave in waves(list(checks)):
             futures: list[tuple[list[int], Future[list[CheckResult]]]] = []
-            for group in _groups(checks, wave, known):
+            for group, batch in _groups(checks, wave, known):
                 first = checks[group[0]]
                 client = clients.get(first.verify_tls) if isinstance(first, WEB_CHECKS) else None
-                if len(group) > 1:
-                    batch = [_filled(checks[i], known)[0] for i in group]
+                if batch:
                     future = pool.submit(_run_batch, batch, env, client, clock, secrets)
                 else:
                     kept = (previous or {}).get(first.name)
                     args = (first, env, command_runner, client, clock, kept, secrets, dict(known))
                     future = pool.submit(_run_alone, args)
                 futures.append((group, future))
+                pending.append(future)
             wave_checks = [checks[i] for i in wave]
             deadline = _round_deadline(wave_checks, workers)
             wait([f for _, f in futures], timeout=deadline)
@@ -184,32 +187,54 @@ def run_checks(
                     known.update({f"capture.{k}": v for k, v in result.captured.items()})
         return [results[i] for i in range(len(checks))]
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for future in pending:
+            future.cancel()  # what never started (a round that overran its deadline)
         for client in clients.values():
             client.close()
+
+
+#: Check threads of the process, shared by every round.
+POOL_SIZE = 64
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="gonogo-check")
+        return _pool
 
 
 def _run_alone(args: tuple[Any, ...]) -> list[CheckResult]:
     return [_run(*args)]
 
 
-def _groups(checks: Sequence[Check], wave: Sequence[int], values: Mapping[str, object]) -> list[list[int]]:
+def _groups(
+    checks: Sequence[Check], wave: Sequence[int], values: Mapping[str, object]
+) -> list[tuple[list[int], list[Check]]]:
     """The wave's checks as tasks: Prometheus checks to the same server in batches of up to
-    `batch.BATCH_SIZE` (one request each), every other check on its own."""
-    singles: list[list[int]] = []
-    batches: dict[object, list[int]] = {}
+    `batch.BATCH_SIZE` (one request each, with the checks filled), every other check on its own
+    (no filled checks: it fills itself)."""
+    tasks: list[tuple[list[int], list[Check]]] = []
+    batches: dict[object, list[tuple[int, Check]]] = {}
     for i in wave:
         check = checks[i]
         if isinstance(check, PrometheusCheck):
             filled, unfilled = _filled(check, values)
             if unfilled is None and isinstance(filled, PrometheusCheck) and batchable(filled):
-                batches.setdefault(key(filled), []).append(i)
+                batches.setdefault(key(filled), []).append((i, filled))
                 continue
-        singles.append([i])
+        tasks.append(([i], []))
     for members in batches.values():
-        size = BATCH_SIZE
-        singles.extend(members[n : n + size] for n in range(0, len(members), size))
-    return singles
+        for n in range(0, len(members), BATCH_SIZE):
+            chunk = members[n : n + BATCH_SIZE]
+            if len(chunk) == 1:
+                tasks.append(([chunk[0][0]], []))
+            else:
+                tasks.append(([i for i, _ in chunk], [c for _, c in chunk]))
+    return tasks
 
 
 def _run_batch(
