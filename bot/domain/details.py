@@ -1,8 +1,9 @@
 """What a deployment records beside its state, as typed records: `Deployment.details`.
 
 Each part of the engine owns a few fields: the request (changelog, warnings, safeties set aside),
-the run (resume cursor, finished stages, live output), monitoring (round, tracker, card lines),
-alerts, Hold, and the sign-off. They are stored as one JSON object (the `details` column); the
+the run (resume cursor, finished stages, live output, what each step did where, the artifacts
+steps published, the gate it waits at), monitoring (round, tracker, card lines), alerts, Hold,
+and the sign-off. They are stored as one JSON object (the `details` column); the
 keys are the field names, defaults are left out, and unknown keys in old rows are ignored, so
 rows written before a field existed still load.
 """
@@ -41,6 +42,40 @@ class Live:
 
     step: str | None = None
     hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step's run on one batch: where it started and where it finished, so a compensation
+    knows exactly what to undo, also after an interrupted run.
+
+    `done` is False while the step runs: a run cut off then (its process died) leaves hosts
+    whose outcome nobody knows (`unknown()`), which a compensation does not undo blindly.
+    """
+
+    stage: str
+    step: str
+    index: int
+    batch: int = 0
+    started: tuple[str, ...] = ()
+    #: Where the command finished (exit 0); a failed `verify` does not change that.
+    finished: tuple[str, ...] = ()
+    done: bool = False
+    verify_error: str | None = None
+
+    def unknown(self) -> tuple[str, ...]:
+        """Hosts the step started on whose outcome was never recorded."""
+        return () if self.done else tuple(h for h in self.started if h not in self.finished)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A stage gate the run waits at: the question, and the Go's given so far."""
+
+    stage: str
+    question: str
+    approvals: tuple[str, ...] = ()
+    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +135,17 @@ class Details:
     done_stages: tuple[str, ...] = ()
     cursor: Cursor | None = None
     live: Live | None = None
+    #: What each step did where, in the order the steps ran.
+    ran: tuple[StepRun, ...] = ()
+    #: What steps published (`::gonogo artifact NAME=VALUE`): name → host → value.
+    artifacts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The gate the run waits at, and the stages whose gate was passed.
+    gate: Gate | None = None
+    gates_passed: tuple[str, ...] = ()
+    #: A rollback after an irreversible step: what a human chose for it ("undo" or "restore").
+    recovery: str | None = None
+    #: A rollback's compensation: what it undoes and what it skips (and why), as the card says.
+    undo_notes: tuple[str, ...] = ()
     # monitoring
     monitor_round: int = 0
     monitor_rounds: int = 0
@@ -133,7 +179,10 @@ _NESTED: dict[str, type] = {
     "signoff": Signoff,
     "rollback": RollbackClaim,
     "reopened": Reopened,
+    "gate": Gate,
 }
+#: Fields holding a list of records.
+_LISTS: dict[str, type] = {"alerts": Alert, "ran": StepRun}
 
 
 def _default(f: Field[Any]) -> Any:
@@ -146,7 +195,7 @@ def _to_json(record: Any) -> dict[str, Any]:
         value = getattr(record, f.name)
         if value == _default(f):
             continue
-        if f.name == "alerts":
+        if f.name in _LISTS:
             out[f.name] = [_to_json(a) for a in value]
         elif f.name in _NESTED:
             out[f.name] = _to_json(value)
@@ -166,8 +215,9 @@ def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name == "alerts" and isinstance(value, list):
-            values[f.name] = tuple(a for a in (_optional(Alert, v) for v in value) if a is not None)
+        if f.name in _LISTS and isinstance(value, list):
+            kind = _LISTS[f.name]
+            values[f.name] = tuple(a for a in (_optional(kind, v) for v in value) if a is not None)
         elif f.name in _NESTED:
             nested = _optional(_NESTED[f.name], value)
             if nested is not None:
@@ -189,4 +239,4 @@ def _optional(cls: type[T], raw: Any) -> T | None:
         return None
 
 
-__all__ = ["Alert", "Cursor", "Details", "Live", "Reopened", "RollbackClaim", "Signoff"]
+__all__ = ["Alert", "Cursor", "Details", "Gate", "Live", "Reopened", "RollbackClaim", "Signoff", "StepRun"]

@@ -1,8 +1,10 @@
 """A run's progress, as the pipeline reports it, into the record and the chat.
 
 Each pipeline event becomes: the resume cursor (which batch and step to resume from), the card's
-progress line, stored per-host results, the step's line in the card's thread, and live output
-tails. Output is streamed into the deployment's record (`details.live`: the last line of each
+progress line, stored per-host results, the record of what each step did where
+(`details.ran`: started on these hosts, finished on those, so a compensation knows what to
+undo, also after the process died mid-step) with the artifacts it published
+(`details.artifacts`), the step's line in the card's thread, and live output tails. Output is streamed into the deployment's record (`details.live`: the last line of each
 host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
 store write and one coalesced card update per interval, not one per line.
 """
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import threading
 import time as monotonic_time
+from collections.abc import Mapping
 from dataclasses import replace
 
-from bot.domain.details import Cursor, Live
+from bot.domain.details import Cursor, Details, Live, StepRun
 from bot.engine.inflight import InFlight
 from bot.engine.port import Ledger, Notifier
 from bot.ops import metrics
@@ -60,13 +63,14 @@ class ProgressReporter:
             self._live.clear()
             self._dirty = False
         hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
+        started = StepRun(event.stage, event.step or "", event.step_index or 0, event.batch or 0, event.hosts)
         self.inflight.update_running(
             self.deployment_id,
             lambda d: replace(
                 d,
                 progress=f"{event.stage} › {event.step} on {hosts}",
                 heartbeat_at=self.ledger.now(),
-                details=d.details.but(live=Live(event.step)),
+                details=d.details.but(live=Live(event.step), ran=_started(d.details.ran, started)),
             ),
         )
         self.notify.refresh_card(self.ledger.get(self.deployment_id))
@@ -75,10 +79,12 @@ class ProgressReporter:
         with self._lock:
             self._live.clear()
             self._dirty = False
-        after: dict[str, object] = {"live": None}
+        cursor = None
         if result.ok and event.step_index is not None:  # a resume starts after this step
-            after["cursor"] = Cursor(event.stage, event.batch or 0, event.step_index + 1)
-        self.inflight.save_details(self.deployment_id, **after)
+            cursor = Cursor(event.stage, event.batch or 0, event.step_index + 1)
+        self.inflight.update_running(
+            self.deployment_id, lambda d: replace(d, details=_done(d.details, event, result, cursor))
+        )
         self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
         mark = "✓" if result.ok else "✗"
         line = f"{mark} {event.stage} › {result.step}: " + "; ".join(h.describe() for h in result.hosts[:10])
@@ -109,6 +115,32 @@ class ProgressReporter:
         )
         if d is not None:
             self.notify.refresh_card(d)
+
+
+def _started(ran: tuple[StepRun, ...], run: StepRun) -> tuple[StepRun, ...]:
+    """`ran` with `run` appended; a run of the same step and batch cut off earlier is replaced
+    (a resume redoes that step, and its new record says what really happened)."""
+    same = (run.stage, run.index, run.batch, run.step)
+    kept = tuple(r for r in ran if r.done or (r.stage, r.index, r.batch, r.step) != same)
+    return (*kept, run)
+
+
+def _done(details: Details, event: ProgressEvent, result: StepResult, cursor: Cursor | None) -> Details:
+    """The details once a step's outcome is back: where it finished, what it published."""
+    ran = list(details.ran)
+    for i in range(len(ran) - 1, -1, -1):
+        r = ran[i]
+        if not r.done and r.stage == event.stage and r.step == result.step and r.batch == (event.batch or 0):
+            ran[i] = replace(r, finished=result.finished_on(), done=True, verify_error=result.verify_error)
+            break
+    artifacts: dict[str, Mapping[str, str]] = dict(details.artifacts)
+    for host in result.hosts:
+        for name, value in host.artifacts:
+            artifacts[name] = {**artifacts.get(name, {}), host.host: value}
+    changes: dict[str, object] = {"live": None, "ran": tuple(ran), "artifacts": artifacts}
+    if cursor is not None:
+        changes["cursor"] = cursor
+    return details.but(**changes)
 
 
 __all__ = ["ProgressReporter"]
