@@ -162,7 +162,7 @@ def test_artifacts_flow_into_later_steps_and_the_card_and_survive_in_the_record(
     e, chat = engine(tmp_path, make_config(tmp_path, SAGA), made)
     d = deploy(e, "v1")
     path = f"{tmp_path}/backup-{d}.sql"
-    assert f"switch-web1-v1" in log(tmp_path)
+    assert "switch-web1-v1" in log(tmp_path)
     saved = e.deployment(d)
     assert dict(saved.details.artifacts) == {"backup_path": {"db1": path}}
     assert f"📦 backup_path: {path}" in chat.last_card(d).lines
@@ -182,7 +182,7 @@ run = "echo no marker here"
 artifacts = ["backup_path"]
 once = true
 """
-    e, chat = engine(tmp_path, make_config(tmp_path, steps), made)
+    e, _chat = engine(tmp_path, make_config(tmp_path, steps), made)
     d = deploy(e, "v1")
     failed = e.deployment(d)
     assert failed.state == State.FAILED
@@ -378,3 +378,81 @@ def test_no_go_at_a_gate_stops_the_deploy_and_offers_a_rollback(tmp_path: Path, 
     press(e, "bob", Action.ROLLBACK_NOW, str(second))
     assert "unmigrate-v2" in log(tmp_path) and "switch-db1-v2" not in log(tmp_path)
     wait_for(lambda: e.deployment(rollback_of(e, second)).state == State.SUCCEEDED, what="the rollback")
+
+
+INTERRUPTIBLE = """
+[[environments.prod.steps.deploy]]
+name = "copy"
+run = "echo copy-{host}-{ref} >> {data}/log"
+undo = "echo uncopy-{host}-{ref} >> {data}/log"
+[[environments.prod.steps.deploy]]
+name = "restart"
+run = "echo restart-{host}-{ref} >> {data}/log && if [ -e {data}/hang ] && [ {host} = web1 ]; then sleep 5; fi"
+undo = "echo unrestart-{host}-{ref} >> {data}/log"
+"""
+
+
+def test_compensation_after_an_interrupted_run_undoes_exactly_what_finished(
+    tmp_path: Path, made: list[Engine]
+) -> None:
+    config = make_config(tmp_path, INTERRUPTIBLE)
+    e, _ = engine(tmp_path, config, made)
+    deploy(e, "v1")
+    (tmp_path / "hang").touch()
+    d = e.request_deploy("alice", "#d", "prod", "v2")
+    e.approve("bob", d.id)
+    wait_for(lambda: "restart-web1-v2" in log(tmp_path), what="web1's restart started")
+    e.shutdown(grace=0.3)  # web1's restart outlives the grace: the process gives up on it
+    e.store.close()
+    made.remove(e)
+    (tmp_path / "hang").unlink()
+    e, chat = engine(tmp_path, config, made)
+    interrupted = e.deployment(d.id)
+    assert interrupted.state == State.INTERRUPTED
+    assert [(r.step, r.started, r.finished, r.done) for r in interrupted.details.ran] == [
+        ("copy", ("db1",), ("db1",), True),
+        ("restart", ("db1",), ("db1",), True),
+        ("copy", ("web1",), ("web1",), True),
+        ("restart", ("web1",), (), False),  # cut off: its outcome is unknown
+    ]
+    assert "Rollback" in press(e, "carol", Action.ROLLBACK_NOW, str(d.id))
+    rb = e.deployment(rollback_of(e, d.id))
+    assert rb.state == State.SUCCEEDED
+    undone = [line for line in log(tmp_path) if line.startswith(("un", "rollback"))]
+    assert undone == [
+        "uncopy-web1-v2",
+        "unrestart-db1-v2",
+        "uncopy-db1-v2",
+        "rollback-db1-v1",
+        "rollback-web1-v1",
+        "rollback-web2-v1",
+    ]  # web1's restart was not undone blindly, and web2 never started
+    assert (
+        "not undone on web1: deploy › restart was cut off there, its outcome is unknown"
+        in rb.details.undo_notes
+    )
+
+
+def test_a_dry_run_prints_artifacts_as_placeholders_and_does_not_wait_at_gates(
+    tmp_path: Path, made: list[Engine]
+) -> None:
+    steps = (
+        SAGA
+        + """
+[[environments.prod.steps.verify]]
+name = "check backup"
+run = "test -s {artifact.backup_path}"
+once = true
+[environments.prod.gates]
+deploy = "Go on?"
+"""
+    )
+    e, chat = engine(tmp_path, make_config(tmp_path, steps), made)
+    d = e.request_deploy("alice", "#d", "prod", "v1", dry_run=True)
+    assert e.wait_idle(60)
+    assert e.deployment(d.id).state == State.SUCCEEDED
+    assert not (tmp_path / "log").exists()  # nothing ran
+    texts = chat.texts()
+    assert "🚦 Dry run: a real deploy waits here for Go: Go on?" in texts
+    assert "test -s '\"'\"'<artifact backup_path>'" in texts  # what the backup step would publish
+    assert "unswitch" not in texts  # undo commands are not part of a deploy

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from bot.config import parse_config
 from bot.domain.deployment import State
-from bot.engine import Engine
+from bot.engine import Engine, Refused
 from bot.store.sqlite import SqliteStore
 from tests.support.engines import make_engine
 from tests.support.pgfixtures import new_schema_name, require_postgres
@@ -102,6 +102,16 @@ MIGRATIONS = {
 }
 
 
+RESTORE = """
+[[environments.prod.steps.restore]]
+name = "restore database"
+run = "psql --dbname=\\"$SHOP_DB_URL\\" -v ON_ERROR_STOP=1 -q -c 'DROP SCHEMA '{{vars_schema}}' CASCADE' && psql --dbname=\\"$SHOP_DB_URL\\" -v ON_ERROR_STOP=1 -q -f {{artifact.backup_path}}"
+once = true
+roles = ["db"]
+secrets = ["SHOP_DB_URL"]
+"""
+
+
 @pytest.fixture
 def schema() -> Iterator[tuple[str, str]]:
     """A fresh schema with the legacy table, and the DSN whose search_path is that schema."""
@@ -118,7 +128,7 @@ def schema() -> Iterator[tuple[str, str]]:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
-def make(tmp_path: Path, fleet: SSHFleet, schema: str) -> Engine:
+def make(tmp_path: Path, fleet: SSHFleet, schema: str, runbook: str = CONFIG) -> Engine:
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     for name, text in MIGRATIONS.items():
@@ -129,7 +139,7 @@ def make(tmp_path: Path, fleet: SSHFleet, schema: str) -> Engine:
         f'{{ name = "{h.name}", address = "{h.address}", port = {h.port}{db if i == 0 else ""} }}'
         for i, h in enumerate(fleet.hosts(3))
     ]
-    text = CONFIG.format(
+    text = runbook.format(
         data=tmp_path,
         user=fleet.user,
         key=fleet.key,
@@ -195,5 +205,46 @@ def test_a_failing_migration_verify_runs_its_undo_and_nothing_after_it(
         )
         assert dsn not in texts + stored
         assert os.environ["SHOP_DB_URL"] == dsn
+    finally:
+        engine.shutdown()
+
+
+def test_an_irreversible_migration_waits_for_a_choice_and_restores_from_the_backup(
+    tmp_path: Path, sshd_hosts: object, schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, dsn = schema
+    monkeypatch.setenv("SHOP_DB_URL", dsn)
+    irreversible = CONFIG.replace(
+        'verify = ["job columns", "legacy tables"]',
+        'verify = ["job columns", "legacy tables"]\nirreversible = true\non_failure = ["undo", "restore", "hold"]',
+    )
+    engine = make(tmp_path, sshd_hosts(2), name, irreversible + RESTORE)  # type: ignore[operator]
+    chat = engine.chat
+    try:
+        engine.start()
+        ids = []
+        for ref in ("v1", "v2"):
+            d = engine.request_deploy("alice", "#d", "prod", ref)
+            engine.approve("bob", d.id)
+            assert engine.wait_idle(120)
+            ids.append(d.id)
+        v2 = engine.deployment(ids[1])
+        assert v2.state == State.FAILED  # nothing was rolled back blindly
+        assert not engine.store.deployments("prod", kind="rollback", limit=5)
+        assert columns(dsn)[3] == "owner_id"
+        alert = next(m for m in chat.of_kind("message") if m.deployment_id == v2.id and m.buttons)  # type: ignore[attr-defined]
+        assert "Irreversible step deploy › migrate (on app1) ran" in alert.text
+        assert [b.value for b in alert.buttons] == [f"{v2.id}:undo", f"{v2.id}:restore", f"{v2.id}:hold"]
+        with pytest.raises(Refused, match="you requested this deployment"):
+            engine.recover("alice", v2.id, "restore")
+        rb = engine.recover("bob", v2.id, "restore")
+        assert engine.wait_idle(120)
+        assert engine.deployment(rb.id).state == State.SUCCEEDED
+        # restored from the pg_dump this deploy took: the column and the data are back
+        assert columns(dsn) == ["id", "name", "priority", "owner", "retries", "timeout_s"]
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT owner FROM jobs").fetchall() == [("ops",)]
+        assert not (tmp_path / "srv" / "undo.log").exists()  # restore stood in for the undo
+        assert "✓ undo › restore › restore database: app1" in chat.texts()  # type: ignore[attr-defined]
     finally:
         engine.shutdown()
