@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from runners import artifacts
+import runners.artifacts as artifacts
 from runners.base import CommandOutcome
 from runners.redact import Redactor
 

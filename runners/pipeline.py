@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from runners import artifacts
+import runners.artifacts as artifacts
 from runners.base import (
     Backend,
     CommandOutcome,

@@ -84,6 +84,14 @@ def choices(found: Sequence[Irreversible]) -> tuple[str, ...]:
     return tuple(common) or ("hold",)
 
 
+def compensates(env: Environment) -> bool:
+    """True when some step of `env` can be undone or stands for a choice (an environment without
+    any `undo` or irreversible step has nothing to compensate, and says nothing about it)."""
+    return any(
+        s.undo or s.irreversible for stage in ("pre_deploy", "deploy", "verify") for s in env.stage(stage)
+    )
+
+
 def plan_undo(
     env: Environment,
     undone: Deployment,
@@ -163,6 +171,7 @@ __all__ = [
     "Irreversible",
     "UndoPlan",
     "choices",
+    "compensates",
     "config_step",
     "irreversible_ran",
     "plan_undo",

@@ -16,7 +16,7 @@ import os
 from bot.config import Config, Environment
 from bot.domain.deployment import Deployment
 from bot.domain.details import Cursor
-from bot.engine.compensation import UNDO_STAGE, plan_undo
+from bot.engine.compensation import UNDO_STAGE, compensates, plan_undo
 from bot.engine.gates import GateStop
 from bot.engine.inflight import InFlight, Run
 from bot.engine.monitoring import Monitoring
@@ -112,7 +112,7 @@ class Stages:
     ) -> StageResult | None:
         """A rollback's first stage: the undo of what the deployment it undoes finished."""
         undone = self.store.get(d.rollback_of) if d.rollback_of else None
-        if undone is None or not undone.details.ran:
+        if undone is None or not undone.details.ran or not compensates(env):
             return None
         target = self.store.get(d.release_id) if d.release_id else None
         variables = step_variables(self.config, env, undone, target)

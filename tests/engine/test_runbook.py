@@ -406,7 +406,7 @@ def test_compensation_after_an_interrupted_run_undoes_exactly_what_finished(
     e.store.close()
     made.remove(e)
     (tmp_path / "hang").unlink()
-    e, chat = engine(tmp_path, config, made)
+    e, _ = engine(tmp_path, config, made)
     interrupted = e.deployment(d.id)
     assert interrupted.state == State.INTERRUPTED
     assert [(r.step, r.started, r.finished, r.done) for r in interrupted.details.ran] == [
