@@ -46,26 +46,83 @@ class Live:
 
 @dataclass(frozen=True)
 class StepRun:
-    """One step's run on one batch: where it started and where it finished, so a compensation
-    knows exactly what to undo, also after an interrupted run.
+    """Where one step of a stage ran: the hosts it finished on, batch by batch, and the hosts it
+    runs on right now, so a compensation knows exactly what to undo, also after an interrupted
+    run. One record per step (not per batch), so a deploy host by host keeps a small record.
 
-    `done` is False while the step runs: a run cut off then (its process died) leaves hosts
+    `running` is set while the step runs: a run cut off then (its process died) leaves hosts
     whose outcome nobody knows (`unknown()`), which a compensation does not undo blindly.
     """
 
     stage: str
     step: str
     index: int
-    batch: int = 0
-    started: tuple[str, ...] = ()
-    #: Where the command finished (exit 0); a failed `verify` does not change that.
+    #: Where the command finished (exit 0), in order, and the batch of each (a failed `verify`
+    #: does not change that). Two flat lists: this record is read back with every write of a run.
     finished: tuple[str, ...] = ()
-    done: bool = False
+    finished_batches: tuple[int, ...] = ()
+    #: The batch and hosts it started on and has not reported back from yet.
+    running: tuple[str, ...] = ()
+    running_batch: int = 0
     verify_error: str | None = None
 
     def unknown(self) -> tuple[str, ...]:
         """Hosts the step started on whose outcome was never recorded."""
-        return () if self.done else tuple(h for h in self.started if h not in self.finished)
+        return self.running
+
+    def hosts(self) -> tuple[str, ...]:
+        """Every host it finished on, in order."""
+        return self.finished
+
+    def batches(self) -> dict[int, tuple[str, ...]]:
+        """The hosts it finished on, by batch."""
+        out: dict[int, tuple[str, ...]] = {}
+        for batch, host in zip(self.finished_batches, self.finished, strict=False):
+            out[batch] = (*out.get(batch, ()), host)
+        return out
+
+    def finishing(self, batch: int, hosts: tuple[str, ...]) -> StepRun:
+        """This record once the step finished on `hosts` in `batch` (nothing runs any more)."""
+        new = [h for h in hosts if h not in self.finished]
+        return replace(
+            self,
+            finished=(*self.finished, *new),
+            finished_batches=(*self.finished_batches, *([batch] * len(new))),
+            running=(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """This record as stored (defaults left out), written by hand: it is rewritten with
+        every bookkeeping write of a run."""
+        out: dict[str, Any] = {"stage": self.stage, "step": self.step, "index": self.index}
+        if self.finished:
+            out["finished"] = list(self.finished)
+            out["finished_batches"] = list(self.finished_batches)
+        if self.running:
+            out["running"] = list(self.running)
+            out["running_batch"] = self.running_batch
+        if self.verify_error is not None:
+            out["verify_error"] = self.verify_error
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Any) -> StepRun | None:
+        """A stored record, or None when it is not one (an old or damaged row)."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            return cls(
+                stage=str(raw["stage"]),
+                step=str(raw["step"]),
+                index=int(raw["index"]),
+                finished=tuple(raw.get("finished", ())),
+                finished_batches=tuple(raw.get("finished_batches", ())),
+                running=tuple(raw.get("running", ())),
+                running_batch=int(raw.get("running_batch", 0)),
+                verify_error=raw.get("verify_error"),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -182,7 +239,7 @@ _NESTED: dict[str, type] = {
     "gate": Gate,
 }
 #: Fields holding a list of records.
-_LISTS: dict[str, type] = {"alerts": Alert, "ran": StepRun}
+_LISTS: dict[str, type] = {"alerts": Alert}
 
 
 def _default(f: Field[Any]) -> Any:
@@ -195,7 +252,9 @@ def _to_json(record: Any) -> dict[str, Any]:
         value = getattr(record, f.name)
         if value == _default(f):
             continue
-        if f.name in _LISTS:
+        if f.name == "ran":
+            out[f.name] = [r.to_json() for r in value]
+        elif f.name in _LISTS:
             out[f.name] = [_to_json(a) for a in value]
         elif f.name in _NESTED:
             out[f.name] = _to_json(value)
@@ -215,7 +274,9 @@ def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name in _LISTS and isinstance(value, list):
+        if f.name == "ran" and isinstance(value, list):
+            values[f.name] = tuple(r for r in map(StepRun.from_json, value) if r is not None)
+        elif f.name in _LISTS and isinstance(value, list):
             kind = _LISTS[f.name]
             values[f.name] = tuple(a for a in (_optional(kind, v) for v in value) if a is not None)
         elif f.name in _NESTED:

@@ -1,8 +1,9 @@
 """Compensation: what a rollback undoes of the deployment it rolls back, as a saga.
 
 A rollback first runs the `undo` of every step the undone deployment finished, newest first
-(per batch; each undo on exactly the hosts where its step finished: one host for a `once`
-step), then the environment's rollback steps. What it runs comes from the undone deployment's
+(batch by batch, the last batch first; each undo on exactly the hosts where its step finished
+in that batch: one host for a `once` step), then the environment's rollback steps. A run goes
+stage by stage, batch by batch, step by step, so that is the reverse of the order they ran in. What it runs comes from the undone deployment's
 record (`details.ran`), so it is exact also after an interrupted run: a host whose outcome was
 never recorded (the process died mid-step) is not undone blindly, and the plan says so. A step
 without `undo` is skipped, and the plan says that too.
@@ -29,6 +30,8 @@ from runners import Host, Planned, Step
 
 #: The pseudo-stage a rollback runs its compensation in, before its rollback steps.
 UNDO_STAGE = "undo"
+#: The order of the stages a deploy runs (its record is undone in reverse).
+_STAGE_ORDER = {"pre_deploy": 0, "deploy": 1, "verify": 2}
 #: What a human may choose after an irreversible step ran.
 CHOICE_LABELS = {
     "undo": "Undo: run its undo",
@@ -54,7 +57,7 @@ class Irreversible:
 
     def describe(self) -> str:
         """`deploy › drop old tables (on db1)`."""
-        hosts = self.run.finished or self.run.unknown()
+        hosts = (*self.run.hosts(), *self.run.unknown())
         return f"{self.run.stage} › {self.step.name} (on {', '.join(hosts)})"
 
 
@@ -69,7 +72,7 @@ def config_step(env: Environment, run: StepRun) -> Step | None:
 def irreversible_ran(env: Environment, d: Deployment) -> list[Irreversible]:
     """The irreversible steps of `d` that finished (or may have) somewhere, newest first."""
     out = []
-    for run in reversed(d.details.ran):
+    for run in sorted(d.details.ran, key=lambda r: (_STAGE_ORDER.get(r.stage, 9), r.index), reverse=True):
         step = config_step(env, run)
         if step is not None and step.irreversible and (run.finished or run.unknown()):
             out.append(Irreversible(run, step))
@@ -92,6 +95,19 @@ def compensates(env: Environment) -> bool:
     )
 
 
+def _units(runs: Sequence[StepRun]) -> list[tuple[StepRun, tuple[str, ...]]]:
+    """Each step's hosts per batch, newest first: the reverse of the order they ran in (a step
+    cut off mid-run is a unit without hosts: nothing to undo, but an irreversible one stops)."""
+    units = [
+        ((_STAGE_ORDER.get(run.stage, 9), batch, run.index), run, hosts)
+        for run in runs
+        for batch, hosts in run.batches().items()
+    ]
+    units += [((_STAGE_ORDER.get(r.stage, 9), r.running_batch, r.index), r, ()) for r in runs if r.running]
+    units.sort(key=lambda u: u[0], reverse=True)
+    return [(run, hosts) for _, run, hosts in units]
+
+
 def plan_undo(
     env: Environment,
     undone: Deployment,
@@ -99,49 +115,48 @@ def plan_undo(
     recovery: str | None = None,
 ) -> UndoPlan:
     """The compensation of `undone` (see the module docstring); `variables` are its own."""
-    hosts = {h.name: h for h in env.hosts}
+    known = {h.name: h for h in env.hosts}
     steps: list[Planned] = []
-    notes: list[str] = []
+    notes: list[str] = [
+        f"not undone on {', '.join(run.unknown())}: {run.stage} › {run.step} was cut off there, its outcome is unknown"
+        for run in undone.details.ran
+        if run.unknown()
+    ]
     restored = False
-    for run in reversed(undone.details.ran):
+    for run, hosts in _units(undone.details.ran):
         step = config_step(env, run)
         where = f"{run.stage} › {run.step}"
         if step is None:
-            notes.append(f"skipped {where}: it is no longer in the config")
-            continue
-        if run.unknown():
-            notes.append(
-                f"not undone on {', '.join(run.unknown())}: {where} was cut off there, its outcome is unknown"
-            )
-        if not run.finished:
-            continue
-        if step.irreversible and recovery not in ("undo", "restore"):
+            _note(notes, f"skipped {where}: it is no longer in the config")
+        elif not hosts and not step.irreversible:
+            continue  # cut off there: said above
+        elif step.irreversible and recovery not in ("undo", "restore"):
             notes.append(
                 f"stopped at {where}: it is irreversible and nobody chose how to undo it; it and earlier steps are not undone"
             )
             break
-        if step.irreversible and recovery == "restore":
+        elif step.irreversible and recovery == "restore":
             if not restored:
                 steps.extend(_restore_steps(env, variables))
                 notes.append(f"restore steps run in place of the undo of {where}")
             restored = True
-            continue
-        if not step.undo:
-            notes.append(f"skipped {where}: it has no undo")
-            continue
-        targets = tuple(hosts[h] for h in run.finished if h in hosts)
-        if missing := [h for h in run.finished if h not in hosts]:
-            notes.append(f"not undone on {', '.join(missing)}: no longer a host of {env.name}")
-        undo = Step(
-            name=where,
-            command=step.undo,
-            timeout=step.timeout,
-            sudo=step.sudo,
-            secrets=step.secrets,
-        )
-        steps.append(Planned(undo, targets, variables))
-        notes.append(f"undo {where} on {', '.join(h.name for h in targets)}")
+        elif not step.undo:
+            _note(notes, f"skipped {where}: it has no undo")
+        elif hosts:
+            targets = tuple(known[h] for h in hosts if h in known)
+            if missing := [h for h in hosts if h not in known]:
+                notes.append(f"not undone on {', '.join(missing)}: no longer a host of {env.name}")
+            undo = Step(
+                name=where, command=step.undo, timeout=step.timeout, sudo=step.sudo, secrets=step.secrets
+            )
+            steps.append(Planned(undo, targets, variables))
+            notes.append(f"undo {where} on {', '.join(h.name for h in targets)}")
     return UndoPlan(tuple(steps), tuple(notes))
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
 
 
 def _restore_steps(env: Environment, variables: Mapping[str, object]) -> list[Planned]:

@@ -2,8 +2,8 @@
 
 Each pipeline event becomes: the resume cursor (which batch and step to resume from), the card's
 progress line, stored per-host results, the record of what each step did where
-(`details.ran`: started on these hosts, finished on those, so a compensation knows what to
-undo, also after the process died mid-step) with the artifacts it published
+(`details.ran`: one record per step, the hosts it finished on batch by batch and those it
+runs on now, so a compensation knows what to undo, also after the process died mid-step) with the artifacts it published
 (`details.artifacts`), the step's line in the card's thread, and live output tails. Output is streamed into the deployment's record (`details.live`: the last line of each
 host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
 store write and one coalesced card update per interval, not one per line.
@@ -32,9 +32,18 @@ class ProgressReporter:
     _LINE = 200
 
     def __init__(
-        self, inflight: InFlight, ledger: Ledger, store: Store, notify: Notifier, deployment_id: int
+        self,
+        inflight: InFlight,
+        ledger: Ledger,
+        store: Store,
+        notify: Notifier,
+        deployment_id: int,
+        *,
+        record_runs: bool = True,
     ) -> None:
         self.inflight = inflight
+        #: Keep `details.ran` (a deploy's; a rollback is never compensated, so it keeps none).
+        self.record_runs = record_runs
         self.ledger = ledger
         self.store = store
         self.notify = notify
@@ -63,14 +72,16 @@ class ProgressReporter:
             self._live.clear()
             self._dirty = False
         hosts = ", ".join(event.hosts) if len(event.hosts) <= 5 else f"{len(event.hosts)} hosts"
-        started = StepRun(event.stage, event.step or "", event.step_index or 0, event.batch or 0, event.hosts)
         self.inflight.update_running(
             self.deployment_id,
             lambda d: replace(
                 d,
                 progress=f"{event.stage} › {event.step} on {hosts}",
                 heartbeat_at=self.ledger.now(),
-                details=d.details.but(live=Live(event.step), ran=_started(d.details.ran, started)),
+                details=d.details.but(
+                    live=Live(event.step),
+                    ran=_started(d.details.ran, event) if self.record_runs else d.details.ran,
+                ),
             ),
         )
         self.notify.refresh_card(self.ledger.get(self.deployment_id))
@@ -83,7 +94,8 @@ class ProgressReporter:
         if result.ok and event.step_index is not None:  # a resume starts after this step
             cursor = Cursor(event.stage, event.batch or 0, event.step_index + 1)
         self.inflight.update_running(
-            self.deployment_id, lambda d: replace(d, details=_done(d.details, event, result, cursor))
+            self.deployment_id,
+            lambda d: replace(d, details=_done(d.details, event, result, cursor, self.record_runs)),
         )
         self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
         mark = "✓" if result.ok else "✗"
@@ -117,27 +129,41 @@ class ProgressReporter:
             self.notify.refresh_card(d)
 
 
-def _started(ran: tuple[StepRun, ...], run: StepRun) -> tuple[StepRun, ...]:
-    """`ran` with `run` appended; a run of the same step and batch cut off earlier is replaced
-    (a resume redoes that step, and its new record says what really happened)."""
-    same = (run.stage, run.index, run.batch, run.step)
-    kept = tuple(r for r in ran if r.done or (r.stage, r.index, r.batch, r.step) != same)
-    return (*kept, run)
+def _find(ran: tuple[StepRun, ...], stage: str, step: str, index: int) -> int:
+    """The position of the record of a step in `ran`, or -1."""
+    for i, r in enumerate(ran):
+        if r.stage == stage and r.index == index and r.step == step:
+            return i
+    return -1
 
 
-def _done(details: Details, event: ProgressEvent, result: StepResult, cursor: Cursor | None) -> Details:
+def _started(ran: tuple[StepRun, ...], event: ProgressEvent) -> tuple[StepRun, ...]:
+    """`ran` with the step of `event` running on its hosts (a rerun after an interruption
+    replaces the hosts whose outcome was unknown)."""
+    stage, step, index = event.stage, event.step or "", event.step_index or 0
+    at = _find(ran, stage, step, index)
+    if at < 0:
+        return (*ran, StepRun(stage, step, index, running=event.hosts, running_batch=event.batch or 0))
+    run = replace(ran[at], running=event.hosts, running_batch=event.batch or 0)
+    return (*ran[:at], run, *ran[at + 1 :])
+
+
+def _done(
+    details: Details, event: ProgressEvent, result: StepResult, cursor: Cursor | None, record: bool
+) -> Details:
     """The details once a step's outcome is back: where it finished, what it published."""
-    ran = list(details.ran)
-    for i in range(len(ran) - 1, -1, -1):
-        r = ran[i]
-        if not r.done and r.stage == event.stage and r.step == result.step and r.batch == (event.batch or 0):
-            ran[i] = replace(r, finished=result.finished_on(), done=True, verify_error=result.verify_error)
-            break
+    ran = details.ran
+    at = _find(ran, event.stage, result.step, event.step_index or 0) if record else -1
+    if at >= 0:
+        run = replace(
+            ran[at].finishing(event.batch or 0, result.finished_on()), verify_error=result.verify_error
+        )
+        ran = (*ran[:at], run, *ran[at + 1 :])
     artifacts: dict[str, Mapping[str, str]] = dict(details.artifacts)
     for host in result.hosts:
         for name, value in host.artifacts:
             artifacts[name] = {**artifacts.get(name, {}), host.host: value}
-    changes: dict[str, object] = {"live": None, "ran": tuple(ran), "artifacts": artifacts}
+    changes: dict[str, object] = {"live": None, "ran": ran, "artifacts": artifacts}
     if cursor is not None:
         changes["cursor"] = cursor
     return details.but(**changes)

@@ -63,7 +63,9 @@ class Stages:
             step_variables(self.config, env, d, current),
             env=secrets,
             redactor=Redactor((*secrets.values(), *own.values())),
-            on_progress=ProgressReporter(self.inflight, self.ledger, self.store, self.notify, d.id),
+            on_progress=ProgressReporter(
+                self.inflight, self.ledger, self.store, self.notify, d.id, record_runs=d.rules.ships_release
+            ),
             stop=run.stop,
             halt=run.halt,
             step_secrets=own,

@@ -183,7 +183,10 @@ def test_a_failing_migration_verify_runs_its_undo_and_nothing_after_it(
         # v2's verify failed right after its migration: the switch never ran for v2
         assert v2.state == State.ROLLED_BACK
         assert v2.error is not None and v2.error.startswith("deploy › migrate: verify failed: job columns")
-        assert [r.step for r in v2.details.ran] == ["backup", "migrate"]
+        assert [(r.step, r.hosts()) for r in v2.details.ran] == [
+            ("backup", ("app1",)),
+            ("migrate", ("app1",)),
+        ]
         # the backup this deploy took is real, published as an artifact, and on the card
         backup = srv / f"backup-{v2.id}.sql"
         assert "CREATE TABLE" in backup.read_text() and "owner" in backup.read_text()
