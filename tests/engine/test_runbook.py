@@ -454,3 +454,25 @@ deploy = "Go on?"
     assert "🚦 Dry run: a real deploy waits here for Go: Go on?" in texts
     assert "test -s '\"'\"'<artifact backup_path>'" in texts  # what the backup step would publish
     assert "unswitch" not in texts  # undo commands are not part of a deploy
+
+
+def test_abort_at_a_gate_stops_the_deploy_and_a_gate_go_counts_once(
+    tmp_path: Path, made: list[Engine]
+) -> None:
+    text = BASE.format(data=tmp_path, env_keys="").replace("required = 1", "required = 2") + GATED.replace(
+        "{data}", str(tmp_path)
+    )
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    e, chat = engine(tmp_path, config, made)
+    d = e.request_deploy("alice", "#d", "prod", "v1")
+    e.approve("bob", d.id)
+    e.approve("carol", d.id)
+    assert e.wait_idle(60)
+    assert e.deployment(d.id).state == State.GATED
+    assert "1 so far" in press(e, "bob", Action.GATE_GO, str(d.id))
+    assert "already said Go" in press(e, "bob", Action.GATE_GO, str(d.id))
+    assert chat.last_card(d.id).approvals_line == "Go at the gate 1/2: bob"
+    stopped = e.abort("carol", "prod")
+    assert stopped.state == State.ABORTED and stopped.error == "aborted by carol at the gate"
+    assert "is aborted; it is not waiting at a gate" in press(e, "dave", Action.GATE_GO, str(d.id))
+    assert log(tmp_path) == ["migrate-v1"]  # nothing after the gate ran
