@@ -11,8 +11,9 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
@@ -95,6 +96,8 @@ def cmd_console(args: argparse.Namespace) -> int:
     chat = ConsoleChat(channel=config.bot.channel)
     engine = build_engine(config, chat)
     engine.start()
+    web_port = getattr(args, "web_port", None)
+    web = _console_web(config, engine, web_port) if web_port is not None else None
     console = Console(engine, chat, user=args.user, channel=config.bot.channel)
     stop_on_signals()
     try:
@@ -103,8 +106,40 @@ def cmd_console(args: argparse.Namespace) -> int:
         chat.say("(stopping: running deployments stop after their current step and can be resumed)")
         return 0
     finally:
+        if web is not None:
+            web()
         engine.shutdown(wait=True, grace=grace)
         engine.store.close()
+
+
+def _console_web(config: Any, engine: Any, port: int) -> Callable[[], None]:
+    """Serve the web view on `port` beside the console (a uvicorn thread); returns its stopper."""
+    import threading
+
+    import uvicorn
+
+    from bot.web import WebAuth, create_web_app
+
+    web = config.integrations.web
+    if not web.enabled:
+        print(
+            "gonogo: --web-port needs [web] token_env or slack_client_id (a way to sign in)", file=sys.stderr
+        )
+        return lambda: None
+    app = create_web_app(engine, WebAuth.from_env(web, os.environ, config.slack.api_url))
+    host = os.environ.get("HOST", "127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None,
+                                           access_log=False, timeout_graceful_shutdown=2))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="gonogo-web", daemon=True)
+    thread.start()
+    print(f"gonogo: web view on http://{host}:{port}/web/", file=sys.stderr, flush=True)
+
+    def stop() -> None:
+        app.close()
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -224,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
         "console", parents=[common], help="the terminal chat (reads a script from stdin when piped)"
     )
     console.add_argument("--user", default="alice", help="who you are at start (switch with /as)")
+    console.add_argument(
+        "--web-port", type=int, default=None, help="also serve the web view on this port (needs [web])"
+    )
     console.set_defaults(func=cmd_console)
 
     serve = sub.add_parser(

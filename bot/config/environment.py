@@ -147,6 +147,8 @@ class _Settings(TypedDict):
     tag_pattern: str | None
     lock_after_rollback: bool
     accept_new_host_keys: bool | None
+    required_contexts: tuple[str, ...]
+    page: bool
 
 
 def _settings(t: Table, name: str) -> _Settings:
@@ -174,6 +176,8 @@ def _settings(t: Table, name: str) -> _Settings:
         "tag_pattern": parse_tag_pattern(t, name),
         "lock_after_rollback": t.get("lock_after_rollback", bool, True),
         "accept_new_host_keys": t.get("accept_new_host_keys", bool, None),
+        "required_contexts": t.strings("required_contexts"),
+        "page": t.get("page", bool, False),
     }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config.integration_tables import IntegrationsConfig
 from bot.domain.windows import Freeze, Window
 from runners.base import Host, Step
 from runners.checks import Check
@@ -159,6 +160,10 @@ class Environment:
     lock_after_rollback: bool = True
     step_timeout: float | None = None
     accept_new_host_keys: bool | None = None  # None: as [ssh] says
+    #: CI contexts that must pass before Go (`"*"`: every reported one); needs `[github]`.
+    required_contexts: tuple[str, ...] = ()
+    #: Page on-call (PagerDuty, webhook) when a deploy or rollback fails or a run is interrupted.
+    page: bool = False
 
     def stage(self, name: str) -> tuple[Step, ...]:
         """The steps of a stage (empty when not configured)."""
@@ -196,6 +201,8 @@ class Config:
     source: Path | None = None
     #: Things that load but deserve attention (say them at start-up and in `config check`).
     warnings: tuple[str, ...] = ()
+    #: `[github]`, `[pagerduty]`, `[webhook]`, `[web]`.
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
 
     @property
     def config_dir(self) -> Path:

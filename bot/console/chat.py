@@ -31,7 +31,9 @@ def render_card(card: Card) -> str:
     """A card as terminal text."""
     lines = [f"┌─ {card.title}", f"│ {card.status_line}"]
     lines.append("│ " + " · ".join(f"{k}: {v}" for k, v in card.fields))
-    lines.extend(f"│ {line}" for line in card.lines)
+    # the card's lines a terminal shows: CI, the artifacts steps published, what a rollback undoes
+    lines.extend(f"│ {line}" for line in card.lines if line.startswith(("CI: ", "📦 ", "↩️ ")))
+    lines.extend(f"│ 🔗 {link.text}: {link.url}" for link in card.links)
     if card.warnings:
         lines.extend(f"│ ⚠ {w}" for w in card.warnings)
     if card.changelog or card.changelog_note:

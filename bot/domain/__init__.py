@@ -2,10 +2,11 @@
 windows, DORA figures, durations. Pure: imports nothing but the standard library and itself."""
 
 from bot.domain.actions import Action
-from bot.domain.card import Button, Card, ChecklistItem
+from bot.domain.card import Button, Card, ChecklistItem, Link
 from bot.domain.deployment import UNSAVED, Approval, Deployment, EventRecord, Lock, transition
 from bot.domain.details import (
     Alert,
+    CiStatus,
     Cursor,
     Details,
     Gate,
@@ -44,6 +45,7 @@ __all__ = [
     "Button",
     "Card",
     "ChecklistItem",
+    "CiStatus",
     "Cursor",
     "Deployment",
     "Details",
@@ -53,6 +55,7 @@ __all__ = [
     "IllegalTransition",
     "Kind",
     "KindRules",
+    "Link",
     "Live",
     "Lock",
     "Refused",

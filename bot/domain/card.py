@@ -37,6 +37,14 @@ class ChecklistItem:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A link a card shows: `text` people read, `url` it leads to (the web view, a CI run)."""
+
+    text: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Card:
     """Everything a deploy card shows."""
 
@@ -55,3 +63,4 @@ class Card:
     footer: str | None = None
     kind: Literal["deploy", "signoff"] = "deploy"
     lines: tuple[str, ...] = ()  # extra lines (monitoring, checks)
+    links: tuple[Link, ...] = ()  # the web view, failing CI contexts

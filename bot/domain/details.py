@@ -178,6 +178,22 @@ class Signoff:
 
 
 @dataclass(frozen=True)
+class CiStatus:
+    """The CI gate of a deploy: the required contexts of its sha as the code host last said.
+
+    `state` is "passed", "pending", "failing" or "unknown" (could not check: `error` says why);
+    `contexts` holds one mapping per context shown (`name`, `state`, `url`).
+    """
+
+    state: str
+    summary: str
+    checked_at: str
+    contexts: tuple[Mapping[str, str], ...] = ()
+    error: str | None = None
+    checks: int = 0
+
+
+@dataclass(frozen=True)
 class Details:
     """Everything a deployment records beside its state."""
 
@@ -215,6 +231,9 @@ class Details:
     hold: str | None = None
     # the sign-off
     signoff: Signoff = field(default_factory=Signoff)
+    # integrations: the CI gate, and the code host's deployment this one is mirrored to
+    ci: CiStatus | None = None
+    codehost_id: str | None = None
 
     def but(self, **changes: Any) -> Details:
         """A copy with `changes`."""
@@ -237,6 +256,7 @@ _NESTED: dict[str, type] = {
     "rollback": RollbackClaim,
     "reopened": Reopened,
     "gate": Gate,
+    "ci": CiStatus,
 }
 #: Fields holding a list of records.
 _LISTS: dict[str, type] = {"alerts": Alert}
@@ -300,4 +320,15 @@ def _optional(cls: type[T], raw: Any) -> T | None:
         return None
 
 
-__all__ = ["Alert", "Cursor", "Details", "Gate", "Live", "Reopened", "RollbackClaim", "Signoff", "StepRun"]
+__all__ = [
+    "Alert",
+    "CiStatus",
+    "Cursor",
+    "Details",
+    "Gate",
+    "Live",
+    "Reopened",
+    "RollbackClaim",
+    "Signoff",
+    "StepRun",
+]

@@ -33,6 +33,7 @@ from bot.engine.approvals import Approvals
 from bot.engine.control import Control
 from bot.engine.failures import Failures
 from bot.engine.gates import Gates
+from bot.engine.integrations import IntegrationParts, Integrations
 from bot.engine.ledger import Ledger
 from bot.engine.locks import Locks
 from bot.engine.monitoring import Monitoring
@@ -68,6 +69,7 @@ class Engine:
         workers: int | None = None,
         leadership: LeadershipFactory | None = None,
         retention_days: float | None = None,
+        integrations: Integrations | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -83,6 +85,7 @@ class Engine:
         )
         #: No replica can share the store: what this process does not run, nobody runs.
         self._single_process = self._leader is None or bool(getattr(self._leader, "single_process", False))
+        self._integrations = integrations
         self._compose(workers or config.bot.workers)
 
     def _compose(self, workers: int) -> None:
@@ -108,6 +111,12 @@ class Engine:
         self.control = Control(ledger, store, notify, timers, self.runs, self.failures, directory)
         self.signoffs = SignOff(ledger, store, notify, timers, self.rollbacks, directory)
         self.queries = Queries(ledger, store, list(self.config.environments))
+        # CI gate, deployments mirrored to the code host, paging, links to the web view:
+        self.integrations = extras = IntegrationParts(
+            self.config, ledger, store, notify, timers, self._integrations
+        )
+        self.approvals.guards.append(extras.before_go)
+        notify.decorate_with(extras.decorate)
         # What follows a state, declared once:
         ledger.on_transition(lambda before, after: self.runs.submit(after), to=State.APPROVED)
         ledger.on_transition(self._rollback_ended)
@@ -158,6 +167,8 @@ class Engine:
             self._leader.stop()
         self.scheduler.stop_leading()
         self.runs.close()
+        if self._integrations is not None:
+            self._integrations.close()
 
     # -- hooks ------------------------------------------------------------------------------
     def _went_live(self, d: Deployment) -> None:
@@ -225,9 +236,10 @@ class Engine:
         at: str | None = None,
     ) -> Deployment:
         """Create a pending deployment and post its card; Refused with the reason otherwise."""
-        return self.requests.request_deploy(
+        d = self.requests.request_deploy(
             user, channel, env_name, ref, reason=reason, dry_run=dry_run, force=force, at=at
         )
+        return self.integrations.after_request(d)
 
     def request_rollback(
         self,

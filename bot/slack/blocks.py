@@ -252,7 +252,15 @@ def card_blocks(card: Card) -> list[dict[str, Any]]:
         blocks.append(_buttons(card.buttons, _block_id("actions", did)))
     if card.footer:
         blocks.append(_context(mrkdwn(card.footer, people=True)))
+    if card.links:
+        blocks.append(_context(" · ".join(link_text(link.url, link.text) for link in card.links[:10])))
     return cap_blocks([b.to_dict() for b in blocks])
+
+
+def link_text(url: str, text: str) -> str:
+    """A mrkdwn link (`<url|text>`); the URL keeps none of the characters that would end it."""
+    safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20")
+    return f"<{escape(safe)}|{mrkdwn(text)}>"
 
 
 def card_text(card: Card) -> str:
