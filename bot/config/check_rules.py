@@ -8,10 +8,11 @@ filled: every host has the `{host.vars.NAME}` it names, some check captures each
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from bot.config.reader import Table
 from bot.config.rules import VAR_NAME
-from bot.config.schema import CHECK_PHASES, CheckRule
+from bot.config.schema import CHECK_PHASES, CheckRule, Environment
 from bot.domain.versions import is_version
 from runners.base import Host, Step
 from runners.checks import Check, CommandCheck, HttpCheck, Limit, used
@@ -58,6 +59,24 @@ def parse_check_rules(
         if rule != CheckRule():
             rules[check.name] = rule
     return rules
+
+
+def with_after_checks(env: Environment) -> Environment:
+    """`env` whose steps run the checks `after` them right after them, as their own `verify`."""
+    after: dict[str, list[str]] = {}
+    for name, rule in env.check_rules.items():
+        if rule.after:
+            after.setdefault(rule.after, []).append(name)
+    if not after:
+        return env
+    steps = {
+        stage: tuple(
+            replace(s, verify=(*s.verify, *(n for n in after.get(s.name, ()) if n not in s.verify)))
+            for s in stage_steps
+        )
+        for stage, stage_steps in env.steps.items()
+    }
+    return replace(env, steps=steps)
 
 
 def _rule(r: Table, check: Check, hosts: Sequence[Host], steps: Mapping[str, Sequence[Step]]) -> CheckRule:

@@ -18,8 +18,11 @@ from runners.base import Host, Step
 from runners.checks import Check, Limit
 from runners.strategy import Strategy
 
-#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`.
-STAGES = ("pre_deploy", "deploy", "verify", "rollback")
+#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`. `restore` steps run only
+#: when someone chooses "restore" after an irreversible step ran.
+STAGES = ("pre_deploy", "deploy", "verify", "rollback", "restore")
+#: The stages a gate (`[gates]`) may stop before.
+GATED_STAGES = ("pre_deploy", "deploy", "verify")
 #: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a
 #: timeout could hang a deploy forever (a dead host, a prompt waiting for input).
 DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0
@@ -159,6 +162,11 @@ class Environment:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     checklist: tuple[str, ...] = ()
     signoff_checklist: tuple[str, ...] = ()
+    #: The checklists' named phases in order, as (name, number of items); empty: one unnamed list.
+    checklist_phases: tuple[tuple[str, int], ...] = ()
+    signoff_phases: tuple[tuple[str, int], ...] = ()
+    #: A human Go asked for before a stage starts: stage → the question on the card.
+    gates: Mapping[str, str] = field(default_factory=dict)
     steps: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)
     vars: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
@@ -198,6 +206,11 @@ class Environment:
     def stage(self, name: str) -> tuple[Step, ...]:
         """The steps of a stage (empty when not configured)."""
         return self.steps.get(name, ())
+
+    def step_secrets(self) -> tuple[str, ...]:
+        """Every secret some step names in its own `secrets` (each goes to that step only)."""
+        names = (n for steps in self.steps.values() for step in steps for n in step.secrets)
+        return tuple(dict.fromkeys(names))
 
     def smoke(self) -> tuple[Check, ...]:
         """Checks run once in the verify stage (`smoke_checks` names; all checks when empty)."""

@@ -4,7 +4,18 @@ windows, DORA figures, durations. Pure: imports nothing but the standard library
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem, Link
 from bot.domain.deployment import UNSAVED, Approval, Deployment, EventRecord, Lock, transition
-from bot.domain.details import Alert, CiStatus, Cursor, Details, Live, Reopened, RollbackClaim, Signoff
+from bot.domain.details import (
+    Alert,
+    CiStatus,
+    Cursor,
+    Details,
+    Gate,
+    Live,
+    Reopened,
+    RollbackClaim,
+    Signoff,
+    StepRun,
+)
 from bot.domain.durations import format_duration
 from bot.domain.errors import Refused
 from bot.domain.kinds import DEPLOY, ROLLBACK, Kind, KindRules
@@ -40,6 +51,7 @@ __all__ = [
     "Details",
     "Event",
     "EventRecord",
+    "Gate",
     "IllegalTransition",
     "Kind",
     "KindRules",
@@ -51,6 +63,7 @@ __all__ = [
     "RollbackClaim",
     "Signoff",
     "State",
+    "StepRun",
     "format_duration",
     "transition",
 ]

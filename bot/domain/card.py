@@ -27,11 +27,13 @@ class Button:
 
 @dataclass(frozen=True)
 class ChecklistItem:
-    """One checklist line (1-based `number` as people refer to it)."""
+    """One checklist line (1-based `number` as people refer to it), in its named `phase` if the
+    checklist has phases (items of a phase are consecutive)."""
 
     number: int
     text: str
     ticked: bool
+    phase: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """What a deployment records beside its state, as typed records: `Deployment.details`.
 
 Each part of the engine owns a few fields: the request (changelog, warnings, safeties set aside),
-the run (resume cursor, finished stages, live output), monitoring (round, tracker, card lines),
-alerts, Hold, and the sign-off. They are stored as one JSON object (the `details` column); the
+the run (resume cursor, finished stages, live output, what each step did where, the artifacts
+steps published, the gate it waits at), monitoring (round, tracker, card lines), alerts, Hold,
+and the sign-off. They are stored as one JSON object (the `details` column); the
 keys are the field names, defaults are left out, and unknown keys in old rows are ignored, so
 rows written before a field existed still load.
 """
@@ -41,6 +42,97 @@ class Live:
 
     step: str | None = None
     hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """Where one step of a stage ran: the hosts it finished on, batch by batch, and the hosts it
+    runs on right now, so a compensation knows exactly what to undo, also after an interrupted
+    run. One record per step (not per batch), so a deploy host by host keeps a small record.
+
+    `running` is set while the step runs: a run cut off then (its process died) leaves hosts
+    whose outcome nobody knows (`unknown()`), which a compensation does not undo blindly.
+    """
+
+    stage: str
+    step: str
+    index: int
+    #: Where the command finished (exit 0), in order, and the batch of each (a failed `verify`
+    #: does not change that). Two flat lists: this record is read back with every write of a run.
+    finished: tuple[str, ...] = ()
+    finished_batches: tuple[int, ...] = ()
+    #: The batch and hosts it started on and has not reported back from yet.
+    running: tuple[str, ...] = ()
+    running_batch: int = 0
+    verify_error: str | None = None
+
+    def unknown(self) -> tuple[str, ...]:
+        """Hosts the step started on whose outcome was never recorded."""
+        return self.running
+
+    def hosts(self) -> tuple[str, ...]:
+        """Every host it finished on, in order."""
+        return self.finished
+
+    def batches(self) -> dict[int, tuple[str, ...]]:
+        """The hosts it finished on, by batch."""
+        out: dict[int, tuple[str, ...]] = {}
+        for batch, host in zip(self.finished_batches, self.finished, strict=False):
+            out[batch] = (*out.get(batch, ()), host)
+        return out
+
+    def finishing(self, batch: int, hosts: tuple[str, ...]) -> StepRun:
+        """This record once the step finished on `hosts` in `batch` (nothing runs any more)."""
+        new = [h for h in hosts if h not in self.finished]
+        return replace(
+            self,
+            finished=(*self.finished, *new),
+            finished_batches=(*self.finished_batches, *([batch] * len(new))),
+            running=(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """This record as stored (defaults left out), written by hand: it is rewritten with
+        every bookkeeping write of a run."""
+        out: dict[str, Any] = {"stage": self.stage, "step": self.step, "index": self.index}
+        if self.finished:
+            out["finished"] = list(self.finished)
+            out["finished_batches"] = list(self.finished_batches)
+        if self.running:
+            out["running"] = list(self.running)
+            out["running_batch"] = self.running_batch
+        if self.verify_error is not None:
+            out["verify_error"] = self.verify_error
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Any) -> StepRun | None:
+        """A stored record, or None when it is not one (an old or damaged row)."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            return cls(
+                stage=str(raw["stage"]),
+                step=str(raw["step"]),
+                index=int(raw["index"]),
+                finished=tuple(raw.get("finished", ())),
+                finished_batches=tuple(raw.get("finished_batches", ())),
+                running=tuple(raw.get("running", ())),
+                running_batch=int(raw.get("running_batch", 0)),
+                verify_error=raw.get("verify_error"),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A stage gate the run waits at: the question, and the Go's given so far."""
+
+    stage: str
+    question: str
+    approvals: tuple[str, ...] = ()
+    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +208,17 @@ class Details:
     done_stages: tuple[str, ...] = ()
     cursor: Cursor | None = None
     live: Live | None = None
+    #: What each step did where, in the order the steps ran.
+    ran: tuple[StepRun, ...] = ()
+    #: What steps published (`::gonogo artifact NAME=VALUE`): name → host → value.
+    artifacts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The gate the run waits at, and the stages whose gate was passed.
+    gate: Gate | None = None
+    gates_passed: tuple[str, ...] = ()
+    #: A rollback after an irreversible step: what a human chose for it ("undo" or "restore").
+    recovery: str | None = None
+    #: A rollback's compensation: what it undoes and what it skips (and why), as the card says.
+    undo_notes: tuple[str, ...] = ()
     # monitoring
     monitor_round: int = 0
     monitor_rounds: int = 0
@@ -159,8 +262,11 @@ _NESTED: dict[str, type] = {
     "signoff": Signoff,
     "rollback": RollbackClaim,
     "reopened": Reopened,
+    "gate": Gate,
     "ci": CiStatus,
 }
+#: Fields holding a list of records.
+_LISTS: dict[str, type] = {"alerts": Alert}
 
 
 def _default(f: Field[Any]) -> Any:
@@ -173,7 +279,9 @@ def _to_json(record: Any) -> dict[str, Any]:
         value = getattr(record, f.name)
         if value == _default(f):
             continue
-        if f.name == "alerts":
+        if f.name == "ran":
+            out[f.name] = [r.to_json() for r in value]
+        elif f.name in _LISTS:
             out[f.name] = [_to_json(a) for a in value]
         elif f.name in _NESTED:
             out[f.name] = _to_json(value)
@@ -193,8 +301,11 @@ def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name == "alerts" and isinstance(value, list):
-            values[f.name] = tuple(a for a in (_optional(Alert, v) for v in value) if a is not None)
+        if f.name == "ran" and isinstance(value, list):
+            values[f.name] = tuple(r for r in map(StepRun.from_json, value) if r is not None)
+        elif f.name in _LISTS and isinstance(value, list):
+            kind = _LISTS[f.name]
+            values[f.name] = tuple(a for a in (_optional(kind, v) for v in value) if a is not None)
         elif f.name in _NESTED:
             nested = _optional(_NESTED[f.name], value)
             if nested is not None:
@@ -216,4 +327,15 @@ def _optional(cls: type[T], raw: Any) -> T | None:
         return None
 
 
-__all__ = ["Alert", "CiStatus", "Cursor", "Details", "Live", "Reopened", "RollbackClaim", "Signoff"]
+__all__ = [
+    "Alert",
+    "CiStatus",
+    "Cursor",
+    "Details",
+    "Gate",
+    "Live",
+    "Reopened",
+    "RollbackClaim",
+    "Signoff",
+    "StepRun",
+]

@@ -262,3 +262,37 @@ json_equals = "approved"
     finally:
         pipeline.close()
     assert out.read_text() == "1"
+
+
+def test_a_check_after_a_step_runs_right_after_it_and_what_it_captures_reaches_the_next_steps(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    out = tmp_path / "job.txt"
+    with DemoApp(tmp_path / "app") as app, HealthApp() as one:
+        steps = f"""
+[[environments.web.steps.deploy]]
+name = "use the job"
+run = "printf %s {{capture.job_id}} > {out}"
+[[environments.web.checks]]
+name = "create-job"
+type = "http"
+url = "{app.url}/jobs"
+json = {{ kind = "smoke" }}
+expect_status = 201
+capture = {{ job_id = "id" }}
+after = "ship"
+"""
+        config = fleet_config(tmp_path, [one], duration="0", extra=steps)
+        chat = RecordingChat()
+        e = start(config, tmp_path, engines, chat)
+        d = ship(e, "v1")
+        assert e.deployment(d).state == State.SUCCEEDED, e.deployment(d).error
+        assert out.read_text() == "1"  # the step after `ship` got the id the check captured
+        assert "Verify deploy › ship: create-job ✓ 201" in "\n".join(m.text for m in chat.of_kind("thread"))
+
+        app.fault("FAIL_RATE", "1")  # the check after `ship` now fails: the deploy stops there
+        out.unlink()
+        failed = ship(e, "v2")
+    assert e.deployment(failed).state in (State.FAILED, State.ROLLED_BACK)
+    assert "verify failed: create-job ✗ expected status 201, got 500" in (e.deployment(failed).error or "")
+    assert not out.exists()  # nothing after the failed step ran

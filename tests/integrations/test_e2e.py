@@ -111,7 +111,7 @@ def test_integrations_through_the_terminal_chat(tmp_path: Path, vendors: Vendors
         vendors.wait_for(lambda: vendors.events, what="a page")
         (tmp_path / "broken").unlink()
         _pages_and_resolves(vendors, 3)
-        assert vendors.states_of(3)[-1] == "inactive"  # rolled back
+        vendors.wait_for(lambda: vendors.states_of(3)[-1:] == ["inactive"], what="#3 inactive: rolled back")
         say("quit")
         assert proc.wait(60) == 0
     finally:
@@ -159,6 +159,8 @@ def test_integrations_through_signed_slack_requests(
         bot.ephemeral(BOB, "CI is failing: ci/test")
         assert bot.store_state(1) == State.PENDING
         bot.press(slack_api.message(card.ts), "nogo", BOB)
+        # the click is acked first and handled in the background: wait for it before the next request
+        slack_api.wait_for(lambda: bot.store_state(1) == State.DECLINED, what="#1 declined")
 
         bot.command("demo v2")
         card2 = bot.wait_card(bot.card("Deploy #2: v2 to demo").ts, "passed (ci/build, ci/test)")
