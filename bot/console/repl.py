@@ -165,7 +165,9 @@ class Console:
         announced: set[int] = set()
         while True:
             self.engine.wait_idle(timeout=600)
-            busy = [s.active for s in self.engine.status() if s.active is not None and s.active.state in states]
+            busy = [
+                s.active for s in self.engine.status() if s.active is not None and s.active.state in states
+            ]
             if not busy:
                 return
             limit = max(self._window(d.env) for d in busy) + WAIT_SLACK

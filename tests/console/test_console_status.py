@@ -158,7 +158,9 @@ def test_status_stays_within_slack_limits() -> None:
 
 def test_wait_waits_out_the_monitoring_window(tmp_path: Path, app: HealthApp) -> None:
     # a script can sequence deploy → monitoring → sign-off without sleeping
-    text = CONFIG.format(data=tmp_path / "data", url=app.health_url).replace('duration = "60s"', 'duration = "1s"')
+    text = CONFIG.format(data=tmp_path / "data", url=app.health_url).replace(
+        'duration = "60s"', 'duration = "1s"'
+    )
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     chat = ConsoleChat(out=io.StringIO(), channel="#deploys")
     engine = make_engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
