@@ -19,11 +19,14 @@ quietly() { # run "$@" with its output in $log; on failure show all of it and st
     fi
 }
 
+up_to_date() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
 stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "Installing gonogo${extras:+ with [$extras]} into .venv (once; the log is $log)..." >&2
-    pip=(.venv/bin/python -m pip --disable-pip-version-check --no-input)
-    quietly "${pip[@]}" install --upgrade pip
-    quietly "${pip[@]}" install -e ".${extras:+[$extras]}"
-    touch "$stamp"
+# an install with the test extras (test.sh's) holds the plain one (run.sh's) too
+if up_to_date "$stamp" || { [ -z "$extras" ] && up_to_date .venv/.installed-test; }; then
+    exit 0
 fi
+echo "Installing gonogo${extras:+ with [$extras]} into .venv (once; the log is $log)..." >&2
+pip=(.venv/bin/python -m pip --disable-pip-version-check --no-input)
+quietly "${pip[@]}" install --upgrade pip
+quietly "${pip[@]}" install -e ".${extras:+[$extras]}"
+touch "$stamp"

@@ -105,6 +105,10 @@ def cmd_console(args: argparse.Namespace) -> int:
     finally:
         engine.shutdown(wait=True, grace=grace)
         engine.store.close()
+        if not getattr(args, "keep_running", False):
+            from bot.app.teardown import stop_local_apps
+
+            stop_local_apps(config, chat.say)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -187,6 +191,9 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+KEEP_RUNNING = "console: on quit, leave what local environments started running (the demo app)"
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs test)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -218,12 +225,14 @@ def parser() -> argparse.ArgumentParser:
         "--user", default=os.environ.get("USER_NAME", "alice"), help="console: who you are at start"
     )
     run.add_argument("--port", type=int, default=None, help="serve: HTTP port (default $PORT or 3000)")
+    run.add_argument("--keep-running", action="store_true", help=KEEP_RUNNING)
     run.set_defaults(func=cmd_run)
 
     console = sub.add_parser(
         "console", parents=[common], help="the terminal chat (reads a script from stdin when piped)"
     )
     console.add_argument("--user", default="alice", help="who you are at start (switch with /as)")
+    console.add_argument("--keep-running", action="store_true", help=KEEP_RUNNING)
     console.set_defaults(func=cmd_console)
 
     serve = sub.add_parser(

@@ -40,6 +40,11 @@ def parse_environment(name: str, t: Table) -> Environment | None:
     variables = _parse_vars(t)
     step_timeout = parse_step_timeout(t, backend)
     steps = parse_stages(t.table("steps"), (*STANDARD_VARS, *variables), step_timeout)
+    if steps.get("stop") and backend != "local":
+        t.problems.add(
+            f"{t.key('steps')}.stop",
+            'only for backend = "local" (the terminal chat runs these on this machine when it quits)',
+        )
     monitor = _parse_monitor(t.table("monitor"))
     timezone = parse_timezone(t)
     windows, deploy_windows = parse_windows(t)

@@ -16,8 +16,9 @@ from runners.base import Host, Step
 from runners.checks import Check
 from runners.strategy import Strategy
 
-#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`.
-STAGES = ("pre_deploy", "deploy", "verify", "rollback")
+#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`. `stop` is no part of a
+#: deploy: the terminal chat runs it when it quits (local environments only; the demo app).
+STAGES = ("pre_deploy", "deploy", "verify", "rollback", "stop")
 #: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a
 #: timeout could hang a deploy forever (a dead host, a prompt waiting for input).
 DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0

@@ -61,6 +61,7 @@ def test_the_health_check_expects_the_deployed_ref(demo_with_ref_check: Path) ->
         demo_with_ref_check,
         DEPLOY_V1 + "/deploy demo v2\n/as carol\ntick all\npress go\nwait\n"
         "/rollback demo\n/as alice\npress go\nwait\n",
+        keep_running=True,
     )
     assert "✓ verify › health: localhost" in out and "✓ rollback › health: localhost" in out, out
     assert health(demo_with_ref_check)["version"] == "v1"

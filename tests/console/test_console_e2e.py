@@ -17,9 +17,11 @@ from bot.domain.deployment import State
 from bot.store.sqlite import SqliteStore
 
 
-def console(config: Path, script: str, *, timeout: float = 120) -> str:
+def console(config: Path, script: str, *, timeout: float = 120, keep_running: bool = False) -> str:
+    """What `gonogo console` printed for `script`; with `keep_running` the demo app stays up."""
+    keep = ["--keep-running"] if keep_running else []
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.app.cli", "console", "--config", str(config)],
+        [sys.executable, "-m", "bot.app.cli", "console", "--config", str(config), *keep],
         input=script,
         capture_output=True,
         text=True,
@@ -59,6 +61,7 @@ press go
 wait
 /deploy history demo
 """,
+        keep_running=True,
     )
     # the card: the commit and its changelog (the demo's git history), checklist, Go/No-go
     assert "Deploy #1: v1 to demo" in out
@@ -99,7 +102,7 @@ wait
 def test_restart_keeps_the_pending_deployment(demo_config_path: Path) -> None:
     first = console(demo_config_path, "/deploy demo v3\n/as bob\ntick all\n")
     assert "Deploy #1: v3 to demo" in first
-    second = console(demo_config_path, "/as bob\npress go\nwait\n/status demo\n")
+    second = console(demo_config_path, "/as bob\npress go\nwait\n/status demo\n", keep_running=True)
     # the pending card is shown again at start-up, and Go continues the deployment
     assert "Deploy #1: v3 to demo" in second.split("bob> press go")[0]
     assert "✓ verify › health" in second
