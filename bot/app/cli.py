@@ -105,6 +105,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     finally:
         engine.shutdown(wait=True, grace=grace)
         engine.store.close()
+        chat.close()
         if not getattr(args, "keep_running", False):
             from bot.app.teardown import stop_local_apps
 

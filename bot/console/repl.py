@@ -92,9 +92,9 @@ class Console:
             self.chat.say(f"gonogo console: you are {self.user}. {PROMPT_HELP}")
         while True:
             if interactive:
-                self.chat.out.write(f"{self.user}> ")
-                self.chat.out.flush()
+                self.chat.prompt(f"{self.user}> ")
             line = stream.readline()
+            self.chat.answered()
             if not line:
                 break
             line = line.strip()
@@ -106,6 +106,7 @@ class Console:
                 break
             self.execute(line)
         self.engine.wait_idle(timeout=600)
+        self.chat.close()
         return 0
 
     def execute(self, line: str) -> None:

@@ -4,7 +4,7 @@ windows, DORA figures, durations. Pure: imports nothing but the standard library
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import UNSAVED, Approval, Deployment, EventRecord, Lock, transition
-from bot.domain.details import Alert, Cursor, Details, Live, Reopened, RollbackClaim, Signoff
+from bot.domain.details import Alert, Cursor, Details, Live, Reopened, RollbackClaim, Signoff, StageTally
 from bot.domain.durations import format_duration
 from bot.domain.errors import Refused
 from bot.domain.kinds import DEPLOY, ROLLBACK, Kind, KindRules
@@ -48,6 +48,7 @@ __all__ = [
     "Reopened",
     "RollbackClaim",
     "Signoff",
+    "StageTally",
     "State",
     "format_duration",
     "transition",

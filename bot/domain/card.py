@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.domain.actions import Action
+from bot.domain.details import StageTally
 from bot.domain.states import State
 
 ButtonStyle = Literal["primary", "danger"] | None
@@ -52,4 +53,7 @@ class Card:
     buttons: tuple[Button, ...] = ()
     footer: str | None = None
     kind: Literal["deploy", "signoff"] = "deploy"
-    lines: tuple[str, ...] = ()  # extra lines (monitoring, checks)
+    lines: tuple[str, ...] = ()  # extra lines (stage progress, monitoring, checks)
+    #: The run's stages so far, hosts done / failed / running (also in `lines`, as text): a
+    #: terminal can show the running one in place, counting its elapsed time on.
+    stages: tuple[StageTally, ...] = ()

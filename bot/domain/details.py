@@ -44,6 +44,63 @@ class Live:
 
 
 @dataclass(frozen=True)
+class StageTally:
+    """How one stage of a run is going over its hosts (the card's and the console's progress line).
+
+    A host is *done* once every step of its batch finished on it, *failed* once a step failed
+    on it, *running* while a command runs on it; *stopped* hosts were in the batch the stage
+    stopped in, *not started* ones in later batches. `elapsed` is seconds since the stage
+    started, as of the last update (`started_at`, an ISO instant, lets a live display count on).
+    """
+
+    stage: str
+    hosts: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    stopped: int = 0
+    not_started: int = 0
+    batch: int = 0  # 1-based; 0 before the first batch starts
+    batches: int = 1
+    step: str | None = None
+    step_done: int = 0
+    step_hosts: int = 0
+    started_at: str | None = None
+    elapsed: float = 0.0
+    finished: bool = False
+
+    def line(self, elapsed: float | None = None, *, brief: bool = False) -> str:
+        """`🚀 deploy: 12/50 hosts done · 1 failed · 10 running · batch 2/4 · restart 5/10 · 0:42`;
+        `brief` leaves out what changes from one host to the next (running, batch and step)."""
+        seconds = self.elapsed if elapsed is None else elapsed
+        if self.finished:
+            mark = "✗" if self.failed or self.stopped or self.not_started else "✓"
+            parts = [f"{mark} {self.stage}: {self.done}/{self.hosts} hosts done"]
+            parts += [f"{n} {what}" for n, what in self._endings() if n]
+        else:
+            parts = [f"🚀 {self.stage}: {self.done}/{self.hosts} hosts done", f"{self.failed} failed"]
+            if not brief:
+                parts.append(f"{self.running} running")
+            if self.batches > 1 and not brief:
+                parts.append(f"batch {max(1, self.batch)}/{self.batches}")
+            if self.step and self.step_hosts > 1 and not brief:
+                parts.append(f"{self.step} {self.step_done}/{self.step_hosts}")
+        parts.append(clock_time(seconds))
+        return " · ".join(parts)
+
+    def _endings(self) -> tuple[tuple[int, str], ...]:
+        return ((self.failed, "failed"), (self.stopped, "stopped"), (self.not_started, "not started"))
+
+
+def clock_time(seconds: float) -> str:
+    """Elapsed time as a stopwatch shows it: `0:42`, `12:05`, `1:02:03`."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass(frozen=True)
 class RollbackClaim:
     """A sign-off ROLL BACK on its way: who asked, when, for which target, and its rollback."""
 
@@ -100,6 +157,8 @@ class Details:
     done_stages: tuple[str, ...] = ()
     cursor: Cursor | None = None
     live: Live | None = None
+    #: Each stage of the latest run so far, in order: hosts done / failed / running.
+    stages: tuple[StageTally, ...] = ()
     # monitoring
     monitor_round: int = 0
     monitor_rounds: int = 0
@@ -127,6 +186,8 @@ class Details:
         return _from_json(cls, raw or {})
 
 
+#: Fields that are tuples of records.
+_RECORD_LISTS: dict[str, type] = {"alerts": Alert, "stages": StageTally}
 _NESTED: dict[str, type] = {
     "cursor": Cursor,
     "live": Live,
@@ -146,7 +207,7 @@ def _to_json(record: Any) -> dict[str, Any]:
         value = getattr(record, f.name)
         if value == _default(f):
             continue
-        if f.name == "alerts":
+        if f.name in _RECORD_LISTS:
             out[f.name] = [_to_json(a) for a in value]
         elif f.name in _NESTED:
             out[f.name] = _to_json(value)
@@ -166,8 +227,9 @@ def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name == "alerts" and isinstance(value, list):
-            values[f.name] = tuple(a for a in (_optional(Alert, v) for v in value) if a is not None)
+        if f.name in _RECORD_LISTS and isinstance(value, list):
+            kind = _RECORD_LISTS[f.name]
+            values[f.name] = tuple(a for a in (_optional(kind, v) for v in value) if a is not None)
         elif f.name in _NESTED:
             nested = _optional(_NESTED[f.name], value)
             if nested is not None:
@@ -189,4 +251,14 @@ def _optional(cls: type[T], raw: Any) -> T | None:
         return None
 
 
-__all__ = ["Alert", "Cursor", "Details", "Live", "Reopened", "RollbackClaim", "Signoff"]
+__all__ = [
+    "Alert",
+    "Cursor",
+    "Details",
+    "Live",
+    "Reopened",
+    "RollbackClaim",
+    "Signoff",
+    "StageTally",
+    "clock_time",
+]

@@ -4,7 +4,9 @@ Each pipeline event becomes: the resume cursor (which batch and step to resume f
 progress line, stored per-host results, the step's line in the card's thread, and live output
 tails. Output is streamed into the deployment's record (`details.live`: the last line of each
 host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
-store write and one coalesced card update per interval, not one per line.
+store write and one coalesced card update per interval, not one per line. The per-stage host
+counts (`details.stages`: done / failed / running, `tally.StageCounter`) are saved the same way,
+and at once when a stage starts, a batch ends or a stage ends.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import replace
 from bot.domain.details import Cursor, Live
 from bot.engine.inflight import InFlight
 from bot.engine.port import Ledger, Notifier
+from bot.engine.tally import StageCounter
 from bot.ops import metrics
 from bot.store.base import Store
 from runners.base import HostResult, StepResult
@@ -40,14 +43,26 @@ class ProgressReporter:
         self._live: dict[str, str] = {}
         self._dirty = False
         self._flushed = 0.0
+        self.tally = StageCounter(lambda: self.ledger.now().isoformat())
 
     def __call__(self, event: ProgressEvent) -> None:
+        if self.tally.observe(event):  # a stage began, a batch or a stage ended: show it now
+            self._save_stages()
+        elif event.kind in ("host_started", "host_done"):
+            with self._lock:
+                self._dirty = True
         if event.kind == "output" and event.text and event.hosts:
             self._output(event.hosts[0], event.text)
         elif event.kind == "batch_started":
-            self.inflight.save_details(self.deployment_id, cursor=Cursor(event.stage, event.batch or 0, 0))
+            self.inflight.save_details(
+                self.deployment_id,
+                cursor=Cursor(event.stage, event.batch or 0, 0),
+                stages=self.tally.tallies(),
+            )
         elif event.kind == "step_started":
             self._step_started(event)
+        elif event.kind == "host_started":
+            self._flush(force=False)
         elif event.kind == "host_done" and isinstance(event.result, HostResult):
             self._flush(force=False)
             env = self.ledger.get(self.deployment_id).env
@@ -66,7 +81,7 @@ class ProgressReporter:
                 d,
                 progress=f"{event.stage} › {event.step} on {hosts}",
                 heartbeat_at=self.ledger.now(),
-                details=d.details.but(live=Live(event.step)),
+                details=d.details.but(live=Live(event.step), stages=self.tally.tallies()),
             ),
         )
         self.notify.refresh_card(self.ledger.get(self.deployment_id))
@@ -75,7 +90,7 @@ class ProgressReporter:
         with self._lock:
             self._live.clear()
             self._dirty = False
-        after: dict[str, object] = {"live": None}
+        after: dict[str, object] = {"live": None, "stages": self.tally.tallies()}
         if result.ok and event.step_index is not None:  # a resume starts after this step
             after["cursor"] = Cursor(event.stage, event.batch or 0, event.step_index + 1)
         self.inflight.save_details(self.deployment_id, **after)
@@ -103,10 +118,20 @@ class ProgressReporter:
                 return
             self._flushed, self._dirty = now, False
             live = dict(self._live)
+        stages = self.tally.tallies()
         d = self.inflight.update_running(
             self.deployment_id,
-            lambda d: d.with_details(live=Live(d.details.live.step if d.details.live else None, live)),
+            lambda d: d.with_details(
+                live=Live(d.details.live.step if d.details.live else None, live), stages=stages
+            ),
         )
+        if d is not None:
+            self.notify.refresh_card(d)
+
+    def _save_stages(self) -> None:
+        """Save the stage counts now and update the card."""
+        stages = self.tally.tallies()
+        d = self.inflight.update_running(self.deployment_id, lambda d: d.with_details(stages=stages))
         if d is not None:
             self.notify.refresh_card(d)
 
