@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bot.app.init import add_arguments as add_init_arguments
 from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
 
@@ -152,6 +153,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write a starting config (bot.app.init)."""
+    from bot.app.init import run_init
+
+    return run_init(args)
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Print a Slack app manifest for this config."""
     try:
@@ -258,6 +266,14 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", help="the file (default: --config)")
     check.set_defaults(func=cmd_config_check)
+
+    init = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a commented starting config for your own project (asks, or --yes)",
+    )
+    add_init_arguments(init)
+    init.set_defaults(func=cmd_init)
 
     audit = sub.add_parser("audit", help="the event log for compliance reviews")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
