@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bot.app.doctor import add_arguments as add_doctor_arguments
 from bot.app.init import add_arguments as add_init_arguments
 from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
@@ -160,6 +161,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     return run_init(args)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the setup (bot.app.doctor)."""
+    from bot.app.doctor import run_doctor
+
+    return run_doctor(_config_path(args.config), args.env)
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     """Print a Slack app manifest for this config."""
     try:
@@ -274,6 +282,12 @@ def parser() -> argparse.ArgumentParser:
     )
     add_init_arguments(init)
     init.set_defaults(func=cmd_init)
+
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="check the real setup before the first deploy (one line per check)"
+    )
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(func=cmd_doctor)
 
     audit = sub.add_parser("audit", help="the event log for compliance reviews")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
