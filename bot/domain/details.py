@@ -70,8 +70,9 @@ class StageTally:
     finished: bool = False
 
     def line(self, elapsed: float | None = None, *, brief: bool = False) -> str:
-        """`🚀 deploy: 12/50 hosts done · 1 failed · 10 running · batch 2/4 · restart 5/10 · 0:42`;
-        `brief` leaves out what changes from one host to the next (running, batch and step)."""
+        """`🚀 deploy: 12/50 hosts done · 1 failed · 10 running · 0:42 · batch 2/4 · restart 5/10`
+        (what matters first: a narrow terminal cuts the end); `brief` leaves out what changes from
+        one host to the next (running, batch and step)."""
         seconds = self.elapsed if elapsed is None else elapsed
         if self.finished:
             mark = "✗" if self.failed or self.stopped or self.not_started else "✓"
@@ -81,10 +82,12 @@ class StageTally:
             parts = [f"🚀 {self.stage}: {self.done}/{self.hosts} hosts done", f"{self.failed} failed"]
             if not brief:
                 parts.append(f"{self.running} running")
+            parts.append(clock_time(seconds))
             if self.batches > 1 and not brief:
                 parts.append(f"batch {max(1, self.batch)}/{self.batches}")
             if self.step and self.step_hosts > 1 and not brief:
                 parts.append(f"{self.step} {self.step_done}/{self.step_hosts}")
+            return " · ".join(parts)
         parts.append(clock_time(seconds))
         return " · ".join(parts)
 

@@ -34,7 +34,7 @@ def test_hosts_move_from_running_to_done_batch_by_batch_and_a_failure_stops_the_
     ticks.now = 101.5
     (t,) = counter.tallies()
     assert (t.done, t.running, t.batch, t.step_hosts, t.elapsed) == (0, 1, 1, 2, 1.5)
-    assert t.line() == "🚀 deploy: 0/4 hosts done · 0 failed · 1 running · batch 1/2 · s 0/2 · 0:01"
+    assert t.line() == "🚀 deploy: 0/4 hosts done · 0 failed · 1 running · 0:01 · batch 1/2 · s 0/2"
     counter.observe(done("a"))
     counter.observe(ev("host_started", "b"))
     counter.observe(done("b"))
