@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["ack_latency", "fanout", "checks", "store", "memory", "progress"]
+BENCHES = ["ack_latency", "fanout", "checks", "store", "memory", "web", "runbook", "progress"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,6 +240,27 @@ def _resume(engine: Engine, c: Click) -> Reply | None:
     return Reply(f"Resuming {d.label}.", ephemeral=False)
 
 
+def _gate_go(engine: Engine, c: Click) -> Reply | None:
+    d = engine.gate_go(c.ctx.user, c.deployment_id)
+    if d.state == State.GATED and d.details.gate is not None:
+        given = len(d.details.gate.approvals)
+        return Reply(f"Go recorded at the gate of {d.label} ({given} so far); it needs more approvers.")
+    return Reply(f"Gate passed: {d.label} goes on (Go by {c.ctx.user}).", ephemeral=False)
+
+
+def _gate_nogo(engine: Engine, c: Click) -> Reply | None:
+    d = engine.gate_nogo(c.ctx.user, c.deployment_id)
+    return Reply(f"⛔ {d.label} stopped at its gate by {c.ctx.user}.", ephemeral=False)
+
+
+def _recover(engine: Engine, c: Click) -> Reply | None:
+    choice = c.value.split(":", 1)[1]
+    d = engine.recover(c.ctx.user, c.deployment_id, choice)
+    if choice == "hold":
+        return Reply(f"✋ {c.ctx.user} holds {d.label}: nothing is undone.", ephemeral=False)
+    return Reply(f"Rollback {d.label} ({choice}) started by {c.ctx.user}.", ephemeral=False)
+
+
 #: What each action does: one handler per `Action`.
 ACTIONS: dict[Action, Callable[[Engine, Click], Reply | None]] = {
     Action.GO: _go,
@@ -254,6 +275,9 @@ ACTIONS: dict[Action, Callable[[Engine, Click], Reply | None]] = {
     Action.SIGNOFF_TICK: _signoff_tick,
     Action.SIGNOFF_CHECKLIST: _signoff_checklist,
     Action.RESUME: _resume,
+    Action.GATE_GO: _gate_go,
+    Action.GATE_NOGO: _gate_nogo,
+    Action.RECOVER: _recover,
 }
 
 

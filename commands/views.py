@@ -30,6 +30,7 @@ _STATE_WORDS: Mapping[State, str] = {
     State.SCHEDULED: "approved, scheduled",
     State.APPROVED: "approved, starting",
     State.RUNNING: "running",
+    State.GATED: "waiting at a gate",
     State.MONITORING: "live, monitoring",
     State.INTERRUPTED: "interrupted",
 }

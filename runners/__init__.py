@@ -20,9 +20,10 @@ from runners.base import (
     StepResult,
 )
 from runners.command import RemoteCommand, remote_command, sudo_command
-from runners.pipeline import Pipeline, StageResult
+from runners.pipeline import Pipeline
 from runners.progress import EventKind, ProgressEvent, ProgressSink
 from runners.redact import Redactor
+from runners.stage import Planned, StageResult
 from runners.strategy import Strategy, StrategyKind
 from runners.template import TemplateError, render
 
@@ -37,6 +38,7 @@ __all__ = [
     "HostUnreachable",
     "OutputSink",
     "Pipeline",
+    "Planned",
     "ProgressEvent",
     "ProgressSink",
     "Redactor",

@@ -27,11 +27,25 @@ class Host:
     user: str | None = None
     roles: tuple[str, ...] = ()
     gateway: str | None = None
+    #: Per-host template variables (`{host.vars.NAME}`), as (name, value) pairs so a host stays hashable.
+    vars: tuple[tuple[str, str], ...] = ()
+
+    def variables(self) -> dict[str, str]:
+        """The host's own template variables: `host`, `host.name`, `host.address`, `host.vars.NAME`."""
+        out = {"host": self.name, "host.name": self.name, "host.address": self.address}
+        out.update({f"host.vars.{name}": value for name, value in self.vars})
+        return out
 
 
 @dataclass(frozen=True)
 class Step:
-    """One command template in a stage. `once` runs it on the first host only."""
+    """One command template in a stage. `once` runs it on the first host only.
+
+    The runbook keys beside the command: `undo` (the template that compensates the step where it
+    finished), `irreversible` with the `on_failure` choices a human picks from, `artifacts` the
+    step publishes (`::gonogo artifact NAME=VALUE` lines), `secrets` only this step receives,
+    and `verify`, the checks (by name) that must pass right after it.
+    """
 
     name: str
     command: str
@@ -39,6 +53,12 @@ class Step:
     timeout: float | None = None
     roles: tuple[str, ...] = ()
     sudo: bool = False
+    undo: str | None = None
+    irreversible: bool = False
+    on_failure: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,8 @@ class HostResult:
     output: str = ""
     error: str | None = None
     connect: float = 0.0
+    #: What the step published on this host (`::gonogo artifact NAME=VALUE`), in order.
+    artifacts: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -98,11 +120,17 @@ class StepResult:
 
     step: str
     hosts: tuple[HostResult, ...] = field(default_factory=tuple)
+    #: The step ran, but a check of its `verify` failed right after it (the step then fails).
+    verify_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when no host failed (skipped hosts do not count as failures)."""
-        return all(h.status in ("ok", "skipped") for h in self.hosts)
+        """True when no host failed (skipped hosts do not count as failures) and verify passed."""
+        return self.verify_error is None and all(h.status in ("ok", "skipped") for h in self.hosts)
+
+    def finished_on(self) -> tuple[str, ...]:
+        """The hosts on which the command itself finished (exit 0), whatever verify said."""
+        return tuple(h.host for h in self.hosts if h.status == "ok")
 
     def failures(self) -> list[HostResult]:
         """The hosts on which the step did not succeed."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import runners.artifacts as artifacts
 from runners.base import CommandOutcome
 from runners.redact import Redactor
 
@@ -79,13 +80,22 @@ class LineBuffer:
 
 
 class HostOutput:
-    """One host's output for one step: redacted whole lines go to `publish`; a redacted tail is kept."""
+    """One host's output for one step: redacted whole lines go to `publish`; a redacted tail is
+    kept, and the artifacts the lines publish (`runners.artifacts`) are collected."""
 
     def __init__(self, redact: Redactor, publish: Callable[[str], None]) -> None:
         self._redact = redact
         self._publish = publish
         self._tail = TailBuffer()
         self._lines = LineBuffer(redact)
+        self._artifacts: dict[str, str] = {}
+        self._streamed = False
+
+    def artifacts(self, outcome: CommandOutcome | None) -> tuple[tuple[str, str], ...]:
+        """What the output published: from the streamed lines, else from the outcome's output."""
+        if not self._streamed and outcome is not None:
+            self._artifacts.update(artifacts.scan(self._redact(outcome.output)))
+        return tuple(self._artifacts.items())
 
     def sink(self, chunk: str) -> None:
         """The backend's output callback: pass on the lines that are complete."""
@@ -106,5 +116,7 @@ class HostOutput:
 
     def _emit(self, text: str) -> None:
         text = self._redact(text)
+        self._streamed = True
+        self._artifacts.update(artifacts.scan(text))
         self._tail.write(text)
         self._publish(text)

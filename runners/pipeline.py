@@ -13,6 +13,13 @@ own `duration`. Output is redacted whole lines at a time; an overlong unfinished
 only where no secret (however long) can straddle the cut. A backend may declare `secrets` of
 its own (the SSH backend's sudo password): they are redacted too. A backend with an `observe`
 method sees every progress event first (the printer uses it to print batches in order).
+
+Beyond the command, a step may publish artifacts (`runners.artifacts`) that later commands use
+as `{artifact.NAME}`; a step that declares one and does not print it fails on that host. A step
+gets the environment's secrets plus its own (`Step.secrets`, from `step_secrets`); its `verify`
+checks run right after it (through the `verify` callback) and a failure fails the step. Every
+command sees the host's own variables (`{host.address}`, `{host.vars.NAME}`). `run_planned`
+runs a compensation: each step on exactly the hosts it is planned for.
 """
 
 from __future__ import annotations
@@ -20,16 +27,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
+import runners.artifacts as artifacts
 from runners.base import (
     Backend,
     CommandOutcome,
     Host,
     HostResult,
     HostSession,
-    HostStatus,
     HostUnreachable,
     OutputSink,
     Step,
@@ -39,31 +46,13 @@ from runners.command import sudo_command
 from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
+from runners.stage import Attempt, Planned, StageResult, judge, missing_artifacts
 from runners.strategy import Strategy
 from runners.template import render
 from runners.workers import WorkerPool
 
-
-@dataclass
-class StageResult:
-    """Every step result of one stage; `failed_step` names the step that stopped it."""
-
-    stage: str
-    steps: list[StepResult] = field(default_factory=list)
-    failed_step: StepResult | None = None
-    aborted: bool = False
-    completed_batches: int = 0
-    #: Hosts this stage never touched because it stopped (failure or abort) before their batch.
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every step succeeded and the stage was not aborted."""
-        return self.failed_step is None and not self.aborted
-
-    def skipped_results(self) -> list[HostResult]:
-        """One `skipped` HostResult per untouched host (step `-`), for stores and summaries."""
-        return [HostResult(name, "-", "skipped") for name in self.skipped]
+#: Runs a step's `verify` checks right after it: a failure summary, or None when they pass.
+Verifier = Callable[[str, Step, StepResult], str | None]
 
 
 def _noop(_: ProgressEvent) -> None:
@@ -85,12 +74,23 @@ class Pipeline:
         on_progress: ProgressSink = _noop,
         stop: threading.Event | None = None,
         halt: threading.Event | None = None,
+        step_secrets: Mapping[str, str] | None = None,
+        published: Mapping[str, Mapping[str, str]] | None = None,
+        verify: Verifier | None = None,
+        require_artifacts: bool = True,
     ) -> None:
         self.backend = backend
         self.hosts = list(hosts)
         self.strategy = strategy
         self.variables = dict(variables)
         self.env = dict(env or {})
+        #: Values of the secrets steps name in `secrets` (each step gets only its own).
+        self.step_secrets = dict(step_secrets or {})
+        #: Artifacts published so far, name → host → value (seeded from the deployment's record).
+        self.artifacts: dict[str, dict[str, str]] = {k: dict(v) for k, v in (published or {}).items()}
+        self.verify = verify
+        #: False for a dry run: nothing runs, so a declared artifact stands in as `<artifact NAME>`.
+        self.require_artifacts = require_artifacts
         redact = redactor or Redactor()
         backend_secrets = tuple(getattr(backend, "secrets", ()) or ())
         self.redact = redact.extended(backend_secrets) if backend_secrets else redact
@@ -150,9 +150,13 @@ class Pipeline:
             return self._workers
 
     # -- running --------------------------------------------------------------------------
-    def render(self, step: Step, host: Host) -> str:
-        """The exact command `step` runs on `host` (templates substituted, shell-quoted)."""
-        command = render(step.command, {**self.variables, "host": host.name})
+    def render(self, step: Step, host: Host, variables: Mapping[str, object] | None = None) -> str:
+        """The exact command `step` runs on `host` (templates substituted, shell-quoted): the
+        pipeline's variables, then `variables`, the host's own and the artifacts published."""
+        with self._lock:
+            published = artifacts.template_variables(self.artifacts, host.name)
+        values = {**self.variables, **(variables or {}), **host.variables(), **published}
+        command = render(step.command, values)
         return sudo_command(command) if step.sudo else command
 
     def run_stage(
@@ -240,19 +244,38 @@ class Pipeline:
         return hosts
 
     def run_step(
-        self, stage: str, step: Step, hosts: Sequence[Host], *, batch_index: int = 0, step_index: int = 0
+        self,
+        stage: str,
+        step: Step,
+        hosts: Sequence[Host],
+        *,
+        batch_index: int = 0,
+        step_index: int = 0,
+        variables: Mapping[str, object] | None = None,
     ) -> StepResult:
-        """Run one step on `hosts` concurrently (at most `max_parallel`), results in host order."""
+        """Run one step on `hosts` concurrently (at most `max_parallel`), results in host order;
+        then, when it finished everywhere, its `verify` checks (a failure fails the step)."""
         self._progress(
             ProgressEvent(
-                "step_started", stage, step=step.name, batch=batch_index, hosts=tuple(h.name for h in hosts)
+                "step_started",
+                stage,
+                step=step.name,
+                batch=batch_index,
+                hosts=tuple(h.name for h in hosts),
+                step_index=step_index,
             )
         )
+
+        def on_host(h: Host) -> HostResult:
+            return self._run_on_host(stage, step, h, variables)
+
         if len(hosts) == 1 or self.strategy.max_parallel <= 1:
-            results = [self._run_on_host(stage, step, h) for h in hosts]
+            results = [on_host(h) for h in hosts]
         else:
-            results = self._pool().map(lambda h: self._run_on_host(stage, step, h), hosts)
+            results = self._pool().map(on_host, hosts)
         step_result = StepResult(step=step.name, hosts=tuple(results))
+        if step_result.ok and step.verify and self.verify is not None:
+            step_result = replace(step_result, verify_error=self.verify(stage, step, step_result))
         self._progress(
             ProgressEvent(
                 "step_done",
@@ -265,12 +288,36 @@ class Pipeline:
         )
         return step_result
 
-    def _run_on_host(self, stage: str, step: Step, host: Host) -> HostResult:
+    def run_planned(self, stage: str, planned: Sequence[Planned], *, start_step: int = 0) -> StageResult:
+        """Run planned steps in order, each on exactly its hosts (a compensation: every undo where
+        its step finished); stop at the first failure. A resume starts at `start_step`."""
+        result = StageResult(stage=stage)
+        self._progress(ProgressEvent("stage_started", stage))
+        for position, item in enumerate(planned):
+            if position < start_step or not item.hosts:
+                continue
+            if self.halt.is_set():
+                result.aborted = True
+                break
+            step_result = self.run_step(
+                stage, item.step, item.hosts, step_index=position, variables=item.variables
+            )
+            result.steps.append(step_result)
+            if not step_result.ok:
+                result.failed_step = step_result
+                break
+        self._progress(ProgressEvent("stage_done", stage))
+        return result
+
+    def _run_on_host(
+        self, stage: str, step: Step, host: Host, variables: Mapping[str, object] | None = None
+    ) -> HostResult:
         """One step on one host: render, run, judge; output and the result go out as progress."""
         self._progress(ProgressEvent("host_started", stage, step=step.name, hosts=(host.name,)))
         started = time.monotonic()
         try:
-            command = self.render(step, host)
+            command = self.render(step, host, variables)
+            env = self._env(step)
         except ValueError as exc:
             return self._host_done(stage, HostResult(host.name, step.name, "error", error=str(exc)))
 
@@ -278,10 +325,14 @@ class Pipeline:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         output = HostOutput(self.redact, publish)
-        attempt = self._attempt(host, step, command, output.sink, started)
+        attempt = self._attempt(host, step, command, env, output.sink, started)
         output.flush()
         outcome = attempt.outcome
-        status, code, error = _judge(outcome, attempt.error, attempt.duration)
+        status, code, error = judge(outcome, attempt.error, attempt.duration)
+        published = self._published(step, host, output.artifacts(outcome))
+        if status == "ok" and (missing := missing_artifacts(step, published)):
+            status = "failed"
+            error = f"did not publish artifact {missing[0]} (print `{artifacts.MARKER}{missing[0]}=VALUE`)"
         result = HostResult(
             host.name,
             step.name,
@@ -291,14 +342,39 @@ class Pipeline:
             output=output.text(outcome),
             error=self.redact(error) if error else None,
             connect=attempt.connect,
+            artifacts=published,
         )
         return self._host_done(stage, result)
+
+    def _env(self, step: Step) -> dict[str, str]:
+        """The environment of `step`'s command: the environment's secrets and the step's own."""
+        env = dict(self.env)
+        for name in step.secrets:
+            if name not in self.step_secrets:
+                raise ValueError(f"secret {name} is not set in gonogo's environment")
+            env[name] = self.step_secrets[name]
+        return env
+
+    def _published(
+        self, step: Step, host: Host, found: tuple[tuple[str, str], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        """What `host` published (in a dry run, declared artifacts stand in as `<artifact NAME>`),
+        added to the pipeline's artifacts for later steps."""
+        if not self.require_artifacts:
+            have = {name for name, _ in found}
+            found = (*found, *((n, f"<artifact {n}>") for n in step.artifacts if n not in have))
+        if found:
+            with self._lock:
+                artifacts.merge(self.artifacts, host.name, found)
+        return found
 
     def _host_done(self, stage: str, result: HostResult) -> HostResult:
         self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
         return result
 
-    def _attempt(self, host: Host, step: Step, command: str, sink: OutputSink, started: float) -> _Attempt:
+    def _attempt(
+        self, host: Host, step: Step, command: str, env: Mapping[str, str], sink: OutputSink, started: float
+    ) -> Attempt:
         """Open (or reuse) the host's session and run `command`; never raises."""
         outcome: CommandOutcome | None = None
         error: str | None = None
@@ -308,7 +384,7 @@ class Pipeline:
         try:
             session = self._session(host)
             opened = time.monotonic()
-            outcome = session.run(command, timeout=step.timeout, env=self.env, on_output=sink)
+            outcome = session.run(command, timeout=step.timeout, env=env, on_output=sink)
         except HostUnreachable as exc:
             # The message names the host ("app3: connection refused"); HostResult adds the name.
             error = str(exc).removeprefix(f"{host.name}: ")
@@ -321,30 +397,4 @@ class Pipeline:
         reconnect = outcome.connect if outcome is not None else 0.0
         connect = (0.0 if reused else opened - started) + reconnect
         duration = max(0.0, finished - opened - reconnect)
-        return _Attempt(outcome, error, connect, duration)
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """What running a command on a host came to: its outcome, or why it never ran, and the times."""
-
-    outcome: CommandOutcome | None
-    error: str | None
-    connect: float
-    duration: float
-
-
-def _judge(
-    outcome: CommandOutcome | None, error: str | None, duration: float
-) -> tuple[HostStatus, int | None, str | None]:
-    """The host's status, exit code and error for an outcome (None: the command never ran)."""
-    if outcome is None:
-        return "error", None, error
-    code, error = outcome.exit_code, outcome.error
-    if outcome.timed_out:
-        return "timed_out", code, error
-    if code == 0 and error is None:
-        return "ok", code, error
-    if code is None:
-        return "error", code, error
-    return "failed", code, error or f"exit {code} after {duration:.1f}s"
+        return Attempt(outcome, error, connect, duration)

@@ -10,7 +10,9 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: `{name}`, or a dotted one: `{host.address}`, `{host.vars.port}`, `{artifact.backup_path}`.
+PLACEHOLDER_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{(" + PLACEHOLDER_NAME + r")\}")
 
 #: The variables every deploy defines; the config checker accepts these plus `[vars]` names.
 STANDARD_VARS = (
@@ -25,11 +27,18 @@ STANDARD_VARS = (
     "deploy_to",
     "previous_release_dir",
     "host",
+    "host.name",
+    "host.address",
     "requester",
     "config_dir",
     "data_dir",
     "keep_releases",
 )
+
+
+#: `{artifact.NAME}`: a value an earlier step published; `{host.vars.NAME}`: the host's own variable.
+ARTIFACT_PREFIX = "artifact."
+HOST_VARS_PREFIX = "host.vars."
 
 
 class TemplateError(ValueError):
@@ -58,6 +67,13 @@ def render(template: str, variables: Mapping[str, object]) -> str:
             return "}"
         name = match.group(1)
         if name not in variables:
+            if name.startswith(ARTIFACT_PREFIX):
+                raise TemplateError(
+                    f"artifact {name.removeprefix(ARTIFACT_PREFIX)!r} was not published "
+                    "(the step that publishes it did not run or did not print it)"
+                )
+            if name.startswith(HOST_VARS_PREFIX):
+                raise TemplateError(f"{{{name}}}: this host has no such variable in hosts[].vars")
             raise TemplateError(f"unknown variable {{{name}}} in step command")
         return shlex.quote(str(variables[name]))
 

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
 [ -x scripts/ensure-sshd.sh ] && scripts/ensure-sshd.sh
+[ -x scripts/ensure-chromium.sh ] && scripts/ensure-chromium.sh
 if [ -x scripts/ensure-postgres.sh ]; then
     eval "$(scripts/ensure-postgres.sh)"   # exports GONOGO_TEST_PG_DSN
 fi

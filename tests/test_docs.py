@@ -150,7 +150,9 @@ def test_every_command_line_and_option_in_the_docs_exists() -> None:
     wrong = []
     for path, text in DOCS.items():
         for code in _code(text):
-            for m in re.finditer(r"(?<![\w/.-])(?:\S*/)?gonogo((?: [a-z][a-z-]*)*)(?P<rest>[^|;&<>]*)", code):
+            for m in re.finditer(
+                r"(?<![\w/.:-])(?:\S*/)?gonogo((?: [a-z][a-z-]*)*)(?P<rest>[^|;&<>]*)", code
+            ):
                 words = m.group(1).split()
                 sub: tuple[str, ...] = ()
                 for word in words:

@@ -26,10 +26,12 @@ LAYERS: dict[str, int] = {
     "bot.slack": 5,  # adapters, and the service's own HTTP endpoints
     "bot.console": 5,
     "bot.ops": 5,
+    "bot.web": 5,  # the read-only web view
     "commands": 4,  # the chat command language
     "bot.engine": 3,  # the deploy engine
     "bot.config": 2,  # the seams and what the engine reads
     "bot.source": 2,
+    "bot.integrations": 2,  # the code host and pagers, over httpx
     "bot.store": 2,
     "bot.timing": 2,
     "bot.chat": 2,

@@ -73,7 +73,8 @@ def backend_factory(config: Config) -> Callable[[Environment, bool], Backend]:
         if dry_run:  # prints exactly what the env's real backend would run, where
             return printer_backend_for(config, env)
         if env.backend == "local":
-            return LocalBackend(cwd=str(config.config_dir))
+            secrets = frozenset((*env.secrets, *env.step_secrets()))
+            return LocalBackend(cwd=str(config.config_dir), withheld=secrets)
         return ssh_backend_for(config, env)  # Fabric is only loaded when used
 
     return make

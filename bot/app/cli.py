@@ -11,11 +11,14 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.app.doctor import add_arguments as add_doctor_arguments
+from bot.app.doctor import run_doctor
 from bot.app.init import add_arguments as add_init_arguments
+from bot.app.init import run_init
 from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
 
@@ -97,6 +100,8 @@ def cmd_console(args: argparse.Namespace) -> int:
     chat = ConsoleChat(channel=config.bot.channel)
     engine = build_engine(config, chat)
     engine.start()
+    web_port = getattr(args, "web_port", None)
+    web = _console_web(config, engine, web_port) if web_port is not None else None
     console = Console(engine, chat, user=args.user, channel=config.bot.channel)
     stop_on_signals()
     try:
@@ -105,6 +110,8 @@ def cmd_console(args: argparse.Namespace) -> int:
         chat.say("(stopping: running deployments stop after their current step and can be resumed)")
         return 0
     finally:
+        if web is not None:
+            web()
         engine.shutdown(wait=True, grace=grace)
         engine.store.close()
         chat.close()
@@ -112,6 +119,36 @@ def cmd_console(args: argparse.Namespace) -> int:
             from bot.app.teardown import stop_local_apps
 
             stop_local_apps(config, chat.say)
+
+
+def _console_web(config: Any, engine: Any, port: int) -> Callable[[], None]:
+    """Serve the web view on `port` beside the console (a uvicorn thread); returns its stopper."""
+    import threading
+
+    import uvicorn
+
+    from bot.web import WebAuth, create_web_app
+
+    web = config.integrations.web
+    if not web.enabled:
+        print(
+            "gonogo: --web-port needs [web] token_env or slack_client_id (a way to sign in)", file=sys.stderr
+        )
+        return lambda: None
+    app = create_web_app(engine, WebAuth.from_env(web, os.environ, config.slack.api_url))
+    host = os.environ.get("HOST", "127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, lifespan="off", log_config=None,
+                                           access_log=False, timeout_graceful_shutdown=2))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="gonogo-web", daemon=True)
+    thread.start()
+    print(f"gonogo: web view on http://{host}:{port}/web/", file=sys.stderr, flush=True)
+
+    def stop() -> None:
+        app.close()
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -152,20 +189,6 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     envs = ", ".join(config.environments)
     print(f"{path}: OK ({len(config.environments)} environment(s): {envs})")
     return 0
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    """Write a starting config (bot.app.init)."""
-    from bot.app.init import run_init
-
-    return run_init(args)
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check the setup (bot.app.doctor)."""
-    from bot.app.doctor import run_doctor
-
-    return run_doctor(_config_path(args.config), args.env)
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
@@ -250,6 +273,9 @@ def parser() -> argparse.ArgumentParser:
     )
     console.add_argument("--user", default="alice", help="who you are at start (switch with /as)")
     console.add_argument("--keep-running", action="store_true", help=KEEP_RUNNING)
+    console.add_argument(
+        "--web-port", type=int, default=None, help="also serve the web view on this port (needs [web])"
+    )
     console.set_defaults(func=cmd_console)
 
     serve = sub.add_parser(
@@ -281,13 +307,13 @@ def parser() -> argparse.ArgumentParser:
         help="write a commented starting config for your own project (asks, or --yes)",
     )
     add_init_arguments(init)
-    init.set_defaults(func=cmd_init)
+    init.set_defaults(func=run_init)
 
     doctor = sub.add_parser(
         "doctor", parents=[common], help="check the real setup before the first deploy (one line per check)"
     )
     add_doctor_arguments(doctor)
-    doctor.set_defaults(func=cmd_doctor)
+    doctor.set_defaults(func=lambda a: run_doctor(_config_path(a.config), a.env))
 
     audit = sub.add_parser("audit", help="the event log for compliance reviews")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -10,6 +10,8 @@
 
 The ops endpoints (`/livez`, `/readyz`, `/metrics`, `/status.json`, see `bot.ops`) are served
 beside `/slack/events` in HTTP mode, and on the same port by a small side server in Socket Mode.
+In HTTP mode the read-only web view (`bot.web`) is served under `/web/` when `[web]` configures
+a sign-in.
 
 `SLACK_BOT_TOKEN` is always needed, `SLACK_SIGNING_SECRET` in HTTP mode, `SLACK_APP_TOKEN` in
 Socket Mode; a missing one stops start-up with a message naming it and where to find it (exit
@@ -148,7 +150,24 @@ class SlackRuntime:
             signing_secret=self.signing_secret,
         )
         self._closers.append(handler.close)
-        return handler
+        web = self.web_app()
+        if web is None:
+            return handler
+        from bot.web import PREFIX, mount
+
+        return mount(PREFIX, web, handler)
+
+    def web_app(self, environ: Mapping[str, str] | None = None) -> Any:
+        """The web view (`/web/…`) when `[web]` configures a way to sign in, else None."""
+        web = self.config.integrations.web
+        if not web.enabled:
+            return None
+        from bot.web import WebAuth, create_web_app
+
+        auth = WebAuth.from_env(web, os.environ if environ is None else environ, self.config.slack.api_url)
+        app = create_web_app(self.engine, auth)
+        self._closers.insert(0, app.close)
+        return app
 
     def ops(self, path: str) -> tuple[int, str, bytes]:
         """Answer an ops endpoint (readiness includes whether Slack answers)."""

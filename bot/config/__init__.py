@@ -14,6 +14,13 @@ holds the dataclasses, `reader` the one TOML-table reader (with `rules`, its val
 from __future__ import annotations
 
 from bot.config.checks import parse_check
+from bot.config.integration_tables import (
+    GitHubConfig,
+    IntegrationsConfig,
+    PagerDutyConfig,
+    WebConfig,
+    WebhookConfig,
+)
 from bot.config.load import load_config, parse_config
 from bot.config.quoting import quoted_placeholders
 from bot.config.reader import KNOWN_KEYS
@@ -39,10 +46,15 @@ __all__ = [
     "Config",
     "ConfigError",
     "Environment",
+    "GitHubConfig",
+    "IntegrationsConfig",
     "MonitorConfig",
+    "PagerDutyConfig",
     "RepoConfig",
     "SSHConfig",
     "SlackConfig",
+    "WebConfig",
+    "WebhookConfig",
     "load_config",
     "parse_check",
     "parse_config",

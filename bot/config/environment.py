@@ -17,14 +17,19 @@ from bot.config.reader import Table
 from bot.config.refs import parse_allowed_refs, parse_tag_pattern
 from bot.config.rules import VAR_NAME, between, channel_name
 from bot.config.runbook import parse_hosts, parse_stages, parse_step_timeout, parse_strategy
+from bot.config.runbook_rules import check_runbook, parse_gates
 from bot.config.schema import ApprovalPolicy, Environment, MonitorConfig
 from bot.config.windows import parse_freezes, parse_timezone, parse_windows
 from runners.template import STANDARD_VARS
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-#: Slack shows at most 10 checkbox options of at most 75 characters: longer lists can never be ticked.
-MAX_CHECKLIST_ITEMS = 10
+#: Slack shows at most 10 checkbox options (of at most 75 characters) per checkbox group: a longer
+#: checklist, or a phase, takes several groups, and a card has room for `MAX_CHECKLIST_GROUPS`.
+CHECKBOX_GROUP = 10
 MAX_CHECKLIST_TEXT = 75
+MAX_CHECKLIST_GROUPS = 20
+MAX_PHASES = 10
+MAX_PHASE_TEXT = 75
 
 
 def parse_environment(name: str, t: Table) -> Environment | None:
@@ -50,6 +55,8 @@ def parse_environment(name: str, t: Table) -> Environment | None:
     windows, deploy_windows = parse_windows(t)
     freezes, freeze_periods = parse_freezes(t, ZoneInfo(timezone))
     checks, smoke_checks = parse_checks(t, monitor.checks)
+    checklist, checklist_phases = _parse_checklist(t, "checklist")
+    signoff, signoff_phases = _parse_checklist(t, "signoff_checklist")
     env = Environment(
         name=name,
         backend=backend,
@@ -67,9 +74,14 @@ def parse_environment(name: str, t: Table) -> Environment | None:
         freeze_periods=freeze_periods,
         checks=checks,
         smoke_checks=smoke_checks,
+        checklist=checklist,
+        checklist_phases=checklist_phases,
+        signoff_checklist=signoff,
+        signoff_phases=signoff_phases,
+        gates=parse_gates(t, steps),
         **_settings(t, name),
     )
-    _check_checklists(t, env)
+    check_runbook(t, env)
     t.finish()
     return env
 
@@ -125,8 +137,6 @@ class _Settings(TypedDict):
     allowed_refs: tuple[str, ...]
     requesters: tuple[str, ...]
     requester_groups: tuple[str, ...]
-    checklist: tuple[str, ...]
-    signoff_checklist: tuple[str, ...]
     secrets: tuple[str, ...]
     on_call: tuple[str, ...]
     auto_rollback: bool
@@ -142,6 +152,8 @@ class _Settings(TypedDict):
     tag_pattern: str | None
     lock_after_rollback: bool
     accept_new_host_keys: bool | None
+    required_contexts: tuple[str, ...]
+    page: bool
 
 
 def _settings(t: Table, name: str) -> _Settings:
@@ -154,8 +166,6 @@ def _settings(t: Table, name: str) -> _Settings:
         "allowed_refs": parse_allowed_refs(t),
         "requesters": t.strings("requesters"),
         "requester_groups": t.strings("requester_groups"),
-        "checklist": t.strings("checklist"),
-        "signoff_checklist": t.strings("signoff_checklist"),
         "secrets": _secret_names(t),
         "on_call": t.strings("on_call"),
         "auto_rollback": t.get("auto_rollback", bool, False),
@@ -171,20 +181,72 @@ def _settings(t: Table, name: str) -> _Settings:
         "tag_pattern": parse_tag_pattern(t, name),
         "lock_after_rollback": t.get("lock_after_rollback", bool, True),
         "accept_new_host_keys": t.get("accept_new_host_keys", bool, None),
+        "required_contexts": t.strings("required_contexts"),
+        "page": t.get("page", bool, False),
     }
 
 
-def _check_checklists(t: Table, env: Environment) -> None:
-    """Checklists Slack can show: at most `MAX_CHECKLIST_ITEMS` items of `MAX_CHECKLIST_TEXT` characters."""
-    for key, items in (("checklist", env.checklist), ("signoff_checklist", env.signoff_checklist)):
-        for i, item in enumerate(items):
-            if len(item) > MAX_CHECKLIST_TEXT:
-                t.problems.add(
-                    f"{t.key(key)}[{i}]",
-                    f"must be at most {MAX_CHECKLIST_TEXT} characters (Slack checkbox limit)",
-                )
-        if len(items) > MAX_CHECKLIST_ITEMS:
-            t.problems.add(t.key(key), f"at most {MAX_CHECKLIST_ITEMS} items (Slack checkbox limit)")
+def _parse_checklist(t: Table, key: str) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+    """`checklist` / `signoff_checklist`: a list of items, or of phases (`{ phase = "During",
+    items = [...] }`) shown as sections; items are numbered 1..N across phases.
+
+    Returns the items and the phases as (name, item count); no phases for a plain list. Every
+    item fits a Slack checkbox (75 characters), and the whole list fits a card: each phase
+    takes a checkbox group per 10 items, at most `MAX_CHECKLIST_GROUPS` groups in all.
+    """
+    raw = t.get(key, list, [])
+    tables = [item for item in raw if isinstance(item, dict)]
+    if tables and len(tables) != len(raw):
+        t.problems.add(t.key(key), "either a list of items or a list of phase tables, not both")
+        return (), ()
+    if not tables:
+        items = t.strings(key)
+        _check_items(t, t.key(key), items)
+        groups = -(-len(items) // CHECKBOX_GROUP)
+        phases: tuple[tuple[str, int], ...] = ()
+    else:
+        items, phases, groups = _parse_phases(t, key, tables)
+    if groups > MAX_CHECKLIST_GROUPS:
+        t.problems.add(
+            t.key(key),
+            f"too long for one card: {groups} checkbox groups of at most {CHECKBOX_GROUP} items "
+            f"(each phase starts one), at most {MAX_CHECKLIST_GROUPS} fit Slack's 50 blocks",
+        )
+    return items, phases
+
+
+def _parse_phases(
+    t: Table, key: str, tables: list[dict[str, object]]
+) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...], int]:
+    items: list[str] = []
+    phases: list[tuple[str, int]] = []
+    groups = 0
+    if len(tables) > MAX_PHASES:
+        t.problems.add(t.key(key), f"at most {MAX_PHASES} phases")
+    for i, raw in enumerate(tables):
+        p = Table(raw, f"{t.key(key)}[{i}]", t.problems)
+        name = p.get("phase", str, None)
+        phase_items = p.strings("items")
+        p.finish()
+        if not name or not name.strip():
+            t.problems.add(p.key("phase"), "required: the phase's name, shown above its items")
+        elif len(name) > MAX_PHASE_TEXT:
+            t.problems.add(p.key("phase"), f"must be at most {MAX_PHASE_TEXT} characters")
+        if not phase_items:
+            t.problems.add(p.key("items"), "a phase needs at least one item")
+        _check_items(t, p.key("items"), phase_items)
+        items.extend(phase_items)
+        phases.append(((name or f"phase {i + 1}").strip(), len(phase_items)))
+        groups += -(-len(phase_items) // CHECKBOX_GROUP)
+    return tuple(items), tuple(phases), groups
+
+
+def _check_items(t: Table, path: str, items: tuple[str, ...]) -> None:
+    for i, item in enumerate(items):
+        if len(item) > MAX_CHECKLIST_TEXT:
+            t.problems.add(
+                f"{path}[{i}]", f"must be at most {MAX_CHECKLIST_TEXT} characters (Slack checkbox limit)"
+            )
 
 
 def _strip(value: str | None) -> str | None:

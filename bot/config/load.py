@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config.environment import parse_environment
+from bot.config.integrations import integration_problems, integration_warnings, parse_integrations
 from bot.config.reader import Problems, Table
 from bot.config.schema import Config, ConfigError, Environment
 from bot.config.service import parse_bot, parse_repo, parse_slack, parse_ssh
@@ -49,17 +50,22 @@ def parse_config(
     repo = parse_repo(root.table("repo"), base_dir=base_dir, data_dir=bot.data_dir)
     ssh = parse_ssh(root.table("ssh"))
     environments = _parse_environments(root.table("environments"))
+    integrations = parse_integrations(root)
+    integration_problems(integrations, environments.values(), problems)
     root.finish()
     if problems.items:
         raise ConfigError(problems.items, str(source or "config"))
     warnings = tuple(
-        secret_warnings(environments.values(), environ) + ssh_warnings(ssh, environments.values(), environ)
+        secret_warnings(environments.values(), environ)
+        + ssh_warnings(ssh, environments.values(), environ)
+        + integration_warnings(integrations, environments.values(), environ)
     )
     for warning in warnings:
         log.warning("%s", warning)
     return Config(
-        bot=bot, slack=slack, repo=repo, ssh=ssh, environments=environments, source=source, warnings=warnings
-    )
+        bot=bot, slack=slack, repo=repo, ssh=ssh, environments=environments, source=source, warnings=warnings,
+        integrations=integrations,
+    )  # fmt: skip
 
 
 def _parse_environments(envs_table: Table) -> dict[str, Environment]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
-from runners.template import placeholders
+from runners.template import PLACEHOLDER_NAME, placeholders
 
-_PLACEHOLDER_AT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PLACEHOLDER_AT = re.compile(r"\{(" + PLACEHOLDER_NAME + r")\}")
 _HEREDOC_WORD = re.compile(r"""[ \t]*((?:[^\s;&|<>()'"\\]|'[^']*'|"[^"]*"|\\.)+)""")
 _WHERE = {"'": "single quotes", '"': "double quotes", "$'": "$'...' quotes"}
 

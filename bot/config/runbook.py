@@ -1,20 +1,31 @@
 """What a deploy runs and where: `hosts`, `strategy` and the `steps` of each stage.
 
 "Runbook" is the word the `Environment` docstring already uses for these three together.
+Beside `run`, a step may say how it is undone (`undo`), that it cannot be undone blindly
+(`irreversible`, `on_failure`), what it publishes (`artifacts`), which secrets it alone gets
+(`secrets`) and which checks must pass right after it (`verify`). What needs the whole runbook
+to judge (an artifact used before a step publishes it, a host variable a host lacks, a restore
+choice without restore steps) is `bot.config.runbook_rules`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from bot.config.quoting import quoted_placeholders
 from bot.config.reader import Table, parse_duration
-from bot.config.rules import at_least_one, port_number
+from bot.config.rules import VAR_NAME, at_least_one, port_number
 from bot.config.schema import DEFAULT_SSH_STEP_TIMEOUT, STAGES
 from runners.base import Host, Step
 from runners.strategy import Strategy
-from runners.template import unknown_placeholders
+from runners.template import ARTIFACT_PREFIX, HOST_VARS_PREFIX, unknown_placeholders
+
+#: What a human may choose after an irreversible step ran (`on_failure`).
+CHOICES = ("undo", "restore", "hold")
+#: Stages whose steps a compensation may undo (rollback and restore steps are never undone).
+UNDOABLE_STAGES = ("pre_deploy", "deploy", "verify")
 
 
 def parse_hosts(t: Table) -> tuple[Host, ...]:
@@ -45,6 +56,7 @@ def parse_hosts(t: Table) -> tuple[Host, ...]:
                     user=h.get("user", str, None),
                     roles=h.strings("roles"),
                     gateway=h.get("gateway", str, None),
+                    vars=_host_vars(h),
                 )
             )
             h.finish()
@@ -56,6 +68,20 @@ def parse_hosts(t: Table) -> tuple[Host, ...]:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         t.problems.add(t.key("hosts"), f"host {dup!r} is listed twice")
     return tuple(hosts)
+
+
+def _host_vars(h: Table) -> tuple[tuple[str, str], ...]:
+    """`hosts[].vars`: a table of strings (numbers kept as their text), for `{host.vars.NAME}`."""
+    raw = h.get("vars", dict, {})
+    out: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        if not VAR_NAME.match(name):
+            h.problems.add(f"{h.key('vars')}.{name}", "variable names are letters, digits and _")
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            h.problems.add(f"{h.key('vars')}.{name}", "must be a string or number")
+        else:
+            out.append((name, str(value)))
+    return tuple(out)
 
 
 def parse_strategy(s: Table) -> Strategy:
@@ -125,8 +151,8 @@ def parse_stages(
 def parse_steps(
     st: Table, stage: str, known_vars: tuple[str, ...], default_timeout: float | None
 ) -> tuple[Step, ...]:
-    """The steps of one stage: `name` and `run` required, `run` checked for unknown and quoted
-    placeholders, `timeout` defaulting to the environment's step timeout."""
+    """The steps of one stage: `name` and `run` required, `run` and `undo` checked for unknown
+    and quoted placeholders, `timeout` defaulting to the environment's step timeout."""
     raw = st.get(stage, list, [])
     steps: list[Step] = []
     for i, item in enumerate(raw):
@@ -138,18 +164,9 @@ def parse_steps(
             given = s.data.get(key)
             if given is None or (isinstance(given, str) and not given.strip()):
                 st.problems.add(f"{path}.{key}", "required")
-        if command:
-            if unknown := unknown_placeholders(command, known_vars):
-                st.problems.add(
-                    f"{path}.run",
-                    f"unknown variable {{{unknown[0]}}} (known: {', '.join(sorted(known_vars))})",
-                )
-            for where, var in quoted_placeholders(command):
-                st.problems.add(
-                    f"{path}.run",
-                    f"{{{var}}} is inside {where}: write {{{var}}} bare: values are quoted for you "
-                    "(inside quotes the quoting is undone and a value could run as shell code)",
-                )
+        _check_template(s, "run", command, known_vars)
+        undo = s.get("undo", str, None)
+        _check_template(s, "undo", undo, known_vars)
         timeout = s.duration("timeout", 0.0) or default_timeout
         step = Step(
             name=name or f"step {i + 1}",
@@ -158,7 +175,92 @@ def parse_steps(
             timeout=timeout,
             roles=s.strings("roles"),
             sudo=s.get("sudo", bool, False),
+            undo=undo if undo and undo.strip() else None,
+            irreversible=s.get("irreversible", bool, False),
+            on_failure=s.strings("on_failure"),
+            artifacts=_names(s, "artifacts", "artifact names are letters, digits and _"),
+            secrets=_names(s, "secrets", "must be an environment variable name like PGPASSWORD"),
+            verify=s.strings("verify"),
         )
+        if stage not in UNDOABLE_STAGES:
+            for key in ("undo", "irreversible", "on_failure"):
+                if key in s.data:
+                    s.problems.add(
+                        s.key(key), f"only pre_deploy, deploy and verify steps are undone, not {stage} steps"
+                    )
         s.finish()
-        steps.append(step)
+        steps.append(
+            _with_choices(s, step, restore=f"{st.path}.restore", has_restore=bool(st.data.get("restore")))
+        )
     return tuple(steps)
+
+
+def _check_template(s: Table, key: str, template: str | None, known_vars: tuple[str, ...]) -> None:
+    """Unknown and quoted placeholders of one template (artifacts and host variables are judged
+    with the whole runbook, in `runbook_rules`)."""
+    if not template:
+        return
+    names = [
+        n
+        for n in unknown_placeholders(template, known_vars)
+        if not n.startswith((ARTIFACT_PREFIX, HOST_VARS_PREFIX))
+    ]
+    if names:
+        s.problems.add(
+            s.key(key), f"unknown variable {{{names[0]}}} (known: {', '.join(sorted(known_vars))})"
+        )
+    for where, var in quoted_placeholders(template):
+        s.problems.add(
+            s.key(key),
+            f"{{{var}}} is inside {where}: write {{{var}}} bare: values are quoted for you "
+            "(inside quotes the quoting is undone and a value could run as shell code)",
+        )
+
+
+def _names(s: Table, key: str, message: str) -> tuple[str, ...]:
+    """A list of names (artifacts, secrets): letters, digits and `_`; bad ones reported, left out."""
+    names = s.strings(key)
+    for i, name in enumerate(names):
+        if not VAR_NAME.match(name):
+            s.problems.add(f"{s.key(key)}[{i}]", message)
+    return tuple(dict.fromkeys(n for n in names if VAR_NAME.match(n)))
+
+
+def _with_choices(s: Table, step: Step, *, restore: str, has_restore: bool) -> Step:
+    """Judge `irreversible`, `undo` and `on_failure` together; an irreversible step without
+    `on_failure` offers what it has: undo (when it has one), restore (when the environment has
+    restore steps), hold.
+
+    The rule: an irreversible step is never undone automatically. Its `undo` runs only when a
+    human picks `undo` from its `on_failure` choices, so an `undo` that `on_failure` leaves out
+    could never run, and contradicts the step.
+    """
+    choices = step.on_failure
+    if "on_failure" in s.data and not step.irreversible:
+        s.problems.add(s.key("on_failure"), "only an irreversible step has choices (set irreversible = true)")
+    for i, choice in enumerate(choices):
+        if choice not in CHOICES:
+            s.problems.add(
+                f"{s.key('on_failure')}[{i}]", f"unknown choice {choice!r} (choices: {', '.join(CHOICES)})"
+            )
+    choices = tuple(dict.fromkeys(c for c in choices if c in CHOICES))
+    if not step.irreversible:
+        return step
+    if "on_failure" in s.data and isinstance(s.data["on_failure"], list) and not s.data["on_failure"]:
+        s.problems.add(s.key("on_failure"), "name at least one choice (undo, restore or hold)")
+    if "on_failure" not in s.data:
+        choices = (*(("undo",) if step.undo else ()), *(("restore",) if has_restore else ()), "hold")
+    elif step.undo and "undo" not in choices:
+        s.problems.add(
+            s.key("undo"),
+            "contradicts irreversible = true: an irreversible step's undo runs only when someone "
+            'chooses it, and on_failure does not offer undo (add "undo" to on_failure, or remove undo)',
+        )
+    elif "undo" in choices and not step.undo:
+        s.problems.add(s.key("on_failure"), "offers undo, but the step has no undo command")
+    if "restore" in choices and not has_restore:
+        s.problems.add(
+            s.key("on_failure"),
+            f"offers restore, but the environment has no restore steps ([[{restore}]])",
+        )
+    return replace(step, on_failure=choices)

@@ -11,14 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.config.integration_tables import IntegrationsConfig
 from bot.domain.windows import Freeze, Window
 from runners.base import Host, Step
 from runners.checks import Check
 from runners.strategy import Strategy
 
-#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`. `stop` is no part of a
-#: deploy: the terminal chat runs it when it quits (local environments only; the demo app).
-STAGES = ("pre_deploy", "deploy", "verify", "rollback", "stop")
+#: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`. `restore` steps run only
+#: when someone chooses "restore" after an irreversible step ran. `stop` is no part of a deploy:
+#: the terminal chat runs it when it quits (local environments only; the demo app).
+STAGES = ("pre_deploy", "deploy", "verify", "rollback", "restore", "stop")
+#: The stages a gate (`[gates]`) may stop before.
+GATED_STAGES = ("pre_deploy", "deploy", "verify")
 #: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a
 #: timeout could hang a deploy forever (a dead host, a prompt waiting for input).
 DEFAULT_SSH_STEP_TIMEOUT = 30 * 60.0
@@ -123,6 +127,11 @@ class Environment:
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     checklist: tuple[str, ...] = ()
     signoff_checklist: tuple[str, ...] = ()
+    #: The checklists' named phases in order, as (name, number of items); empty: one unnamed list.
+    checklist_phases: tuple[tuple[str, int], ...] = ()
+    signoff_phases: tuple[tuple[str, int], ...] = ()
+    #: A human Go asked for before a stage starts: stage → the question on the card.
+    gates: Mapping[str, str] = field(default_factory=dict)
     steps: Mapping[str, tuple[Step, ...]] = field(default_factory=dict)
     vars: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
@@ -152,10 +161,19 @@ class Environment:
     lock_after_rollback: bool = True
     step_timeout: float | None = None
     accept_new_host_keys: bool | None = None  # None: as [ssh] says
+    #: CI contexts that must pass before Go (`"*"`: every reported one); needs `[github]`.
+    required_contexts: tuple[str, ...] = ()
+    #: Page on-call (PagerDuty, webhook) when a deploy or rollback fails or a run is interrupted.
+    page: bool = False
 
     def stage(self, name: str) -> tuple[Step, ...]:
         """The steps of a stage (empty when not configured)."""
         return self.steps.get(name, ())
+
+    def step_secrets(self) -> tuple[str, ...]:
+        """Every secret some step names in its own `secrets` (each goes to that step only)."""
+        names = (n for steps in self.steps.values() for step in steps for n in step.secrets)
+        return tuple(dict.fromkeys(names))
 
     def smoke(self) -> tuple[Check, ...]:
         """Checks run once in the verify stage (`smoke_checks` names; all checks when empty)."""
@@ -184,6 +202,8 @@ class Config:
     source: Path | None = None
     #: Things that load but deserve attention (say them at start-up and in `config check`).
     warnings: tuple[str, ...] = ()
+    #: `[github]`, `[pagerduty]`, `[webhook]`, `[web]`.
+    integrations: IntegrationsConfig = field(default_factory=IntegrationsConfig)
 
     @property
     def config_dir(self) -> Path:

@@ -36,10 +36,17 @@ def secret_warnings(environments: Iterable[Environment], environ: Mapping[str, s
     """
     out = []
     for env in environments:
-        for i, name in enumerate(env.secrets):
+        named = [(f"secrets[{i}]", name) for i, name in enumerate(env.secrets)]
+        named += [
+            (f"steps.{stage}[{i}].secrets[{k}]", name)
+            for stage, steps in env.steps.items()
+            for i, step in enumerate(steps)
+            for k, name in enumerate(step.secrets)
+        ]
+        for where, name in named:
             if weak_secrets([environ.get(name) or ""]):
                 out.append(
-                    f"environments.{env.name}.secrets[{i}]: the value of {name} is shorter than "
+                    f"environments.{env.name}.{where}: the value of {name} is shorter than "
                     f"{MIN_SECRET_LENGTH} characters: it is masked wherever those characters appear, "
                     "also in unrelated output, and a value that short is easy to guess; use a longer secret"
                 )

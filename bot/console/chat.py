@@ -33,6 +33,9 @@ def render_card(card: Card) -> str:
     """A card as terminal text."""
     lines = [f"┌─ {card.title}", f"│ {card.status_line}"]
     lines.append("│ " + " · ".join(f"{k}: {v}" for k, v in card.fields))
+    # the card's lines a terminal shows: CI, the artifacts steps published, what a rollback undoes
+    lines.extend(f"│ {line}" for line in card.lines if line.startswith(("CI: ", "📦 ", "↩️ ")))
+    lines.extend(f"│ 🔗 {link.text}: {link.url}" for link in card.links)
     if card.warnings:
         lines.extend(f"│ ⚠ {w}" for w in card.warnings)
     if card.changelog or card.changelog_note:
@@ -43,7 +46,12 @@ def render_card(card: Card) -> str:
     if card.checklist:
         state = "" if card.checklist_open else " (closed)"
         lines.append(f"│ Checklist{state}:")
-        lines.extend(f"│   [{'x' if i.ticked else ' '}] {i.number}. {i.text}" for i in card.checklist)
+        phase: str | None = None
+        for i in card.checklist:
+            if i.phase is not None and i.phase != phase:
+                lines.append(f"│  {i.phase}:")
+            phase = i.phase
+            lines.append(f"│   [{'x' if i.ticked else ' '}] {i.number}. {i.text}")
     if card.approvals_line:
         lines.append(f"│ {card.approvals_line}")
     if card.footer:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from bot.domain.details import StageTally
+from bot.domain.tally import StageTally
 
 
 @dataclass(frozen=True)

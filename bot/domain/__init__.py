@@ -2,9 +2,20 @@
 windows, DORA figures, durations. Pure: imports nothing but the standard library and itself."""
 
 from bot.domain.actions import Action
-from bot.domain.card import Button, Card, ChecklistItem
+from bot.domain.card import Button, Card, ChecklistItem, Link
 from bot.domain.deployment import UNSAVED, Approval, Deployment, EventRecord, Lock, transition
-from bot.domain.details import Alert, Cursor, Details, Live, Reopened, RollbackClaim, Signoff, StageTally
+from bot.domain.details import (
+    Alert,
+    CiStatus,
+    Cursor,
+    Details,
+    Gate,
+    Live,
+    Reopened,
+    RollbackClaim,
+    Signoff,
+    StepRun,
+)
 from bot.domain.durations import format_duration
 from bot.domain.errors import Refused
 from bot.domain.kinds import DEPLOY, ROLLBACK, Kind, KindRules
@@ -18,6 +29,7 @@ from bot.domain.states import (
     IllegalTransition,
     State,
 )
+from bot.domain.tally import StageTally
 
 __all__ = [
     "ACTIVE_STATES",
@@ -34,14 +46,17 @@ __all__ = [
     "Button",
     "Card",
     "ChecklistItem",
+    "CiStatus",
     "Cursor",
     "Deployment",
     "Details",
     "Event",
     "EventRecord",
+    "Gate",
     "IllegalTransition",
     "Kind",
     "KindRules",
+    "Link",
     "Live",
     "Lock",
     "Refused",
@@ -50,6 +65,7 @@ __all__ = [
     "Signoff",
     "StageTally",
     "State",
+    "StepRun",
     "format_duration",
     "transition",
 ]

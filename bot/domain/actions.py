@@ -24,6 +24,9 @@ class Action(StrEnum):
     SIGNOFF_ROLLBACK = "signoff_rollback"
     SIGNOFF_TICK = "signoff_tick"
     SIGNOFF_CHECKLIST = "signoff_checklist"
+    GATE_GO = "gate_go"  # Go at a stage gate
+    GATE_NOGO = "gate_nogo"
+    RECOVER = "recover"  # a choice after an irreversible step ran: value `<id>:undo|restore|hold`
 
 
 __all__ = ["Action"]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.domain.actions import Action
-from bot.domain.details import StageTally
 from bot.domain.states import State
+from bot.domain.tally import StageTally
 
 ButtonStyle = Literal["primary", "danger"] | None
 
@@ -28,11 +28,21 @@ class Button:
 
 @dataclass(frozen=True)
 class ChecklistItem:
-    """One checklist line (1-based `number` as people refer to it)."""
+    """One checklist line (1-based `number` as people refer to it), in its named `phase` if the
+    checklist has phases (items of a phase are consecutive)."""
 
     number: int
     text: str
     ticked: bool
+    phase: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link a card shows: `text` people read, `url` it leads to (the web view, a CI run)."""
+
+    text: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Card:
     footer: str | None = None
     kind: Literal["deploy", "signoff"] = "deploy"
     lines: tuple[str, ...] = ()  # extra lines (stage progress, monitoring, checks)
+    links: tuple[Link, ...] = ()  # the web view, failing CI contexts
     #: The run's stages so far, hosts done / failed / running (also in `lines`, as text): a
     #: terminal can show the running one in place, counting its elapsed time on.
     stages: tuple[StageTally, ...] = ()

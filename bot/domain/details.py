@@ -1,8 +1,9 @@
 """What a deployment records beside its state, as typed records: `Deployment.details`.
 
 Each part of the engine owns a few fields: the request (changelog, warnings, safeties set aside),
-the run (resume cursor, finished stages, live output), monitoring (round, tracker, card lines),
-alerts, Hold, and the sign-off. They are stored as one JSON object (the `details` column); the
+the run (resume cursor, finished stages, live output, what each step did where, the artifacts
+steps published, the gate it waits at), monitoring (round, tracker, card lines), alerts, Hold,
+and the sign-off. They are stored as one JSON object (the `details` column); the
 keys are the field names, defaults are left out, and unknown keys in old rows are ignored, so
 rows written before a field existed still load.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any, TypeVar
+
+from bot.domain.tally import StageTally
 
 T = TypeVar("T")
 
@@ -44,63 +47,94 @@ class Live:
 
 
 @dataclass(frozen=True)
-class StageTally:
-    """How one stage of a run is going over its hosts (the card's and the console's progress line).
+class StepRun:
+    """Where one step of a stage ran: the hosts it finished on, batch by batch, and the hosts it
+    runs on right now, so a compensation knows exactly what to undo, also after an interrupted
+    run. One record per step (not per batch), so a deploy host by host keeps a small record.
 
-    A host is *done* once every step of its batch finished on it, *failed* once a step failed
-    on it, *running* while a command runs on it; *stopped* hosts were in the batch the stage
-    stopped in, *not started* ones in later batches. `elapsed` is seconds since the stage
-    started, as of the last update (`started_at`, an ISO instant, lets a live display count on).
+    `running` is set while the step runs: a run cut off then (its process died) leaves hosts
+    whose outcome nobody knows (`unknown()`), which a compensation does not undo blindly.
     """
 
     stage: str
-    hosts: int
-    done: int = 0
-    failed: int = 0
-    running: int = 0
-    stopped: int = 0
-    not_started: int = 0
-    batch: int = 0  # 1-based; 0 before the first batch starts
-    batches: int = 1
-    step: str | None = None
-    step_done: int = 0
-    step_hosts: int = 0
-    started_at: str | None = None
-    elapsed: float = 0.0
-    finished: bool = False
+    step: str
+    index: int
+    #: Where the command finished (exit 0), in order, and the batch of each (a failed `verify`
+    #: does not change that). Two flat lists: this record is read back with every write of a run.
+    finished: tuple[str, ...] = ()
+    finished_batches: tuple[int, ...] = ()
+    #: The batch and hosts it started on and has not reported back from yet.
+    running: tuple[str, ...] = ()
+    running_batch: int = 0
+    verify_error: str | None = None
 
-    def line(self, elapsed: float | None = None, *, brief: bool = False) -> str:
-        """`🚀 deploy: 12/50 hosts done · 1 failed · 10 running · 0:42 · batch 2/4 · restart 5/10`
-        (what matters first: a narrow terminal cuts the end); `brief` leaves out what changes from
-        one host to the next (running, batch and step)."""
-        seconds = self.elapsed if elapsed is None else elapsed
+    def unknown(self) -> tuple[str, ...]:
+        """Hosts the step started on whose outcome was never recorded."""
+        return self.running
+
+    def hosts(self) -> tuple[str, ...]:
+        """Every host it finished on, in order."""
+        return self.finished
+
+    def batches(self) -> dict[int, tuple[str, ...]]:
+        """The hosts it finished on, by batch."""
+        out: dict[int, tuple[str, ...]] = {}
+        for batch, host in zip(self.finished_batches, self.finished, strict=False):
+            out[batch] = (*out.get(batch, ()), host)
+        return out
+
+    def finishing(self, batch: int, hosts: tuple[str, ...]) -> StepRun:
+        """This record once the step finished on `hosts` in `batch` (nothing runs any more)."""
+        new = [h for h in hosts if h not in self.finished]
+        return replace(
+            self,
+            finished=(*self.finished, *new),
+            finished_batches=(*self.finished_batches, *([batch] * len(new))),
+            running=(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """This record as stored (defaults left out), written by hand: it is rewritten with
+        every bookkeeping write of a run."""
+        out: dict[str, Any] = {"stage": self.stage, "step": self.step, "index": self.index}
         if self.finished:
-            mark = "✗" if self.failed or self.stopped or self.not_started else "✓"
-            parts = [f"{mark} {self.stage}: {self.done}/{self.hosts} hosts done"]
-            parts += [f"{n} {what}" for n, what in self._endings() if n]
-        else:
-            parts = [f"🚀 {self.stage}: {self.done}/{self.hosts} hosts done", f"{self.failed} failed"]
-            if not brief:
-                parts.append(f"{self.running} running")
-            parts.append(clock_time(seconds))
-            if self.batches > 1 and not brief:
-                parts.append(f"batch {max(1, self.batch)}/{self.batches}")
-            if self.step and self.step_hosts > 1 and not brief:
-                parts.append(f"{self.step} {self.step_done}/{self.step_hosts}")
-            return " · ".join(parts)
-        parts.append(clock_time(seconds))
-        return " · ".join(parts)
+            out["finished"] = list(self.finished)
+            out["finished_batches"] = list(self.finished_batches)
+        if self.running:
+            out["running"] = list(self.running)
+            out["running_batch"] = self.running_batch
+        if self.verify_error is not None:
+            out["verify_error"] = self.verify_error
+        return out
 
-    def _endings(self) -> tuple[tuple[int, str], ...]:
-        return ((self.failed, "failed"), (self.stopped, "stopped"), (self.not_started, "not started"))
+    @classmethod
+    def from_json(cls, raw: Any) -> StepRun | None:
+        """A stored record, or None when it is not one (an old or damaged row)."""
+        if not isinstance(raw, Mapping):
+            return None
+        try:
+            return cls(
+                stage=str(raw["stage"]),
+                step=str(raw["step"]),
+                index=int(raw["index"]),
+                finished=tuple(raw.get("finished", ())),
+                finished_batches=tuple(raw.get("finished_batches", ())),
+                running=tuple(raw.get("running", ())),
+                running_batch=int(raw.get("running_batch", 0)),
+                verify_error=raw.get("verify_error"),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
-def clock_time(seconds: float) -> str:
-    """Elapsed time as a stopwatch shows it: `0:42`, `12:05`, `1:02:03`."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+@dataclass(frozen=True)
+class Gate:
+    """A stage gate the run waits at: the question, and the Go's given so far."""
+
+    stage: str
+    question: str
+    approvals: tuple[str, ...] = ()
+    at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,22 @@ class Signoff:
 
 
 @dataclass(frozen=True)
+class CiStatus:
+    """The CI gate of a deploy: the required contexts of its sha as the code host last said.
+
+    `state` is "passed", "pending", "failing" or "unknown" (could not check: `error` says why);
+    `contexts` holds one mapping per context shown (`name`, `state`, `url`).
+    """
+
+    state: str
+    summary: str
+    checked_at: str
+    contexts: tuple[Mapping[str, str], ...] = ()
+    error: str | None = None
+    checks: int = 0
+
+
+@dataclass(frozen=True)
 class Details:
     """Everything a deployment records beside its state."""
 
@@ -162,6 +212,17 @@ class Details:
     live: Live | None = None
     #: Each stage of the latest run so far, in order: hosts done / failed / running.
     stages: tuple[StageTally, ...] = ()
+    #: What each step did where, in the order the steps ran.
+    ran: tuple[StepRun, ...] = ()
+    #: What steps published (`::gonogo artifact NAME=VALUE`): name → host → value.
+    artifacts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The gate the run waits at, and the stages whose gate was passed.
+    gate: Gate | None = None
+    gates_passed: tuple[str, ...] = ()
+    #: A rollback after an irreversible step: what a human chose for it ("undo" or "restore").
+    recovery: str | None = None
+    #: A rollback's compensation: what it undoes and what it skips (and why), as the card says.
+    undo_notes: tuple[str, ...] = ()
     # monitoring
     monitor_round: int = 0
     monitor_rounds: int = 0
@@ -174,6 +235,9 @@ class Details:
     hold: str | None = None
     # the sign-off
     signoff: Signoff = field(default_factory=Signoff)
+    # integrations: the CI gate, and the code host's deployment this one is mirrored to
+    ci: CiStatus | None = None
+    codehost_id: str | None = None
 
     def but(self, **changes: Any) -> Details:
         """A copy with `changes`."""
@@ -189,15 +253,17 @@ class Details:
         return _from_json(cls, raw or {})
 
 
-#: Fields that are tuples of records.
-_RECORD_LISTS: dict[str, type] = {"alerts": Alert, "stages": StageTally}
 _NESTED: dict[str, type] = {
     "cursor": Cursor,
     "live": Live,
     "signoff": Signoff,
     "rollback": RollbackClaim,
     "reopened": Reopened,
+    "gate": Gate,
+    "ci": CiStatus,
 }
+#: Fields holding a list of records.
+_LISTS: dict[str, type] = {"alerts": Alert, "stages": StageTally}
 
 
 def _default(f: Field[Any]) -> Any:
@@ -210,7 +276,9 @@ def _to_json(record: Any) -> dict[str, Any]:
         value = getattr(record, f.name)
         if value == _default(f):
             continue
-        if f.name in _RECORD_LISTS:
+        if f.name == "ran":
+            out[f.name] = [r.to_json() for r in value]
+        elif f.name in _LISTS:
             out[f.name] = [_to_json(a) for a in value]
         elif f.name in _NESTED:
             out[f.name] = _to_json(value)
@@ -230,8 +298,10 @@ def _from_json(cls: type[T], raw: Mapping[str, Any]) -> T:
         value = raw.get(f.name)
         if value is None:
             continue
-        if f.name in _RECORD_LISTS and isinstance(value, list):
-            kind = _RECORD_LISTS[f.name]
+        if f.name == "ran" and isinstance(value, list):
+            values[f.name] = tuple(r for r in map(StepRun.from_json, value) if r is not None)
+        elif f.name in _LISTS and isinstance(value, list):
+            kind = _LISTS[f.name]
             values[f.name] = tuple(a for a in (_optional(kind, v) for v in value) if a is not None)
         elif f.name in _NESTED:
             nested = _optional(_NESTED[f.name], value)
@@ -256,12 +326,13 @@ def _optional(cls: type[T], raw: Any) -> T | None:
 
 __all__ = [
     "Alert",
+    "CiStatus",
     "Cursor",
     "Details",
+    "Gate",
     "Live",
     "Reopened",
     "RollbackClaim",
     "Signoff",
-    "StageTally",
-    "clock_time",
+    "StepRun",
 ]

@@ -28,7 +28,8 @@ class KindRules:
     short: str
     #: "since ... · deployed by alice".
     verb: str
-    #: The stages it runs, in order (each the environment's steps of that name).
+    #: The stages it runs, in order (each the environment's steps of that name; a rollback's
+    #: `undo` is the compensation of the deployment it undoes, see `bot.engine.compensation`).
     stages: tuple[str, ...]
     #: The card's state text while it runs, and once it succeeded.
     running_text: str
@@ -58,7 +59,7 @@ ROLLBACK = KindRules(
     noun="rollback",
     short="rollback",
     verb="rolled back by",
-    stages=("rollback",),
+    stages=("undo", "rollback"),
     running_text="rolling back",
     succeeded_text="rolled back: the earlier release runs again",
     success_states=frozenset({State.SUCCEEDED, State.SIGNED_OFF}),

@@ -16,6 +16,7 @@ class State(StrEnum):
     SCHEDULED = "scheduled"  # approved; waits for its start time
     APPROVED = "approved"  # approved; queued for the worker
     RUNNING = "running"  # stages executing
+    GATED = "gated"  # stopped before a stage; waits for a human Go at its gate (no worker held)
     MONITORING = "monitoring"  # deployed and verified; monitoring window open
     SUCCEEDED = "succeeded"  # live; awaiting sign-off
     SIGNED_OFF = "signed_off"  # live and closed by a sign-off
@@ -43,6 +44,7 @@ class Event(StrEnum):
     ABORT = "abort"
     INTERRUPT = "interrupt"
     RESUME = "resume"
+    GATE = "gate"
     SIGN_OFF = "sign_off"
     ROLL_BACK = "roll_back"
 
@@ -64,6 +66,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (S.RUNNING, E.FAIL): S.FAILED,
     (S.RUNNING, E.ABORT): S.ABORTED,
     (S.RUNNING, E.INTERRUPT): S.INTERRUPTED,
+    (S.RUNNING, E.GATE): S.GATED,
+    (S.GATED, E.APPROVE): S.APPROVED,  # the gate's last Go: queued again, from where it stopped
+    (S.GATED, E.ABORT): S.ABORTED,  # No-go at the gate (or /deploy abort)
     (S.INTERRUPTED, E.RESUME): S.RUNNING,
     (S.INTERRUPTED, E.FAIL): S.FAILED,
     (S.MONITORING, E.SUCCEED): S.SUCCEEDED,
@@ -78,7 +83,9 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
 }
 
 #: States in which a deployment holds its environment (at most one per environment).
-ACTIVE_STATES = frozenset({S.PENDING, S.SCHEDULED, S.APPROVED, S.RUNNING, S.MONITORING, S.INTERRUPTED})
+ACTIVE_STATES = frozenset(
+    {S.PENDING, S.SCHEDULED, S.APPROVED, S.RUNNING, S.GATED, S.MONITORING, S.INTERRUPTED}
+)
 #: States in which a deployment's release is what the environment runs.
 LIVE_STATES = frozenset({S.MONITORING, S.SUCCEEDED, S.SIGNED_OFF})
 #: States from which nothing but a rollback mark can happen.
@@ -89,7 +96,7 @@ FINAL_STATES = frozenset(
 
 #: One icon per state, as cards, status and history show it.
 STATE_ICON = {
-    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀",
+    State.PENDING: "⏳", State.SCHEDULED: "🕒", State.APPROVED: "✅", State.RUNNING: "🚀", State.GATED: "🚦",
     State.MONITORING: "👀", State.SUCCEEDED: "✅", State.SIGNED_OFF: "🏁", State.FAILED: "❌",
     State.DECLINED: "⛔", State.CANCELLED: "🚫", State.EXPIRED: "⌛", State.ABORTED: "🛑",
     State.INTERRUPTED: "⚠️", State.ROLLED_BACK: "↩️",

@@ -7,7 +7,8 @@ and `Refused` (its user-facing error). The parts depend on the narrow interfaces
 
 from bot.domain.errors import Refused
 from bot.engine.engine import Engine
+from bot.engine.integrations import Integrations
 from bot.engine.port import BackendFactory
 from bot.engine.queries import EnvStatus
 
-__all__ = ["BackendFactory", "Engine", "EnvStatus", "Refused"]
+__all__ = ["BackendFactory", "Engine", "EnvStatus", "Integrations", "Refused"]

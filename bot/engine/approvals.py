@@ -8,6 +8,7 @@ required Go moves the deployment to `approved` (the transition hook queues it) o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.chat.base import Directory
@@ -36,6 +37,8 @@ class Approvals:
         self.timers = timers
         self.queue = queue
         self.directory = directory
+        #: Checks before a Go counts, beyond the policy (the CI gate); each may raise Refused.
+        self.guards: list[Callable[[str, Deployment], None]] = []
         timers.register(Timer.APPROVAL_EXPIRY, self._expire)
         timers.register(Timer.SCHEDULED_START, self._scheduled_start)
 
@@ -81,6 +84,10 @@ class Approvals:
     # -- Go and No-go -----------------------------------------------------------------------
     def approve(self, user: str, deployment_id: int) -> Deployment:
         """Record `user`'s Go; the last required approval starts (or schedules) the deployment."""
+        if self.guards:
+            current = self.ledger.get(deployment_id)
+            for guard in self.guards:
+                guard(user, current)
 
         def go(d: Deployment) -> Deployment:
             self._refuse_go(user, d)

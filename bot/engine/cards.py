@@ -14,13 +14,14 @@ from bot.config import Environment
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import STATE_ICON, Deployment, Lock, State
-from bot.domain.details import StageTally
+from bot.domain.tally import StageTally
 
 STATE_TEXT = {
     State.PENDING: "waiting for approval",
     State.SCHEDULED: "approved, scheduled",
     State.APPROVED: "approved, starting",
     State.RUNNING: "running",
+    State.GATED: "waiting at a gate",
     State.MONITORING: "deployed, monitoring",
     State.SUCCEEDED: "deployed",
     State.SIGNED_OFF: "deployed and signed off",
@@ -38,14 +39,15 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
     """Render a deployment into a card."""
     dry = " (dry run)" if d.dry_run else ""
     details = d.details
-    checklist = tuple(
-        ChecklistItem(i + 1, text, d.checklist[i] if i < len(d.checklist) else False)
-        for i, text in enumerate(env.checklist[: len(d.checklist)])
-    )
+    checklist = checklist_items(env.checklist[: len(d.checklist)], env.checklist_phases, d.checklist)
     approvals_line = None
     if d.required_approvals:
         got = ", ".join(d.approvers()) or "none yet"
         approvals_line = f"Approvals {len(d.approvals)}/{d.required_approvals}: {got}"
+    gate = details.gate
+    if d.state == State.GATED and gate is not None:
+        got = ", ".join(gate.approvals) or "none yet"
+        approvals_line = f"Go at the gate {len(gate.approvals)}/{env.approvals.required}: {got}"
     warnings = details.warnings
     if details.ignored_safeties:
         warnings = (*warnings, "Safeties ignored with --force: " + ", ".join(details.ignored_safeties))
@@ -100,6 +102,8 @@ def _fields(d: Deployment, env: Environment) -> tuple[tuple[str, str], ...]:
 
 def _status(d: Deployment) -> str:
     status = f"{STATE_ICON[d.state]} {_state_text(d)}"
+    if d.state == State.GATED and d.details.gate is not None:
+        return f"{status} before {d.details.gate.stage}: {d.details.gate.question}"
     if d.progress and d.state in (State.RUNNING, State.INTERRUPTED, State.MONITORING):
         status += f": {d.progress}"
     if d.error and d.state in (State.FAILED, State.INTERRUPTED, State.ABORTED):
@@ -113,6 +117,11 @@ def _buttons(d: Deployment) -> tuple[Button, ...]:
         return (Button("Go", Action.GO, value, "primary"), Button("No-go", Action.NOGO, value, "danger"))
     if d.state == State.RUNNING:
         return (Button("Abort", Action.ABORT, value, "danger"),)
+    if d.state == State.GATED:
+        return (
+            Button("Go", Action.GATE_GO, value, "primary"),
+            Button("No-go", Action.GATE_NOGO, value, "danger"),
+        )
     if d.state == State.INTERRUPTED:
         return (
             Button("Resume", Action.RESUME, value, "primary"),
@@ -122,13 +131,46 @@ def _buttons(d: Deployment) -> tuple[Button, ...]:
 
 
 def _lines(d: Deployment) -> tuple[str, ...]:
-    """Extra lines: the stages' host counts, monitoring's, and while running each host's last
-    output line."""
-    lines = (*(t.line() for t in _stages(d)), *d.details.card_lines)
+    """Extra lines: the stages' host counts, the artifacts steps published, what a rollback
+    undoes, monitoring's, and while running each host's last output line."""
+    lines = (
+        *(t.line() for t in _stages(d)),
+        *_artifact_lines(d),
+        *(f"↩️ {n}" for n in d.details.undo_notes[:10]),
+        *d.details.card_lines,
+    )
     live = d.details.live
     if d.state == State.RUNNING and live is not None and live.hosts:
         lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live.hosts.items())[:10]))
     return lines
+
+
+def _artifact_lines(d: Deployment) -> list[str]:
+    """`📦 backup_path: /var/backups/shop-42.sql` (per host when the hosts published different values)."""
+    out = []
+    for name, by_host in list(d.details.artifacts.items())[:10]:
+        values = set(by_host.values())
+        if len(values) == 1:
+            out.append(f"📦 {name}: {next(iter(values))}")
+        else:
+            out.append(f"📦 {name}: " + ", ".join(f"{h}={v}" for h, v in by_host.items()))
+    return out
+
+
+def checklist_items(
+    items: tuple[str, ...], phases: tuple[tuple[str, int], ...], ticked: tuple[bool, ...]
+) -> tuple[ChecklistItem, ...]:
+    """A checklist as card items, numbered 1..N across phases, each naming its phase (if any)."""
+    names: list[str | None] = [name for name, count in phases for _ in range(count)]
+    return tuple(
+        ChecklistItem(
+            i + 1,
+            text,
+            ticked[i] if i < len(ticked) else False,
+            names[i] if i < len(names) else None,
+        )
+        for i, text in enumerate(items)
+    )
 
 
 def _state_text(d: Deployment) -> str:
@@ -149,7 +191,7 @@ def build_signoff_card(d: Deployment, env: Environment) -> Card:
     signoff = d.details.signoff
     decided = signoff.decision
     ticks = signoff.ticks(len(env.signoff_checklist))
-    checklist = tuple(ChecklistItem(i + 1, text, ticks[i]) for i, text in enumerate(env.signoff_checklist))
+    checklist = checklist_items(env.signoff_checklist, env.signoff_phases, ticks)
     if decided:
         at = signoff.at or ""
         when = f" at {at[:16].replace('T', ' ')} UTC" if at else ""

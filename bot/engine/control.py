@@ -67,6 +67,11 @@ class Control:
             return self.ledger.save(d, Event.CANCEL, user, "abort", refresh=True)
         if d.state == State.MONITORING:
             return self._stop_monitoring(user, d)
+        if d.state == State.GATED:
+            why = f"aborted by {user} at the gate"
+            d = self.ledger.save(d, Event.ABORT, user, "abort", error=why, refresh=True)
+            self.failures.on_failure(d, why, automatic=False)
+            return d
         if d.state == State.INTERRUPTED:
             d = self.ledger.save(d, Event.FAIL, user, "give_up", error=f"given up by {user}", refresh=True)
             self.notify.settle_alerts(d.id, f"🛑 Given up by {user}.")

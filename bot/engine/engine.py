@@ -13,7 +13,7 @@ deployment is queued for a worker, and a rollback that ended settles the sign-of
 
 Public API (what `commands/` may call): `request_deploy`, `request_rollback`, `tick`,
 `tick_all`, `set_checklist`, `approve`, `decline`, `cancel`, `abort`, `resume`, `hold`,
-`rollback_failed`, `lock`, `unlock`, `status`, `history`, `stats`, `deployment`,
+`rollback_failed`, `recover`, `gate_go`, `gate_nogo`, `lock`, `unlock`, `status`, `history`, `stats`, `deployment`,
 `environments`, `signoff` (and `signoffs` for the sign-off card's buttons), `start`,
 `wait_idle`, `shutdown`, and the error `Refused`.
 """
@@ -32,6 +32,8 @@ from bot.domain.stats import Dora
 from bot.engine.approvals import Approvals
 from bot.engine.control import Control
 from bot.engine.failures import Failures
+from bot.engine.gates import Gates
+from bot.engine.integrations import IntegrationParts, Integrations
 from bot.engine.ledger import Ledger
 from bot.engine.locks import Locks
 from bot.engine.monitoring import Monitoring
@@ -67,6 +69,7 @@ class Engine:
         workers: int | None = None,
         leadership: LeadershipFactory | None = None,
         retention_days: float | None = None,
+        integrations: Integrations | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -82,6 +85,7 @@ class Engine:
         )
         #: No replica can share the store: what this process does not run, nobody runs.
         self._single_process = self._leader is None or bool(getattr(self._leader, "single_process", False))
+        self._integrations = integrations
         self._compose(workers or config.bot.workers)
 
     def _compose(self, workers: int) -> None:
@@ -97,14 +101,22 @@ class Engine:
         self.monitoring = Monitoring(
             ledger, store, notify, timers, self.failures, self.backends, self._went_live
         )
+        self.gates = Gates(ledger, notify, self.failures, directory)
         self.runs = Runs(
             self.config, ledger, store, notify, timers, backends=self.backends, monitoring=self.monitoring,
-            failures=self.failures, on_live=self._went_live, workers=workers, single_process=self._single_process,
+            failures=self.failures, gates=self.gates, on_live=self._went_live, workers=workers,
+            single_process=self._single_process,
         )  # fmt: skip
         self.approvals = Approvals(ledger, store, notify, timers, self.runs, directory)
         self.control = Control(ledger, store, notify, timers, self.runs, self.failures, directory)
         self.signoffs = SignOff(ledger, store, notify, timers, self.rollbacks, directory)
         self.queries = Queries(ledger, store, list(self.config.environments))
+        # CI gate, deployments mirrored to the code host, paging, links to the web view:
+        self.integrations = extras = IntegrationParts(
+            self.config, ledger, store, notify, timers, self._integrations
+        )
+        self.approvals.guards.append(extras.before_go)
+        notify.decorate_with(extras.decorate)
         # What follows a state, declared once:
         ledger.on_transition(lambda before, after: self.runs.submit(after), to=State.APPROVED)
         ledger.on_transition(self._rollback_ended)
@@ -155,6 +167,8 @@ class Engine:
             self._leader.stop()
         self.scheduler.stop_leading()
         self.runs.close()
+        if self._integrations is not None:
+            self._integrations.close()
 
     # -- hooks ------------------------------------------------------------------------------
     def _went_live(self, d: Deployment) -> None:
@@ -222,9 +236,10 @@ class Engine:
         at: str | None = None,
     ) -> Deployment:
         """Create a pending deployment and post its card; Refused with the reason otherwise."""
-        return self.requests.request_deploy(
+        d = self.requests.request_deploy(
             user, channel, env_name, ref, reason=reason, dry_run=dry_run, force=force, at=at
         )
+        return self.integrations.after_request(d)
 
     def request_rollback(
         self,
@@ -268,6 +283,19 @@ class Engine:
     def cancel(self, user: str, deployment_id: int) -> Deployment:
         """Cancel a pending, approved or scheduled deployment (requester or an operator)."""
         return self.approvals.cancel(user, deployment_id)
+
+    def recover(self, user: str, deployment_id: int, choice: str) -> Deployment:
+        """A choice after an irreversible step ran: `undo` or `restore` (its rollback is returned)
+        or `hold`; each needs an approver, never the requester."""
+        return self.rollbacks.choose(user, deployment_id, choice)
+
+    def gate_go(self, user: str, deployment_id: int) -> Deployment:
+        """Go at the gate a deployment waits at; the last Go needed lets it go on."""
+        return self.gates.go(user, deployment_id)
+
+    def gate_nogo(self, user: str, deployment_id: int) -> Deployment:
+        """No-go at the gate: the deploy stops there and a rollback of what ran is offered."""
+        return self.gates.nogo(user, deployment_id)
 
     # -- locks and in-flight control ------------------------------------------------------------
     def lock(self, user: str, env_name: str, reason: str | None, *, automatic: bool = False) -> Lock:

@@ -5,6 +5,9 @@ mentions the requester and on-call. With `auto_rollback` the environment's last 
 put back: at once, or after `rollback_grace` unless someone presses Hold; then, with
 `lock_after_rollback`, the environment is locked until a human unlocks it with a reason. A
 failed rollback only alerts: nothing more is tried automatically.
+
+After an irreversible step ran, nothing is rolled back by itself: the alert names the step and
+offers the choices its `on_failure` names (Undo, Restore, Hold), each for an approver to press.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from bot.domain.card import Button
 from bot.domain.deployment import Deployment
 from bot.domain.durations import format_duration
 from bot.domain.errors import Refused
+from bot.engine.compensation import CHOICE_LABELS, choices, irreversible_ran
 from bot.engine.locks import Locks
 from bot.engine.port import Ledger, Notifier, Timer, Timers
 from bot.engine.rollbacks import Rollbacks
@@ -61,7 +65,16 @@ class Failures:
             )
             return
         roll_back_now = Button("Roll back now", Action.ROLLBACK_NOW, str(d.id), "danger")
-        if env.auto_rollback and automatic and env.rollback_grace:
+        if irreversible := irreversible_ran(env, d):
+            ran = ", ".join(i.describe() for i in irreversible)
+            self.notify.alert(
+                d,
+                f"🚨 {verb} FAILED: {why}. Irreversible step {ran} ran, so gonogo does not roll back "
+                "by itself: choose what to do (an approver, not the requester).",
+                self.rollback_buttons(d, roll_back_now),
+                mentions,
+            )
+        elif env.auto_rollback and automatic and env.rollback_grace:
             # Hold is offered only while there is an automatic rollback to hold: the timer first.
             grace = env.rollback_grace
             self.timers.add_in(Timer.AUTO_ROLLBACK, grace, deployment_id=d.id, why=why)
@@ -77,6 +90,16 @@ class Failures:
             self.roll_back_automatically(d, why)
         else:
             self.notify.alert(d, f"🚨 {verb} FAILED: {why}. Roll back?", (roll_back_now,), mentions)
+
+    def rollback_buttons(self, d: Deployment, plain: Button) -> tuple[Button, ...]:
+        """How `d` may be rolled back: `plain`, or after an irreversible step the choices it offers."""
+        found = irreversible_ran(self.ledger.env(d.env), d)
+        if not found:
+            return (plain,)
+        return tuple(
+            Button(CHOICE_LABELS[c], Action.RECOVER, f"{d.id}:{c}", None if c == "hold" else "danger")
+            for c in choices(found)
+        )
 
     def _mentions(self, d: Deployment) -> list[str]:
         """Who an alert about `d` mentions: its requester and on-call (for an automatic rollback,

@@ -31,10 +31,18 @@ class Notifier:
         #: With replicas, another process may send a newer card while ours is on its way.
         self._single_process = single_process
         self._card_lock = threading.Lock()
+        self._decorations: list[Callable[[Deployment, Card], Card]] = []
+
+    def decorate_with(self, decorate: Callable[[Deployment, Card], Card]) -> None:
+        """Add to every deploy card drawn from now on (the CI line, links to the web view)."""
+        self._decorations.append(decorate)
 
     def card(self, d: Deployment) -> Card:
         """The deploy card of `d` as it is now."""
-        return build_card(d, self.ledger.env(d.env), self.store.get_lock(d.env))
+        card = build_card(d, self.ledger.env(d.env), self.store.get_lock(d.env))
+        for decorate in self._decorations:
+            card = decorate(d, card)
+        return card
 
     def post_card(self, d: Deployment) -> bool:
         """Post the deployment's card and remember where; False when it could not be posted."""

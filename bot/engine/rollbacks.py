@@ -4,7 +4,8 @@ As in Shipit (`Rollback < Deploy`), a rollback goes through the same life as a d
 created, its card is posted, it is approved (by the policy's `rollback_required` approvers, or
 at once), and a worker runs it. It puts back a release that went live before, never one that
 failed; `rollback_target` chooses it the same way for `/rollback`, the alert's Roll back now
-and the sign-off's ROLL BACK.
+and the sign-off's ROLL BACK. After an irreversible step ran, a failed deploy is rolled back
+only by a choice (`choose`: undo or restore, each needing an approver; or hold).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from bot.config import Environment
 from bot.domain.deployment import Deployment, Event, EventRecord, State
 from bot.domain.details import Details
 from bot.domain.errors import Refused
-from bot.engine.policy import may_request
+from bot.engine.compensation import choices, irreversible_ran
+from bot.engine.policy import may_approve, may_request
 from bot.engine.port import Ledger, Notifier, Timer, Timers
 from bot.engine.requests import Requests, busy_message
 from bot.store.base import Store
@@ -117,12 +119,44 @@ class Rollbacks:
             raise Refused(f"{env} already runs the release of #{target_id}")
         return target
 
-    def rollback_failed(self, user: str, deployment_id: int, *, automatic: bool = False) -> Deployment:
-        """`Roll back now` on a failure alert: put back the environment's last good release."""
+    def choose(self, user: str, deployment_id: int, choice: str) -> Deployment:
+        """A choice on the alert of a deploy that ran an irreversible step: `undo` or `restore`
+        start its rollback (returned), `hold` leaves everything as it is (the deploy returned).
+        Each needs an approver of the environment, never the requester."""
+        d = self.ledger.get(deployment_id)
+        env = self.ledger.env(d.env)
+        offered = choices(irreversible_ran(env, d))
+        if choice not in offered:
+            raise Refused(f"{d.label} offers {', '.join(offered) or 'no choices'}, not {choice!r}")
+        if why := may_approve(env, d, user, self.directory):
+            self.ledger.refuse(user, d.env, f"recover_{choice}", why, d.id)
+        if choice != "hold":
+            return self.rollback_failed(user, deployment_id, recovery=choice)
+        if d.details.hold:
+            raise Refused(f"{d.label} is already held by {d.details.hold}")
+        d = self.ledger.amend(deployment_id, lambda cur: cur.with_details(hold=user))
+        self.ledger.log(user, "recover_hold", d)
+        self.notify.settle_alerts(
+            deployment_id,
+            f"✋ Held by {user}: nothing is undone; {d.env} stays as the failed deploy left it.",
+        )
+        return d
+
+    def rollback_failed(
+        self, user: str, deployment_id: int, *, automatic: bool = False, recovery: str | None = None
+    ) -> Deployment:
+        """`Roll back now` on a failure alert: put back the environment's last good release
+        (after an irreversible step: only with a `recovery` chosen, see `choose`)."""
         d = self.ledger.get(deployment_id)
         env = self.ledger.env(d.env)
         if not automatic and (why := may_request(env, user, self.directory)):
             self.ledger.refuse(user, d.env, "rollback", why, d.id)
+        if recovery is None and (found := irreversible_ran(env, d)):
+            self.ledger.refuse(
+                user, d.env, "rollback",
+                f"{d.label} ran irreversible step {found[0].describe()}: an approver chooses on its alert "
+                f"({', '.join(choices(found))})", d.id,
+            )  # fmt: skip
         if d.state == State.INTERRUPTED:
             d = self.ledger.save(
                 d, Event.FAIL, user, "give_up", error="rolled back after interruption", refresh=True
@@ -151,8 +185,10 @@ class Rollbacks:
             required=0,
             channel=d.channel,
             automatic=automatic,
+            recovery=recovery,
         )
         who = "automatically" if automatic else f"by {user}"
+        who += f" ({recovery})" if recovery else ""
         self.notify.settle_alerts(
             deployment_id, f"↩️ Rollback {rollback.label} to {current.label} started {who}."
         )
@@ -170,6 +206,7 @@ class Rollbacks:
         channel: str | None,
         automatic: bool = False,
         detail: str | None = None,
+        recovery: str | None = None,
     ) -> Deployment:
         """Create a rollback to `target`'s release, post its card, and start it when no approval is due."""
         now = self.ledger.now()
@@ -190,6 +227,7 @@ class Rollbacks:
             details=Details(
                 changelog_note=f"Back to {target.label} ({target.ref} {target.short_sha})",
                 automatic=automatic,
+                recovery=recovery,
             ),
         )
         event = EventRecord(

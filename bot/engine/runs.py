@@ -3,7 +3,10 @@
 `Runs` takes approved deployments off the caller's thread onto its own pool and runs each
 through the pipeline (stages, batches, the resume cursor, live output tails: `progress`), then
 records the outcome: a failed step or smoke check goes to `Failures`, a verified deploy opens its
-monitoring window (`Monitoring`) or goes live, a rollback marks what it undid. The watchdog
+monitoring window (`Monitoring`) or goes live, a rollback marks what it undid. A rollback first
+runs its compensation (`compensation`: the undo of what the undone deployment finished), then
+its rollback steps. A run stops before a gated stage and waits there without a worker
+(`gates`); a step's `verify` checks run right after it. The watchdog
 (`watchdog`) heartbeats every run until it has really ended and finds the runs of processes that
 died; a run another process declared interrupted is fenced (`inflight`). At shutdown, running
 steps may finish up to a limit.
@@ -12,27 +15,24 @@ steps may finish up to a limit.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bot.config import Config, Environment
+from bot.config import Config
 from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
-from bot.domain.details import Cursor
 from bot.domain.errors import Refused
 from bot.engine.failures import Failures
+from bot.engine.gates import Gates, GateStop
 from bot.engine.inflight import InFlight, Run
 from bot.engine.monitoring import Monitoring
 from bot.engine.port import BackendFactory, Ledger, Notifier, Timers
-from bot.engine.progress import ProgressReporter
-from bot.engine.variables import step_variables
+from bot.engine.stages import Stages
 from bot.engine.watchdog import Watchdog
 from bot.store.base import Store
-from runners.pipeline import Pipeline, StageResult
-from runners.redact import Redactor
+from runners import StageResult
 
 log = logging.getLogger("gonogo.runs")
 
@@ -51,6 +51,7 @@ class Runs:
         backends: BackendFactory,
         monitoring: Monitoring,
         failures: Failures,
+        gates: Gates,
         on_live: Callable[[Deployment], None],
         workers: int,
         single_process: bool,
@@ -63,8 +64,10 @@ class Runs:
         self.backends = backends
         self.monitoring = monitoring
         self.failures = failures
+        self.gates = gates
         self.on_live = on_live
         self.inflight = InFlight(ledger, notify)
+        self.stages = Stages(config, ledger, store, notify, self.inflight, backends, monitoring)
         self.watchdog = Watchdog(
             self.inflight,
             ledger,
@@ -196,9 +199,9 @@ class Runs:
             return  # someone else started it (another click, another replica)
         run = Run()
         self.inflight.runs[deployment_id] = run  # until the outcome is recorded: verify heartbeats too
-        pipeline = self._pipeline(env, d, run)
+        pipeline = self.stages.pipeline(env, d, run)
         try:
-            failure = self._stages(pipeline, env, d, resuming)
+            failure = self.stages.run(pipeline, env, d, resuming)
             lines = getattr(pipeline.backend, "lines", None)
             if failure is None and d.dry_run and isinstance(lines, list):
                 self.notify.thread(
@@ -208,47 +211,8 @@ class Runs:
             pipeline.close()
         self._finish(deployment_id, failure, run)
 
-    def _pipeline(self, env: Environment, d: Deployment, run: Run) -> Pipeline:
-        secrets = {name: value for name in env.secrets if (value := os.environ.get(name))}
-        current = self.store.current_release(env.name)
-        pipeline = Pipeline(
-            self.backends(env, d.dry_run),
-            env.hosts,
-            env.strategy,
-            step_variables(self.config, env, d, current),
-            env=secrets,
-            redactor=Redactor(secrets.values()),
-            on_progress=ProgressReporter(self.inflight, self.ledger, self.store, self.notify, d.id),
-            stop=run.stop,
-            halt=run.halt,
-        )
-        run.pipeline = pipeline
-        return pipeline
-
-    def _stages(
-        self, pipeline: Pipeline, env: Environment, d: Deployment, resuming: bool
-    ) -> StageResult | None:
-        """Run the deployment's stages from the resume cursor; the first failed stage, or None."""
-        stages = d.rules.stages
-        done_stages = set(d.details.done_stages) if resuming else set()
-        cursor = (d.details.cursor if resuming else None) or Cursor()
-        for stage in stages:
-            steps = env.stage(stage)
-            if stage in done_stages or not steps:
-                continue
-            self.inflight.set_progress(d.id, f"{stage}…")
-            here = cursor.stage == stage
-            result = pipeline.run_stage(
-                stage, steps, start_batch=cursor.batch if here else 0, start_step=cursor.step if here else 0
-            )
-            if not result.ok:
-                return result
-            done_stages.add(stage)
-            self.inflight.save_details(d.id, done_stages=tuple(sorted(done_stages)), cursor=None)
-        return None
-
     # -- the outcome --------------------------------------------------------------------------
-    def _finish(self, deployment_id: int, failure: StageResult | None, run: Run) -> None:
+    def _finish(self, deployment_id: int, failure: StageResult | GateStop | None, run: Run) -> None:
         d = self.ledger.get(deployment_id)
         if run.fenced or d.state != State.RUNNING:
             log.warning(
@@ -257,7 +221,9 @@ class Runs:
             )  # fmt: skip
             return
         run.finishing = True
-        if failure is not None and failure.aborted and failure.failed_step is None:
+        if isinstance(failure, GateStop):
+            self.gates.wait(d, failure)
+        elif failure is not None and failure.aborted and failure.failed_step is None:
             self._aborted(d, failure, run)
         elif failure is not None:
             self._failed(d, failure)
@@ -282,8 +248,8 @@ class Runs:
     def _failed(self, d: Deployment, failure: StageResult) -> None:
         step = failure.failed_step
         assert step is not None
-        summary = f"{failure.stage} › {step.step}: " + "; ".join(h.describe() for h in step.failures()[:3])
-        summary += _skipped_note(failure)
+        problems = [h.describe() for h in step.failures()[:3]] or [step.verify_error or "failed"]
+        summary = f"{failure.stage} › {step.step}: " + "; ".join(problems) + _skipped_note(failure)
         d = self.ledger.save(d, Event.FAIL, "gonogo", "fail", detail=summary, error=summary, refresh=True)
         tails = "\n".join(f"{h.host}: {h.output[-500:]}" for h in step.failures()[:3] if h.output)
         if tails:
@@ -342,7 +308,9 @@ class Runs:
             "Resume it, or roll back; the environment stays held until someone decides.",
             (
                 Button("Resume", Action.RESUME, str(d.id), "primary"),
-                Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger"),
+                *self.failures.rollback_buttons(
+                    d, Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger")
+                ),
             ),
             [d.requester, *self.ledger.env(d.env).on_call],
         )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from bot.domain.details import StageTally
+from bot.domain.tally import StageTally
 from runners.base import HostResult
 from runners.pipeline import ProgressEvent
 
@@ -37,7 +37,7 @@ class StageCounter:
     def observe(self, event: ProgressEvent) -> bool:
         """Count `event`; True when a stage began, a batch or stage ended (worth saving at once)."""
         with self._lock:
-            if event.kind == "stage_started":
+            if event.kind == "stage_started" and event.hosts:  # (a compensation names no hosts)
                 self._start(event)
                 return True
             stage = self._stages.get(event.stage)

@@ -6,9 +6,10 @@ never stop because a commit subject was long. Every dynamic text is escaped for 
 `<`, `>`), so text from users or commits can never ping `@channel` or forge a link; Slack
 user ids in people fields become mentions.
 
-Layout: header · fields · extra lines · warnings · changelog · checklist (checkboxes, action
+Layout: header · fields · extra lines · warnings · changelog · checklist (checkbox groups of at
+most 10 items, a phase starting a new one, each a section headed by its phase: action
 `checklist` — `signoff_checklist` on a sign-off card —, option values = item numbers, block_id
-`<action>:<deployment id>`) · approvals (context) ·
+`<action>:<deployment id>`, with `:<first>-<last>` when there are several) · approvals (context) ·
 status · buttons (action_id = button.action, value = button.value) · footer (context).
 """
 
@@ -32,7 +33,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.actions import Action
-from bot.domain.card import Button, Card
+from bot.domain.card import Button, Card, ChecklistItem
 
 MAX_BLOCKS = 50
 HEADER_TEXT = 150
@@ -126,8 +127,8 @@ def _context(*texts: str) -> ContextBlock:
     )
 
 
-def _block_id(kind: str, deployment_id: int) -> str:
-    return f"{kind}:{deployment_id}"[:ID_LENGTH]
+def _block_id(kind: str, deployment_id: int, part: str | None = None) -> str:
+    return (f"{kind}:{deployment_id}" + (f":{part}" if part else ""))[:ID_LENGTH]
 
 
 def _buttons(buttons: Sequence[Button], block_id: str | None) -> ActionsBlock:
@@ -162,36 +163,60 @@ def _changelog(card: Card) -> str | None:
     return truncate(head + "".join(lines) + note, SECTION_TEXT)
 
 
+def checklist_groups(items: Sequence[ChecklistItem]) -> list[list[ChecklistItem]]:
+    """The checkbox groups a checklist shows as: each phase starts one, at most 10 items each."""
+    groups: list[list[ChecklistItem]] = []
+    for item in items:
+        last = groups[-1] if groups else None
+        if last is None or len(last) >= MAX_OPTIONS or last[-1].phase != item.phase:
+            groups.append([item])
+        else:
+            last.append(item)
+    return groups
+
+
 def _checklist(card: Card) -> list[Block]:
-    items = card.checklist
-    if not items:
+    """One section per checkbox group (Block Kit allows 10 options per group, not per message):
+    block_id `<action>:<deployment id>:<first>-<last>` names the items it holds (just
+    `<action>:<deployment id>` when there is one group); a phase's name heads its first group."""
+    if not card.checklist:
         return []
-    shown = items[:MAX_OPTIONS]
-    hidden = len(items) - len(shown)
     signoff = card.kind == "signoff"
-    label = "*Sign-off checklist*" if signoff else "*Pre-deploy checklist*"
+    title = "*Sign-off checklist*" if signoff else "*Pre-deploy checklist*"
     action_id = Action.SIGNOFF_CHECKLIST if signoff else Action.CHECKLIST
     out: list[Block] = []
-    if card.checklist_open:
-        options = [
-            Option(value=str(i.number), text=PlainTextObject(text=truncate(i.text, OPTION_TEXT), emoji=True))
-            for i in shown
-        ]
-        ticked = [o for o, i in zip(options, shown, strict=True) if i.ticked]
-        out.append(
-            SectionBlock(
-                block_id=_block_id(action_id, card.deployment_id),
-                text=MarkdownTextObject(text=label),
-                accessory=CheckboxesElement(
-                    action_id=action_id, options=options, initial_options=ticked or None
-                ),
+    previous: str | None = None
+    groups = checklist_groups(card.checklist)
+    for n, group in enumerate(groups):
+        phase = group[0].phase
+        head = [title] if n == 0 else []
+        if phase is not None:
+            head.append(f"*{mrkdwn(phase)}*" if phase != previous else f"_{mrkdwn(phase)}, continued_")
+        previous = phase
+        label = "\n".join(head) or "…"
+        first, last = group[0].number, group[-1].number
+        if card.checklist_open:
+            options = [
+                Option(
+                    value=str(i.number), text=PlainTextObject(text=truncate(i.text, OPTION_TEXT), emoji=True)
+                )
+                for i in group
+            ]
+            ticked = [o for o, i in zip(options, group, strict=True) if i.ticked]
+            out.append(
+                SectionBlock(
+                    block_id=_block_id(
+                        action_id, card.deployment_id, f"{first}-{last}" if len(groups) > 1 else None
+                    ),
+                    text=MarkdownTextObject(text=truncate(label, SECTION_TEXT)),
+                    accessory=CheckboxesElement(
+                        action_id=action_id, options=options, initial_options=ticked or None
+                    ),
+                )
             )
-        )
-    else:
-        lines = [f"{'☑' if i.ticked else '☐'} {i.number}. {mrkdwn(i.text)}" for i in shown]
-        out.append(_section(label + "\n" + "\n".join(lines)))
-    if hidden:
-        out.append(_context(f"…and {hidden} more checklist item(s) not shown (Slack shows at most 10)"))
+        else:
+            lines = [f"{'☑' if i.ticked else '☐'} {i.number}. {mrkdwn(i.text)}" for i in group]
+            out.append(_section(label + "\n" + "\n".join(lines)))
     return out
 
 
@@ -227,7 +252,15 @@ def card_blocks(card: Card) -> list[dict[str, Any]]:
         blocks.append(_buttons(card.buttons, _block_id("actions", did)))
     if card.footer:
         blocks.append(_context(mrkdwn(card.footer, people=True)))
+    if card.links:
+        blocks.append(_context(" · ".join(link_text(link.url, link.text) for link in card.links[:10])))
     return cap_blocks([b.to_dict() for b in blocks])
+
+
+def link_text(url: str, text: str) -> str:
+    """A mrkdwn link (`<url|text>`); the URL keeps none of the characters that would end it."""
+    safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20")
+    return f"<{escape(safe)}|{mrkdwn(text)}>"
 
 
 def card_text(card: Card) -> str:

@@ -159,16 +159,20 @@ class Listeners:
         return {n: True for n in selected - seen} | {n: False for n in seen - selected}
 
     def _stored_ticks(self, action_id: str, value: str) -> set[int]:
-        """The ticked item numbers the store holds now (a fallback: read outside the engine's CAS)."""
+        """The ticked item numbers the store holds now, of the group clicked (`<id>:<first>-<last>`;
+        a fallback: read outside the engine's CAS)."""
+        deployment, _, span = value.partition(":")
+        first, _, last = span.partition("-")
         try:
-            d = self.engine.deployment(int(value))
+            d = self.engine.deployment(int(deployment))
+            group = range(int(first), int(last) + 1) if span else None
         except (Refused, ValueError):
             return set()
         if action_id == Action.SIGNOFF_CHECKLIST:
             stored = list(d.details.signoff.ticked)
         else:
             stored = list(d.checklist)
-        return {i + 1 for i, v in enumerate(stored) if v}
+        return {i + 1 for i, v in enumerate(stored) if v and (group is None or i + 1 in group)}
 
     def on_event_retry(self, body: Mapping[str, Any], headers: Mapping[str, Any]) -> bool:
         """True the first time an Events API `event_id` is seen; retries answer 200 and stop."""

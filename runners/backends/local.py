@@ -3,6 +3,8 @@
 Used by the demo environment and by tests. A timeout kills the command's whole process group,
 so nothing it started keeps running. A command killed by a signal is reported as such
 (`killed by SIGKILL after 0.2s`, exit code 128 + the signal number, as a shell would say).
+Commands inherit this process's environment except the `withheld` variables (the secrets of the
+config): a secret reaches a command only when the pipeline passes it for that step.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from runners.output import TailBuffer
 class LocalSession:
     """A 'session' on this machine: each command is a fresh subprocess."""
 
-    def __init__(self, host: Host, cwd: str | None = None) -> None:
+    def __init__(self, host: Host, cwd: str | None = None, withheld: frozenset[str] = frozenset()) -> None:
         self.host = host
         self.cwd = cwd
+        self.withheld = withheld
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
@@ -46,7 +49,7 @@ class LocalSession:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.cwd,
-                env={**os.environ, **env},
+                env={**{k: v for k, v in os.environ.items() if k not in self.withheld}, **env},
                 start_new_session=True,
             )
         except OSError as exc:
@@ -125,12 +128,14 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, cwd: str | None = None) -> None:
+    def __init__(self, cwd: str | None = None, withheld: frozenset[str] = frozenset()) -> None:
         self.cwd = cwd
+        #: Variables of this process commands do not inherit (given to a step only when it names them).
+        self.withheld = withheld
 
     def open(self, host: Host) -> HostSession:
         """Open a local session (never fails)."""
-        return LocalSession(host, self.cwd)
+        return LocalSession(host, self.cwd, self.withheld)
 
     def close(self) -> None:
         """Nothing to release."""

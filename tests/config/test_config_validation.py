@@ -236,11 +236,14 @@ def test_durations_are_bounded() -> None:
 def test_signoff_checklist_has_the_slack_checkbox_limits() -> None:
     items = ", ".join(f'"item {i}"' for i in range(15))
     problems = env_problems(f'signoff_checklist = [{items}, "{"x" * 76}"]')
-    assert "environments.prod.signoff_checklist: at most 10 items (Slack checkbox limit)" in problems
-    assert (
+    assert problems == [
         "environments.prod.signoff_checklist[15]: must be at most 75 characters (Slack checkbox limit)"
-        in problems
-    )
+    ]  # 16 items are two checkbox groups: that fits
+    many = ", ".join(f'"i{i}"' for i in range(201))
+    assert env_problems(f"signoff_checklist = [{many}]") == [
+        "environments.prod.signoff_checklist: too long for one card: 21 checkbox groups of at most 10 items "
+        "(each phase starts one), at most 20 fit Slack's 50 blocks"
+    ]
     ten = ", ".join(f'"i{i}"' for i in range(10))
     assert not env_problems(f"signoff_checklist = [{ten}]")
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.domain.details import Details, StageTally, clock_time
+from bot.domain.details import Details
+from bot.domain.tally import StageTally, clock_time
 from bot.engine.tally import StageCounter
 from runners.base import HostResult
 from runners.pipeline import ProgressEvent

@@ -82,6 +82,24 @@ groups = ["S0DEPLOY1"]
 [[environments.grp.steps.deploy]]
 name = "noop"
 run = "true"
+
+[environments.phased]
+backend = "local"
+hosts = ["localhost"]
+deploy_to = "{data_dir}/phased"
+checklist = [
+  { phase = "Before", items = ["b1", "b2", "b3", "b4", "b5", "b6"] },
+  { phase = "Data", items = ["d1", "d2", "d3", "d4", "d5"] },
+  { phase = "People", items = ["p1", "p2"] },
+]
+[environments.phased.gates]
+deploy = "migration done and verified; Go to deploy the app?"
+[[environments.phased.steps.pre_deploy]]
+name = "migrate"
+run = "true"
+[[environments.phased.steps.deploy]]
+name = "switch"
+run = "true"
 """
 
 
@@ -745,3 +763,47 @@ def test_serve_with_a_bad_token_stops_at_start_up(demo_config_path: Path, slack_
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "SLACK_BOT_TOKEN" in err and "invalid_auth" in err, err
     assert "Traceback" not in err
+
+
+# -- checklists in phases, and a stage gate -------------------------------------------------
+def checklist_blocks(m: Message) -> list[dict[str, Any]]:
+    return [b for b in m.blocks if str(b.get("block_id", "")).startswith("checklist:")]
+
+
+def test_a_phased_checklist_ticks_group_by_group_and_a_gate_waits_for_go(bot: Bot) -> None:
+    fake = bot.fake
+    bot.command("phased v1")
+    card = bot.card("Deploy #1: v1 to phased")
+    groups = checklist_blocks(card)  # the fake Web API refused nothing: within Block Kit limits
+    assert [g["block_id"] for g in groups] == ["checklist:1:1-6", "checklist:1:7-11", "checklist:1:12-13"]
+    assert [g["text"]["text"] for g in groups] == ["*Pre-deploy checklist*\n*Before*", "*Data*", "*People*"]
+    # each group is its own checkbox element: a click in one never unticks another
+    for group in groups:
+        values = [o["value"] for o in group["accessory"]["options"]]
+        bot.click(
+            action_id="checklist", selected=values, user=BOB, message_ts=card.ts,
+            block_id=group["block_id"], message_blocks=fake.message(card.ts).blocks,
+        )  # fmt: skip
+    fake.wait_for(lambda: bot.runtime.engine.deployment(1).checklist == (True,) * 13, what="all 13 ticked")
+    # a click whose payload carries no card is diffed against the stored ticks of its group only
+    bot.click(
+        action_id="checklist", selected=["13"], user=BOB, message_ts=card.ts, block_id=groups[2]["block_id"]
+    )
+    want = (True,) * 11 + (False, True)
+    fake.wait_for(lambda: bot.runtime.engine.deployment(1).checklist == want, what="only item 12 unticked")
+    bot.click(
+        action_id="checklist",
+        selected=["12", "13"],
+        user=BOB,
+        message_ts=card.ts,
+        block_id=groups[2]["block_id"],
+    )
+    fake.wait_for(lambda: all(bot.runtime.engine.deployment(1).checklist), what="item 12 ticked again")
+    bot.press(fake.message(card.ts), "go", BOB)
+    card = bot.wait_card(card.ts, "waiting at a gate before deploy")
+    assert bot.store_state(1) == State.GATED
+    bot.press(card, "gate_go", ALICE)  # the requester may not pass her own gate
+    bot.ephemeral(ALICE, "you requested this deployment")
+    bot.press(fake.message(card.ts), "gate_go", CAROL)
+    bot.wait_card(card.ts, "✅ deployed")
+    assert bot.store_state(1) == State.SUCCEEDED

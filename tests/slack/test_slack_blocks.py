@@ -165,9 +165,11 @@ def test_huge_changelog_long_texts_and_eleven_items_are_cut_within_limits() -> N
     assert blocks[0]["text"]["text"].endswith("…") and len(blocks[0]["text"]["text"]) == 150
     changelog_block = next(b for b in blocks if b.get("block_id") == "changelog:7")
     assert "more" in changelog_block["text"]["text"]
-    checklist = next(b for b in blocks if b.get("block_id") == "checklist:7")
-    assert len(checklist["accessory"]["options"]) == 10
-    assert "…and 1 more checklist item" in texts(blocks)
+    # eleven items are two checkbox groups: every item can be ticked
+    first = next(b for b in blocks if b.get("block_id") == "checklist:7:1-10")
+    second = next(b for b in blocks if b.get("block_id") == "checklist:7:11-11")
+    assert len(first["accessory"]["options"]) == 10
+    assert [o["value"] for o in second["accessory"]["options"]] == ["11"]
     assert len(card_text(card)) <= 3000
 
 
@@ -302,3 +304,58 @@ def test_alert_messages_with_long_text_and_many_buttons_stay_inside_the_limits()
     buttons = tuple(Button("L" * 200, "a" * 300, "3:" + "v" * 3000) for _ in range(40))
     _, blocks = message_blocks("t" * 10000, buttons, ("U0ALICE1",) * 20)
     validate(blocks)
+
+
+# -- checklists in phases and groups (more than 10 items) ----------------------------------------
+SEED_SIGNOFF = (
+    (
+        "During the deploy",
+        ("Backup taken", "Migration ran", "Columns added = 4", "Old tables = 0", "Release switched"),
+    ),
+    (
+        "After the deploy",
+        ("Smoke tests", "Jobs create", "Jobs approve", "No error spike", "Latency < 5 s", "Memory < 80%"),
+    ),
+    ("Decision", ("GO: KEEP", "NO-GO: ROLL BACK")),
+)
+
+
+def phased_env(phases: tuple[tuple[str, tuple[str, ...]], ...]) -> Environment:
+    items = tuple(i for _, phase in phases for i in phase)
+    counts = tuple((name, len(phase)) for name, phase in phases)
+    return Environment(
+        name="prod", checklist=items, checklist_phases=counts, signoff_checklist=items, signoff_phases=counts
+    )
+
+
+def test_a_thirteen_item_signoff_checklist_in_three_phases_renders_as_sections() -> None:
+    env = phased_env(SEED_SIGNOFF)
+    d = deployment(State.SUCCEEDED, details=Details(signoff=Signoff(ticked=(True,) * 6)))
+    blocks = card_blocks(build_signoff_card(d, env))
+    validate(blocks)
+    groups = [b for b in blocks if str(b.get("block_id", "")).startswith("signoff_checklist:")]
+    assert [b["block_id"] for b in groups] == [
+        "signoff_checklist:42:1-5",
+        "signoff_checklist:42:6-11",
+        "signoff_checklist:42:12-13",
+    ]
+    assert groups[0]["text"]["text"] == "*Sign-off checklist*\n*During the deploy*"
+    assert groups[2]["text"]["text"] == "*Decision*"
+    assert [o["value"] for o in groups[1]["accessory"]["initial_options"]] == ["6"]  # 6 of 13 ticked
+    assert [o["text"]["text"] for o in groups[2]["accessory"]["options"]] == ["GO: KEEP", "NO-GO: ROLL BACK"]
+
+
+def test_the_longest_checklist_config_allows_fits_one_card() -> None:
+    # 20 groups (the config's limit): ten phases of 11 items, each taking two groups
+    phases = tuple((f"Phase {p}", tuple(f"p{p} item {i}" for i in range(11))) for p in range(10))
+    env = phased_env(phases)
+    for state in (State.PENDING, State.RUNNING):
+        d = deployment(state, checklist=(False,) * 110)
+        blocks = card_blocks(build_card(d, env))
+        validate(blocks)
+        shown = [b for b in blocks if "Phase" in str(b)]
+        assert len(shown) == 20 and len(blocks) < MAX_BLOCKS  # nothing cut
+        assert "_Phase 0, continued_" in json.dumps(blocks)
+        if state == State.RUNNING:  # closed: the items as text, still grouped
+            assert all("accessory" not in b for b in shown)
+            assert "☐ 110. p9 item 10" in json.dumps(blocks, ensure_ascii=False)

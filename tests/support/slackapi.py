@@ -88,6 +88,12 @@ class FakeSlack:
     _drop: dict[str, int] = field(default_factory=dict)
     _lock: threading.Condition = field(default_factory=threading.Condition)
     server: ThreadingHTTPServer | None = None
+    #: Sign in with Slack (OpenID Connect): client id -> secret, who signs in at /openid/connect/authorize.
+    oidc_clients: dict[str, str] = field(default_factory=dict)
+    oidc_user: tuple[str, str] = ("U0ALICE1", "alice")
+    oidc_team: str = ""
+    _oidc_codes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _oidc_tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # -- control ---------------------------------------------------------------------------
     @property
@@ -189,12 +195,42 @@ class FakeSlack:
                 headers = {"Retry-After": str(retry_after)} if status == 429 else {}
                 return status, {"ok": False, "error": error}, headers
             self._record(method, params, 200)
+            if method.startswith("openid.connect."):
+                return 200, self._openid(method, params, auth), {}
             if method == "apps.connections.open":
                 if not (auth or "").startswith("Bearer xapp-"):
                     return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
             elif not method.startswith("response/") and auth != f"Bearer {self.token}":
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
             return 200, self._answer(method, params), {}
+
+    def authorize(self, query: dict[str, str]) -> str:
+        """`/openid/connect/authorize`: the person (`oidc_user`) says yes; where Slack sends them back."""
+        code = f"code-{next(self._ts)}"
+        with self._lock:
+            self._oidc_codes[code] = self.oidc_user
+            self.calls.append(Call("openid.connect.authorize", dict(query), 302, time.monotonic()))
+        sep = "&" if "?" in query.get("redirect_uri", "") else "?"
+        return f"{query.get('redirect_uri', '')}{sep}code={code}&state={query.get('state', '')}"
+
+    def _openid(self, method: str, p: dict[str, Any], auth: str | None) -> dict[str, Any]:
+        """`openid.connect.token` (code for an access token) and `openid.connect.userInfo`."""
+        if method == "openid.connect.token":
+            if not p.get("client_id") or self.oidc_clients.get(str(p["client_id"])) != p.get("client_secret"):
+                return {"ok": False, "error": "invalid_client_id"}
+            who = self._oidc_codes.pop(str(p.get("code", "")), None)
+            if who is None:
+                return {"ok": False, "error": "invalid_code"}
+            access = f"xoxp-oidc-{next(self._ts)}"
+            self._oidc_tokens[access] = who
+            return {"ok": True, "access_token": access, "token_type": "Bearer", "id_token": "e30.e30.sig"}
+        who = self._oidc_tokens.get((auth or "").removeprefix("Bearer "))
+        if who is None:
+            return {"ok": False, "error": "invalid_auth"}
+        return {
+            "ok": True, "sub": who[0], "https://slack.com/user_id": who[0],
+            "https://slack.com/team_id": self.oidc_team or TEAM, "name": who[1], "email": f"{who[1]}@example.com",
+        }  # fmt: skip
 
     def _record(self, method: str, params: dict[str, Any], status: int) -> None:
         self.calls.append(Call(method, params, status, time.monotonic()))
@@ -399,6 +435,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 params.update(parse_qsl(body.decode()))
         path = url.path
+        if path == "/openid/connect/authorize":
+            self.send_response(302)
+            self.send_header("Location", self.server.fake.authorize(dict(parse_qsl(url.query))))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if path == "/messages":  # for other processes (benchmarks): the top-level messages
             found = [
                 {"channel": m.channel, "ts": m.ts, "text": m.text, "blocks": m.blocks}

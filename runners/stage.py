@@ -1,0 +1,73 @@
+"""What running a stage comes to: `StageResult`, the `Planned` steps of a compensation, and how
+one command's outcome is judged (`judge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from runners.base import CommandOutcome, Host, HostResult, HostStatus, Step, StepResult
+
+
+@dataclass
+class StageResult:
+    """Every step result of one stage; `failed_step` names the step that stopped it."""
+
+    stage: str
+    steps: list[StepResult] = field(default_factory=list)
+    failed_step: StepResult | None = None
+    aborted: bool = False
+    completed_batches: int = 0
+    #: Hosts this stage never touched because it stopped (failure or abort) before their batch.
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step succeeded and the stage was not aborted."""
+        return self.failed_step is None and not self.aborted
+
+    def skipped_results(self) -> list[HostResult]:
+        """One `skipped` HostResult per untouched host (step `-`), for stores and summaries."""
+        return [HostResult(name, "-", "skipped") for name in self.skipped]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One step of a planned stage (a compensation): it runs on exactly these hosts, with these
+    variables over the pipeline's (an undo sees the variables of the deployment it undoes)."""
+
+    step: Step
+    hosts: tuple[Host, ...]
+    variables: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What running a command on a host came to: its outcome, or why it never ran, and the times."""
+
+    outcome: CommandOutcome | None
+    error: str | None
+    connect: float
+    duration: float
+
+
+def judge(
+    outcome: CommandOutcome | None, error: str | None, duration: float
+) -> tuple[HostStatus, int | None, str | None]:
+    """The host's status, exit code and error for an outcome (None: the command never ran)."""
+    if outcome is None:
+        return "error", None, error
+    code, error = outcome.exit_code, outcome.error
+    if outcome.timed_out:
+        return "timed_out", code, error
+    if code == 0 and error is None:
+        return "ok", code, error
+    if code is None:
+        return "error", code, error
+    return "failed", code, error or f"exit {code} after {duration:.1f}s"
+
+
+def missing_artifacts(step: Step, published: tuple[tuple[str, str], ...]) -> list[str]:
+    """The artifacts `step` declares that its output did not publish."""
+    names = {name for name, _ in published}
+    return [name for name in step.artifacts if name not in names]
