@@ -15,7 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["ack_latency", "fanout", "checks", "metric_checks", "store", "memory", "web", "runbook"]
+BENCHES = [
+    "ack_latency",
+    "fanout",
+    "checks",
+    "metric_checks",
+    "store",
+    "memory",
+    "web",
+    "runbook",
+    "progress",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,8 +170,11 @@ class Pipeline:
         `start_batch`, and in that batch at step `start_step` (the steps before it finished).
         """
         result = StageResult(stage=stage)
-        self._progress(ProgressEvent("stage_started", stage))
         batches = self.strategy.batches(self.hosts)
+        every = tuple(h.name for batch in batches for h in batch)
+        self._progress(
+            ProgressEvent("stage_started", stage, hosts=every, batches=len(batches), batch=start_batch)
+        )
         once_done: set[str] = set()
         index = start_batch
         for index, batch in enumerate(batches):
@@ -191,6 +194,9 @@ class Pipeline:
                 index += 1
                 break
             result.completed_batches = index + 1
+            self._progress(
+                ProgressEvent("batch_done", stage, batch=index, hosts=tuple(h.name for h in batch))
+            )
         else:
             index = len(batches)
         result.skipped = [h.name for batch in batches[max(index, start_batch) :] for h in batch]
@@ -307,6 +313,7 @@ class Pipeline:
         self, stage: str, step: Step, host: Host, variables: Mapping[str, object] | None = None
     ) -> HostResult:
         """One step on one host: render, run, judge; output and the result go out as progress."""
+        self._progress(ProgressEvent("host_started", stage, step=step.name, hosts=(host.name,)))
         started = time.monotonic()
         try:
             command = self.render(step, host, variables)

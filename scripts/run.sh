@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-exec .venv/bin/gonogo run --config "${GONOGO_CONFIG:-config.example.toml}" "$@"
+config="${GONOGO_CONFIG:-config.example.toml}"
+if [ "$config" = config.example.toml ]; then
+    .venv/bin/python demo/history.py --config "$config"   # the demo's git history, once
+fi
+exec .venv/bin/gonogo run --config "$config" "$@"

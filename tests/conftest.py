@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.config import Config, load_config
+from demo.history import ensure_demo_repo
 from tests.support.prometheus import PrometheusServer, prometheus_binary
 from tests.support.recording import RecordingChat
 
@@ -24,8 +28,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_DEMO_REPO: list[Path] = []
+
+
+def copy_demo_repo(dest: Path) -> Path:
+    """The demo's git history (demo/history.py) at `dest`: made once per test session, then copied."""
+    if not _DEMO_REPO:
+        made = Path(tempfile.mkdtemp(prefix="gonogo-demo-repo-")) / "demo-repo.git"
+        ensure_demo_repo(made)
+        atexit.register(shutil.rmtree, made.parent, True)
+        _DEMO_REPO.append(made)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(_DEMO_REPO[0], dest)
+    return dest
+
+
 def write_demo_config(tmp_path: Path, *, extra: str = "", replace: dict[str, str] | None = None) -> Path:
-    """Copy config.example.toml into tmp_path with a free demo port and its own data dir."""
+    """Copy config.example.toml into tmp_path with a free demo port and its own data dir, in
+    which the demo's git history is (as `./scripts/run.sh` makes it)."""
     text = (ROOT / "config.example.toml").read_text()
     text = text.replace('port = "8642"', f'port = "{free_port()}"')
     text = text.replace('data_dir = "var"', f'data_dir = "{tmp_path / "data"}"')
@@ -35,6 +55,7 @@ def write_demo_config(tmp_path: Path, *, extra: str = "", replace: dict[str, str
     (tmp_path / "demo").symlink_to(ROOT / "demo")
     path = tmp_path / "gonogo.toml"
     path.write_text(text + "\n" + extra)
+    copy_demo_repo(tmp_path / "data" / "demo-repo.git")
     return path
 
 

@@ -15,6 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.app.doctor import add_arguments as add_doctor_arguments
+from bot.app.doctor import run_doctor
+from bot.app.init import add_arguments as add_init_arguments
+from bot.app.init import run_init
 from bot.config import Config, ConfigError, load_config
 from bot.ops.logs import FORMATS, LEVELS
 
@@ -110,6 +114,11 @@ def cmd_console(args: argparse.Namespace) -> int:
             web()
         engine.shutdown(wait=True, grace=grace)
         engine.store.close()
+        chat.close()
+        if not getattr(args, "keep_running", False):
+            from bot.app.teardown import stop_local_apps
+
+            stop_local_apps(config, chat.say)
 
 
 def _console_web(config: Any, engine: Any, port: int) -> Callable[[], None]:
@@ -222,6 +231,9 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+KEEP_RUNNING = "console: on quit, leave what local environments started running (the demo app)"
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also used by the docs test)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -253,12 +265,14 @@ def parser() -> argparse.ArgumentParser:
         "--user", default=os.environ.get("USER_NAME", "alice"), help="console: who you are at start"
     )
     run.add_argument("--port", type=int, default=None, help="serve: HTTP port (default $PORT or 3000)")
+    run.add_argument("--keep-running", action="store_true", help=KEEP_RUNNING)
     run.set_defaults(func=cmd_run)
 
     console = sub.add_parser(
         "console", parents=[common], help="the terminal chat (reads a script from stdin when piped)"
     )
     console.add_argument("--user", default="alice", help="who you are at start (switch with /as)")
+    console.add_argument("--keep-running", action="store_true", help=KEEP_RUNNING)
     console.add_argument(
         "--web-port", type=int, default=None, help="also serve the web view on this port (needs [web])"
     )
@@ -286,6 +300,20 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", help="the file (default: --config)")
     check.set_defaults(func=cmd_config_check)
+
+    init = sub.add_parser(
+        "init",
+        parents=[common],
+        help="write a commented starting config for your own project (asks, or --yes)",
+    )
+    add_init_arguments(init)
+    init.set_defaults(func=run_init)
+
+    doctor = sub.add_parser(
+        "doctor", parents=[common], help="check the real setup before the first deploy (one line per check)"
+    )
+    add_doctor_arguments(doctor)
+    doctor.set_defaults(func=lambda a: run_doctor(_config_path(a.config), a.env))
 
     audit = sub.add_parser("audit", help="the event log for compliance reviews")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

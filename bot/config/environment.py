@@ -47,6 +47,11 @@ def parse_environment(name: str, t: Table) -> Environment | None:
     step_timeout = parse_step_timeout(t, backend)
     captured = tuple(f"capture.{name}" for name in captures(t.data.get("checks")))
     steps = parse_stages(t.table("steps"), (*STANDARD_VARS, *variables, *captured), step_timeout)
+    if steps.get("stop") and backend != "local":
+        t.problems.add(
+            f"{t.key('steps')}.stop",
+            'only for backend = "local" (the terminal chat runs these on this machine when it quits)',
+        )
     monitor = _parse_monitor(t.table("monitor"))
     timezone = parse_timezone(t)
     windows, deploy_windows = parse_windows(t)

@@ -47,7 +47,7 @@ def parse_config(
     base_dir = source.parent if source else Path.cwd()
     bot = parse_bot(root.table("bot"), environ, base_dir)
     slack = parse_slack(root.table("slack"), environ)
-    repo = parse_repo(root.table("repo"))
+    repo = parse_repo(root.table("repo"), base_dir=base_dir, data_dir=bot.data_dir)
     ssh = parse_ssh(root.table("ssh"))
     environments = _parse_environments(root.table("environments"))
     integrations = parse_integrations(root)

@@ -19,8 +19,9 @@ from runners.checks import Check, Limit
 from runners.strategy import Strategy
 
 #: The stages steps belong to: `[[environments.<env>.steps.<stage>]]`. `restore` steps run only
-#: when someone chooses "restore" after an irreversible step ran.
-STAGES = ("pre_deploy", "deploy", "verify", "rollback", "restore")
+#: when someone chooses "restore" after an irreversible step ran. `stop` is no part of a deploy:
+#: the terminal chat runs it when it quits (local environments only; the demo app).
+STAGES = ("pre_deploy", "deploy", "verify", "rollback", "restore", "stop")
 #: The stages a gate (`[gates]`) may stop before.
 GATED_STAGES = ("pre_deploy", "deploy", "verify")
 #: `step_timeout` of `backend = "ssh"` environments when none is set: an SSH step without a

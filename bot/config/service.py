@@ -8,6 +8,7 @@ beside the key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -71,16 +72,30 @@ def parse_slack(s: Table, environ: Mapping[str, str]) -> SlackConfig:
     return slack
 
 
-def parse_repo(r: Table) -> RepoConfig:
-    """`[repo]`: the application repository the bot mirrors."""
+def parse_repo(r: Table, *, base_dir: Path | None = None, data_dir: Path | None = None) -> RepoConfig:
+    """`[repo]`: the application repository the bot mirrors (see `repo_url` for local paths)."""
+    url = r.get("url", str, None)
     repo = RepoConfig(
-        url=r.get("url", str, None),
+        url=repo_url(url, base_dir or Path.cwd(), data_dir) if url else url,
         default_branch=r.get("default_branch", str, "main"),
         fetch_timeout=r.duration("fetch_timeout", 30.0),
         push_remote=r.get("push_remote", str, None),
     )
     r.finish()
     return repo
+
+
+def repo_url(url: str, base_dir: Path, data_dir: Path | None) -> str:
+    """The repository URL with `{data_dir}` and `{config_dir}` filled in; a local path (no
+    `scheme://`, not scp-like `host:path`) relative to the config file's directory is made
+    absolute, as git would otherwise read it relative to wherever the bot was started."""
+    url = url.replace("{config_dir}", str(base_dir))
+    if data_dir is not None:
+        url = url.replace("{data_dir}", str(data_dir))
+    if "://" in url or re.match(r"^[^/]*:", url):
+        return url
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
 
 
 def parse_ssh(h: Table) -> SSHConfig:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.chat.base import MessageRef
+from bot.console.progress import ProgressDisplay
 from bot.domain.card import Button, Card
+from bot.domain.states import State
 
 
 @dataclass
@@ -63,9 +65,13 @@ def render_card(card: Card) -> str:
 class ConsoleChat:
     """Chat seam over a text stream. Thread-safe: workers print while the prompt waits."""
 
-    def __init__(self, out: TextIO | None = None, channel: str = "#deploys") -> None:
+    def __init__(
+        self, out: TextIO | None = None, channel: str = "#deploys", *, terminal: bool | None = None
+    ) -> None:
         self.out = out or sys.stdout
         self.channel = channel
+        #: Stage progress: in place on a terminal (`terminal`: default, whether `out` is one).
+        self.progress = ProgressDisplay(self.out, terminal=terminal)
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._last_state: dict[str, str] = {}
@@ -75,8 +81,24 @@ class ConsoleChat:
     def say(self, text: str) -> None:
         """Print a line (or block) atomically."""
         with self._lock:
-            self.out.write(text.rstrip("\n") + "\n")
-            self.out.flush()
+            self.progress.write(text.rstrip("\n") + "\n")
+
+    def prompt(self, text: str) -> None:
+        """Show the prompt (shown again after live progress lines go away)."""
+        with self._lock:
+            self.progress.prompt = text
+            if not self.progress.live:
+                self.out.write(text)
+                self.out.flush()
+
+    def answered(self) -> None:
+        """The prompt was answered: the next output starts on a line of its own."""
+        self.progress.prompt = None
+
+    def close(self) -> None:
+        """Stop the live progress lines."""
+        with self._lock:
+            self.progress.close()
 
     def post_card(self, channel: str, card: Card) -> MessageRef | None:
         """Print the card; it becomes the latest card."""
@@ -88,9 +110,13 @@ class ConsoleChat:
         """Reprint the card when its state, checklist or buttons changed; else a progress line."""
         with self._lock:
             previous = self.cards.get(ref.ts)
+            if card.stages:
+                self.progress.update(ref.ts, card.title.split(":")[0], card.stages)
+            if card.state != State.RUNNING:
+                self.progress.forget(ref.ts)
             if previous is not None and _same_shape(previous, card):
-                if previous.status_line != card.status_line:
-                    self.cards[ref.ts] = card
+                self.cards[ref.ts] = card
+                if previous.status_line != card.status_line and not self.progress.live:
                     self.say(f"  {card.title.split(':')[0]} · {card.status_line}")
                 return
             self._show(ref, card)

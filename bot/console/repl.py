@@ -6,7 +6,9 @@ The console's own words (kept stable, scripts rely on them):
   tick <n>|all [#id]     tick checklist items on the latest card with an open checklist
   press <label|n> [#id]  press a button on the latest card that has buttons (exact label beats
                          a partial one); `#id` names the deployment whose card to act on
-  wait                   block until no work is in flight
+  wait                   block until nothing runs, is queued or is in its monitoring window
+  wait runs              block until no deployment runs or is queued (monitoring goes on)
+  help, /help [topic]    the console's words and the chat commands' help
   quit                   exit
 In script mode a refused line is printed with its reason and the script goes on.
 """
@@ -15,19 +17,39 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import TextIO
 
 from bot.console.chat import ConsoleChat
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card
+from bot.domain.states import State
 from bot.engine import Engine
 from commands.handlers import Context, Reply, handle_action, handle_text
+from commands.help import help_text
 
 PROMPT_HELP = (
-    "Type /deploy help, or: /as <user>, tick <n|all> [#id], press <button> [#id], wait, quit "
+    "Type help, or: /as <user>, tick <n|all> [#id], press <button> [#id], wait, quit "
     "(tick and press act on the latest card with a checklist or buttons; #id names the deployment)"
 )
+CONSOLE_HELP = """\
+The terminal chat's own words:
+  /as <user>                       switch who you are
+  tick <n> [n…] [#id], tick all    tick checklist items on the latest card with an open checklist
+  press <button or n> [#id]        press a button on the latest card that has buttons
+  wait                             block until nothing runs, is queued or is in its monitoring window
+  wait runs                        block until no deployment runs or is queued (monitoring goes on)
+  help, /help [topic]              this help; with a topic, the help of that chat command
+  quit                             exit (the demo app stops too, unless started with --keep-running)
+#id names the deployment: press go #1, tick all #1.
+Slash commands work as in Slack:"""
+#: States `wait` waits out: queued or running work, and an open monitoring window.
+_BUSY = (State.APPROVED, State.RUNNING)
+_WATCHING = (State.MONITORING,)
+#: How long `wait` may outlast the longest open monitoring window (a window whose scheduler
+#: does not run would otherwise keep it waiting forever).
+WAIT_SLACK = 600.0
 
 _NUMBER = re.compile(r"[0-9]{1,9}")
 """A number as people type it: ASCII digits only (`²` and `٣` are not numbers here)."""
@@ -61,16 +83,18 @@ class Console:
         self.chat = chat
         self.user = user
         self.channel = channel
+        self.interactive = False
 
     def run(self, stream: TextIO, *, interactive: bool) -> int:
         """Read lines until EOF or `quit`; returns the exit status."""
+        self.interactive = interactive
         if interactive:
             self.chat.say(f"gonogo console: you are {self.user}. {PROMPT_HELP}")
         while True:
             if interactive:
-                self.chat.out.write(f"{self.user}> ")
-                self.chat.out.flush()
+                self.chat.prompt(f"{self.user}> ")
             line = stream.readline()
+            self.chat.answered()
             if not line:
                 break
             line = line.strip()
@@ -82,6 +106,7 @@ class Console:
                 break
             self.execute(line)
         self.engine.wait_idle(timeout=600)
+        self.chat.close()
         return 0
 
     def execute(self, line: str) -> None:
@@ -95,11 +120,14 @@ class Console:
                 self.user = rest
                 self.chat.say(f"(you are now {self.user})")
             return
+        if word == "/help":
+            self._help(rest)
+            return
         if word.startswith("/"):
             self._reply(handle_text(self.engine, word, rest, self._ctx()))
             return
         if word == "wait":
-            self.engine.wait_idle(timeout=600)
+            self._wait(rest)
             return
         if word == "tick":
             self._tick(rest)
@@ -108,9 +136,56 @@ class Console:
             self._press(rest)
             return
         if word == "help":
-            self.chat.say(PROMPT_HELP)
+            self._help(rest)
             return
         self._reply(Reply(f"unknown console command {_show(word)}. {PROMPT_HELP}"))
+
+    def _help(self, topic: str) -> None:
+        """`help` / `/help`: the console's words and the overview, or one command's help."""
+        if topic:
+            self.chat.say(help_text(topic))
+        else:
+            self.chat.say(CONSOLE_HELP + "\n" + help_text(None))
+
+    def _wait(self, what: str) -> None:
+        """`wait` (runs, the queue and monitoring windows) or `wait runs` (runs and the queue)."""
+        if what not in ("", "runs"):
+            self._reply(Reply("usage: wait | wait runs"))
+            return
+        states = _BUSY if what == "runs" else _BUSY + _WATCHING
+        try:
+            self.wait_for(states)
+        except KeyboardInterrupt:
+            if not self.interactive:
+                raise
+            self.chat.say("(stopped waiting)")
+
+    def wait_for(self, states: tuple[State, ...]) -> None:
+        """Block until no deployment is in `states` and no run is in flight."""
+        started = time.monotonic()
+        announced: set[int] = set()
+        while True:
+            self.engine.wait_idle(timeout=600)
+            busy = [
+                s.active for s in self.engine.status() if s.active is not None and s.active.state in states
+            ]
+            if not busy:
+                return
+            limit = max(self._window(d.env) for d in busy) + WAIT_SLACK
+            if time.monotonic() - started > limit:
+                labels = ", ".join(d.label for d in busy)
+                self.chat.say(f"(stopped waiting: {labels} still busy after {limit:.0f}s)")
+                return
+            watched = [d for d in busy if d.state in _WATCHING and d.id not in announced]
+            if watched and self.interactive:
+                labels = ", ".join(d.label for d in watched)
+                self.chat.say(f"(waiting for the monitoring window of {labels}; Ctrl-C stops waiting)")
+            announced.update(d.id for d in watched)
+            time.sleep(0.05)
+
+    def _window(self, env: str) -> float:
+        monitor = self.engine.config.environments[env].monitor
+        return monitor.duration + 3 * monitor.interval
 
     def _ctx(self) -> Context:
         return Context(user=self.user, channel=self.channel)

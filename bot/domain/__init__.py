@@ -29,6 +29,7 @@ from bot.domain.states import (
     IllegalTransition,
     State,
 )
+from bot.domain.tally import StageTally
 
 __all__ = [
     "ACTIVE_STATES",
@@ -62,6 +63,7 @@ __all__ = [
     "Reopened",
     "RollbackClaim",
     "Signoff",
+    "StageTally",
     "State",
     "StepRun",
     "format_duration",

@@ -11,6 +11,7 @@ from typing import Literal
 
 from bot.domain.actions import Action
 from bot.domain.states import State
+from bot.domain.tally import StageTally
 
 ButtonStyle = Literal["primary", "danger"] | None
 
@@ -62,5 +63,8 @@ class Card:
     buttons: tuple[Button, ...] = ()
     footer: str | None = None
     kind: Literal["deploy", "signoff"] = "deploy"
-    lines: tuple[str, ...] = ()  # extra lines (monitoring, checks)
+    lines: tuple[str, ...] = ()  # extra lines (stage progress, monitoring, checks)
     links: tuple[Link, ...] = ()  # the web view, failing CI contexts
+    #: The run's stages so far, hosts done / failed / running (also in `lines`, as text): a
+    #: terminal can show the running one in place, counting its elapsed time on.
+    stages: tuple[StageTally, ...] = ()

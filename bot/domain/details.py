@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
+from bot.domain.tally import StageTally
+
 T = TypeVar("T")
 
 
@@ -208,6 +210,8 @@ class Details:
     done_stages: tuple[str, ...] = ()
     cursor: Cursor | None = None
     live: Live | None = None
+    #: Each stage of the latest run so far, in order: hosts done / failed / running.
+    stages: tuple[StageTally, ...] = ()
     #: What each step did where, in the order the steps ran.
     ran: tuple[StepRun, ...] = ()
     #: What steps published (`::gonogo artifact NAME=VALUE`): name → host → value.
@@ -266,7 +270,7 @@ _NESTED: dict[str, type] = {
     "ci": CiStatus,
 }
 #: Fields holding a list of records.
-_LISTS: dict[str, type] = {"alerts": Alert}
+_LISTS: dict[str, type] = {"alerts": Alert, "stages": StageTally}
 
 
 def _default(f: Field[Any]) -> Any:

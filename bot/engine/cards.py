@@ -14,6 +14,7 @@ from bot.config import Environment
 from bot.domain.actions import Action
 from bot.domain.card import Button, Card, ChecklistItem
 from bot.domain.deployment import STATE_ICON, Deployment, Lock, State
+from bot.domain.tally import StageTally
 
 STATE_TEXT = {
     State.PENDING: "waiting for approval",
@@ -65,7 +66,16 @@ def build_card(d: Deployment, env: Environment, lock: Lock | None = None) -> Car
         approvals_line=approvals_line,
         buttons=_buttons(d),
         footer=f"🔒 {d.env} is locked by {lock.owner}: {lock.reason}" if lock else None,
+        stages=_stages(d),
     )
+
+
+#: States whose card shows the run's stage counts: while it runs, and where it stopped.
+PROGRESS_STATES = (State.RUNNING, State.FAILED, State.ABORTED, State.INTERRUPTED)
+
+
+def _stages(d: Deployment) -> tuple[StageTally, ...]:
+    return d.details.stages if d.state in PROGRESS_STATES else ()
 
 
 def _fields(d: Deployment, env: Environment) -> tuple[tuple[str, str], ...]:
@@ -121,9 +131,14 @@ def _buttons(d: Deployment) -> tuple[Button, ...]:
 
 
 def _lines(d: Deployment) -> tuple[str, ...]:
-    """Extra lines: the artifacts steps published, what a rollback undoes, monitoring's, and
-    while running each host's last output line."""
-    lines = (*_artifact_lines(d), *(f"↩️ {n}" for n in d.details.undo_notes[:10]), *d.details.card_lines)
+    """Extra lines: the stages' host counts, the artifacts steps published, what a rollback
+    undoes, monitoring's, and while running each host's last output line."""
+    lines = (
+        *(t.line() for t in _stages(d)),
+        *_artifact_lines(d),
+        *(f"↩️ {n}" for n in d.details.undo_notes[:10]),
+        *d.details.card_lines,
+    )
     live = d.details.live
     if d.state == State.RUNNING and live is not None and live.hosts:
         lines = (*lines, *(f"{host} │ {tail}" for host, tail in list(live.hosts.items())[:10]))

@@ -6,7 +6,9 @@ progress line, stored per-host results, the record of what each step did where
 runs on now, so a compensation knows what to undo, also after the process died mid-step) with the artifacts it published
 (`details.artifacts`), the step's line in the card's thread, and live output tails. Output is streamed into the deployment's record (`details.live`: the last line of each
 host working on the step) at most once per `LIVE_INTERVAL` seconds, so a chatty step costs one
-store write and one coalesced card update per interval, not one per line.
+store write and one coalesced card update per interval, not one per line. The per-stage host
+counts (`details.stages`: done / failed / running, `tally.StageCounter`) are saved the same way,
+and at once when a stage starts, a batch ends or a stage ends.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import replace
 from bot.domain.details import Cursor, Details, Live, StepRun
 from bot.engine.inflight import InFlight
 from bot.engine.port import Ledger, Notifier
+from bot.engine.tally import StageCounter
 from bot.ops import metrics
 from bot.store.base import Store
 from runners.base import HostResult, StepResult
@@ -52,14 +55,26 @@ class ProgressReporter:
         self._live: dict[str, str] = {}
         self._dirty = False
         self._flushed = 0.0
+        self.tally = StageCounter(lambda: self.ledger.now().isoformat())
 
     def __call__(self, event: ProgressEvent) -> None:
+        if self.tally.observe(event):  # a stage began, a batch or a stage ended: show it now
+            self._save_stages()
+        elif event.kind in ("host_started", "host_done"):
+            with self._lock:
+                self._dirty = True
         if event.kind == "output" and event.text and event.hosts:
             self._output(event.hosts[0], event.text)
         elif event.kind == "batch_started":
-            self.inflight.save_details(self.deployment_id, cursor=Cursor(event.stage, event.batch or 0, 0))
+            self.inflight.save_details(
+                self.deployment_id,
+                cursor=Cursor(event.stage, event.batch or 0, 0),
+                stages=self.tally.tallies(),
+            )
         elif event.kind == "step_started":
             self._step_started(event)
+        elif event.kind == "host_started":
+            self._flush(force=False)
         elif event.kind == "host_done" and isinstance(event.result, HostResult):
             self._flush(force=False)
             env = self.ledger.get(self.deployment_id).env
@@ -81,6 +96,7 @@ class ProgressReporter:
                 details=d.details.but(
                     live=Live(event.step),
                     ran=_started(d.details.ran, event) if self.record_runs else d.details.ran,
+                    stages=self.tally.tallies(),
                 ),
             ),
         )
@@ -91,11 +107,14 @@ class ProgressReporter:
             self._live.clear()
             self._dirty = False
         cursor = None
+        stages = self.tally.tallies()
         if result.ok and event.step_index is not None:  # a resume starts after this step
             cursor = Cursor(event.stage, event.batch or 0, event.step_index + 1)
         self.inflight.update_running(
             self.deployment_id,
-            lambda d: replace(d, details=_done(d.details, event, result, cursor, self.record_runs)),
+            lambda d: replace(
+                d, details=_done(d.details, event, result, cursor, self.record_runs).but(stages=stages)
+            ),
         )
         self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
         mark = "✓" if result.ok else "✗"
@@ -121,10 +140,20 @@ class ProgressReporter:
                 return
             self._flushed, self._dirty = now, False
             live = dict(self._live)
+        stages = self.tally.tallies()
         d = self.inflight.update_running(
             self.deployment_id,
-            lambda d: d.with_details(live=Live(d.details.live.step if d.details.live else None, live)),
+            lambda d: d.with_details(
+                live=Live(d.details.live.step if d.details.live else None, live), stages=stages
+            ),
         )
+        if d is not None:
+            self.notify.refresh_card(d)
+
+    def _save_stages(self) -> None:
+        """Save the stage counts now and update the card."""
+        stages = self.tally.tallies()
+        d = self.inflight.update_running(self.deployment_id, lambda d: d.with_details(stages=stages))
         if d is not None:
             self.notify.refresh_card(d)
 

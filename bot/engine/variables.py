@@ -18,12 +18,7 @@ def step_variables(
     """The template variables of `d`'s steps in `env` (`current`: what the environment runs now)."""
     data_dir = str(config.bot.data_dir)
     config_dir = str(config.config_dir)
-    deploy_to = (
-        env.deploy_to.replace("{data_dir}", data_dir)
-        .replace("{config_dir}", config_dir)
-        .replace("{env}", env.name)
-    )
-    layout = ReleaseLayout(deploy_to)
+    layout = ReleaseLayout(deploy_root(config, env))
     release_id = d.release_id or d.id
     previous = (current.release_id or current.id) if current else None
     return {
@@ -43,4 +38,29 @@ def step_variables(
     }
 
 
-__all__ = ["step_variables"]
+def deploy_root(config: Config, env: Environment) -> str:
+    """`env`'s `deploy_to` with `{data_dir}`, `{config_dir}` and `{env}` filled in."""
+    return (
+        env.deploy_to.replace("{data_dir}", str(config.bot.data_dir))
+        .replace("{config_dir}", str(config.config_dir))
+        .replace("{env}", env.name)
+    )
+
+
+def env_variables(config: Config, env: Environment) -> dict[str, object]:
+    """The variables of `env` that no deployment decides (for steps run outside a deploy:
+    the `stop` stage, `gonogo doctor`): `vars`, `{env}`, the layout's directories and the bot's."""
+    layout = ReleaseLayout(deploy_root(config, env))
+    return {
+        **env.vars,
+        "env": env.name,
+        "deploy_to": layout.deploy_to,
+        "releases_dir": layout.releases_dir,
+        "current_dir": layout.current_dir,
+        "config_dir": str(config.config_dir),
+        "data_dir": str(config.bot.data_dir),
+        "keep_releases": env.keep_releases,
+    }
+
+
+__all__ = ["deploy_root", "env_variables", "step_variables"]

@@ -32,6 +32,31 @@ def test_data_dir_and_store_come_from_the_environment(tmp_path: Path) -> None:
     assert config.bot.store_url == f"sqlite:///{tmp_path / 'gonogo.db'}"
 
 
+def test_a_local_repo_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    def url(value: str) -> str | None:
+        text = f'[bot]\ndata_dir = "state"\n[repo]\nurl = "{value}"\n' + MINIMAL_ENV
+        return parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={}).repo.url
+
+    assert url("{data_dir}/app.git") == str(tmp_path / "state" / "app.git")
+    assert url("repos/app.git") == str(tmp_path / "repos" / "app.git")
+    assert url("{config_dir}/../app.git") == str(tmp_path / ".." / "app.git")
+    assert url("/srv/git/app.git") == "/srv/git/app.git"
+    for remote in ("git@github.com:acme/shop.git", "https://git.example/shop.git", "file:///srv/x.git"):
+        assert url(remote) == remote  # URLs and scp-like addresses are left as they are
+    example = load_config(ROOT / "config.example.toml", environ={"GONOGO_DATA_DIR": str(tmp_path)})
+    assert example.repo.url == str(tmp_path / "demo-repo.git")  # the demo's history follows data_dir
+
+
+MINIMAL_ENV = """
+[environments.demo]
+backend = "local"
+hosts = ["localhost"]
+[[environments.demo.steps.deploy]]
+name = "noop"
+run = "true"
+"""
+
+
 BAD = """
 [bot]
 workers = 0

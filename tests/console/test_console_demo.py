@@ -61,6 +61,7 @@ def test_the_health_check_expects_the_deployed_ref(demo_with_ref_check: Path) ->
         demo_with_ref_check,
         DEPLOY_V1 + "/deploy demo v2\n/as carol\ntick all\npress go\nwait\n"
         "/rollback demo\n/as alice\npress go\nwait\n",
+        keep_running=True,
     )
     assert "✓ verify › health: localhost" in out and "✓ rollback › health: localhost" in out, out
     assert health(demo_with_ref_check)["version"] == "v1"
@@ -132,3 +133,77 @@ def test_restart_never_kills_a_process_that_is_not_the_demo_app(tmp_path: Path) 
         pid = int((state / "app.pid").read_text())
         if pid != bystander.pid:
             os.kill(pid, signal.SIGTERM)
+
+
+# -- the demo's git history ------------------------------------------------------------------
+V1, V2, V3 = "9a647f9", "d304d2c", "06283ec"
+BETWEEN_V1_AND_V3 = [
+    "`06283ec` Keep request logs out of the terminal (Carol)",
+    "`e0a35c2` Refuse to start when the port is already taken (Bob)",
+    "`c913ef9` Say which port the app listens on at start (Alice)",
+    "`d304d2c` Report failing health while UNHEALTHY is present (Carol)",
+    "`b28c6e3` Answer /version with the release name (Bob)",
+]
+
+
+def changelog_of(out: str, title: str) -> list[str]:
+    """The changelog lines of the first card titled `title` in the console's output."""
+    card = out[out.index(f"┌─ {title}") :]
+    card = card[: card.index("└─")]
+    lines = card.split("│ Changelog:\n", 1)[1].split("│ Checklist", 1)[0].splitlines()
+    return [line.removeprefix("│   ") for line in lines]
+
+
+def test_the_demo_cards_show_the_commit_and_what_ships(demo_config_path: Path) -> None:
+    out = console(demo_config_path, DEPLOY_V1 + "/deploy demo v3\n")
+    assert f"Ref: v1 · Commit: {V1} ·" in out
+    assert changelog_of(out, "Deploy #1: v1 to demo") == [
+        f"`{V1}` Serve /health with the running version (Alice)",
+        "First deploy of demo: 1 commit(s) in history",
+    ]
+    assert f"Ref: v3 · Commit: {V3} ·" in out
+    # exactly the commits between what runs (v1) and v3, newest first
+    assert changelog_of(out, "Deploy #2: v3 to demo") == [*BETWEEN_V1_AND_V3, "5 commit(s)"]
+    store = SqliteStore(load_config(demo_config_path).bot.data_dir / "gonogo.db")
+    try:
+        assert [d.sha[:7] for d in store.deployments("demo") if d.sha] == [V3, V1]
+    finally:
+        store.close()
+
+
+def test_the_demo_history_is_made_once_the_same_everywhere(tmp_path: Path) -> None:
+    from demo.history import ensure_demo_repo, main
+
+    repo = tmp_path / "var" / "demo-repo.git"
+    assert ensure_demo_repo(repo) is True
+    assert ensure_demo_repo(repo) is False  # idempotent: there already
+    tags = subprocess.run(
+        ["git", f"--git-dir={repo}", "rev-parse", "v1", "v2", "v3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    tags = [sha[:7] for sha in tags]
+    assert tags == [V1, V2, V3]  # fixed authors and dates: the same shas as in README
+    assert not [p for p in repo.parent.iterdir() if p.name != "demo-repo.git"]  # no leftovers
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("my own files\n")
+    with pytest.raises(RuntimeError, match="exists and is not the demo repository"):
+        ensure_demo_repo(foreign)
+    assert (foreign / "notes.txt").read_text() == "my own files\n"
+    assert main([str(foreign)]) == 1 and main([]) == 2
+
+
+def test_run_sh_makes_the_demo_history_where_the_config_says(tmp_path: Path) -> None:
+    config = write_demo_config(tmp_path)
+    repo = load_config(config).repo.url
+    assert repo == str(tmp_path / "data" / "demo-repo.git")
+    subprocess.run(["rm", "-rf", repo], check=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "demo" / "history.py"), "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"Created the demo's git history (tags v1, v2, v3) at {repo}" in proc.stderr
+    assert 'demo/history.py --config "$config"' in (ROOT / "scripts" / "run.sh").read_text()

@@ -17,9 +17,11 @@ from bot.domain.deployment import State
 from bot.store.sqlite import SqliteStore
 
 
-def console(config: Path, script: str, *, timeout: float = 120) -> str:
+def console(config: Path, script: str, *, timeout: float = 120, keep_running: bool = False) -> str:
+    """What `gonogo console` printed for `script`; with `keep_running` the demo app stays up."""
+    keep = ["--keep-running"] if keep_running else []
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.app.cli", "console", "--config", str(config)],
+        [sys.executable, "-m", "bot.app.cli", "console", "--config", str(config), *keep],
         input=script,
         capture_output=True,
         text=True,
@@ -59,10 +61,11 @@ press go
 wait
 /deploy history demo
 """,
+        keep_running=True,
     )
-    # the card: changelog placeholder, checklist, Go/No-go
+    # the card: the commit and its changelog (the demo's git history), checklist, Go/No-go
     assert "Deploy #1: v1 to demo" in out
-    assert "No changelog" in out
+    assert "Commit: 9a647f9" in out and "First deploy of demo: 1 commit(s) in history" in out
     assert "[ ] 1. Changelog reviewed" in out
     assert "[1] Go  [2] No-go" in out
     # alice's own Go is refused with the reason; bob's Go before ticking is refused too
@@ -72,14 +75,14 @@ wait
     assert "✓ pre_deploy › prepare release: localhost" in out
     assert "✓ verify › health: localhost" in out
     # status shows the new release
-    assert "*demo*: v1 (?) since" in out
+    assert "*demo*: v1 (9a647f9) since" in out
     # rollback and history
     assert "Rollback #3: v1 to demo" in out
     assert "✓ rollback › switch current back" in out
     history = out[out.index("History of demo") :]
-    assert "#3 rollback v1 (?) succeeded · by carol · approved by alice" in history
-    assert "#2 deploy v2 (?) rolled_back · by bob · approved by carol" in history
-    assert "#1 deploy v1 (?) succeeded · by alice · approved by bob" in history
+    assert "#3 rollback v1 (9a647f9) succeeded · by carol · approved by alice" in history
+    assert "#2 deploy v2 (d304d2c) rolled_back · by bob · approved by carol" in history
+    assert "#1 deploy v1 (9a647f9) succeeded · by alice · approved by bob" in history
     # the app really runs the rolled-back-to release
     assert health(demo_config_path)["version"] == "v1"
     # and the store agrees
@@ -97,14 +100,14 @@ wait
 
 
 def test_restart_keeps_the_pending_deployment(demo_config_path: Path) -> None:
-    first = console(demo_config_path, "/deploy demo v7\n/as bob\ntick all\n")
-    assert "Deploy #1: v7 to demo" in first
-    second = console(demo_config_path, "/as bob\npress go\nwait\n/status demo\n")
+    first = console(demo_config_path, "/deploy demo v3\n/as bob\ntick all\n")
+    assert "Deploy #1: v3 to demo" in first
+    second = console(demo_config_path, "/as bob\npress go\nwait\n/status demo\n", keep_running=True)
     # the pending card is shown again at start-up, and Go continues the deployment
-    assert "Deploy #1: v7 to demo" in second.split("bob> press go")[0]
+    assert "Deploy #1: v3 to demo" in second.split("bob> press go")[0]
     assert "✓ verify › health" in second
-    assert "*demo*: v7 (?)" in second
-    assert health(demo_config_path)["version"] == "v7"
+    assert "*demo*: v3 (06283ec)" in second
+    assert health(demo_config_path)["version"] == "v3"
 
 
 def test_bad_lines_are_refused_and_the_script_goes_on(demo_config_path: Path) -> None:

@@ -94,7 +94,7 @@ def rounds_done(console: Console, deployment_id: int) -> int:
 
 
 def test_status_shows_runs_in_flight_locks_checks_and_monitoring(console: Console, app: HealthApp) -> None:
-    for line in ("/deploy demo v1", "/as bob", "tick all", "press go", "wait"):
+    for line in ("/deploy demo v1", "/as bob", "tick all", "press go", "wait runs"):
         console.execute(line)
     assert console.engine.deployment(1).state == State.MONITORING
     wait_for(lambda: rounds_done(console, 1) >= 1)
@@ -154,3 +154,36 @@ def test_status_stays_within_slack_limits() -> None:
     assert max(len(line) for line in text.splitlines()) <= 600
     assert text.splitlines()[-1].startswith("…and ") and "(see /status <env>)" in text
     assert "*env0*: " in text and "in flight: #1000 deploy of v2" in text
+
+
+def test_wait_waits_out_the_monitoring_window(tmp_path: Path, app: HealthApp) -> None:
+    # a script can sequence deploy → monitoring → sign-off without sleeping
+    text = CONFIG.format(data=tmp_path / "data", url=app.health_url).replace(
+        'duration = "60s"', 'duration = "1s"'
+    )
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    chat = ConsoleChat(out=io.StringIO(), channel="#deploys")
+    engine = make_engine(config, SqliteStore(tmp_path / "gonogo.db"), chat)
+    engine.start()
+    console = Console(engine, chat, channel="#deploys")
+    try:
+        for line in ("/deploy demo v1", "/as bob", "tick all", "press go", "wait"):
+            console.execute(line)
+        d = engine.deployment(1)
+        assert d.state == State.SUCCEEDED, d.state
+        assert d.details.monitor_round >= 2  # the window's rounds ran before `wait` returned
+        signoff = reply(console, "/signoff demo")
+        assert "Sign-off #1: v1 in demo" in signoff
+    finally:
+        engine.shutdown(wait=True, grace=5)
+        engine.store.close()
+
+
+def test_wait_runs_and_help(console: Console) -> None:
+    assert "usage: wait | wait runs" in reply(console, "wait for it")
+    for line in ("help", "/help"):
+        shown = reply(console, line)
+        assert "The terminal chat's own words:" in shown, shown
+        assert "wait runs" in shown and "/deploy help [topic]" in shown
+        assert "unknown" not in shown
+    assert reply(console, "/help rollback").startswith("`/rollback <env> [to <#id|ref>]")

@@ -48,12 +48,21 @@ def _config(tmp_path: Path, vendors: Vendors, web_port: int, replace: dict[str, 
     return write_demo_config(tmp_path, extra=extra, replace={**DEMO, **(replace or {})})
 
 
-def _ci(vendors: Vendors) -> None:
-    vendors.set_status("v1", "ci/build", "success")
-    vendors.set_check_run("v1", "ci/test", "completed", "failure")
+def _ci(vendors: Vendors, config: Path) -> None:
+    """CI of the demo history's tags (statuses are by commit): v1 fails its tests."""
+    repo = load_config(config).repo.url
+    shas = subprocess.run(
+        ["git", f"--git-dir={repo}", "rev-parse", "v1", "v2", "v3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    sha = dict(zip(("v1", "v2", "v3"), shas, strict=True))
+    vendors.set_status(sha["v1"], "ci/build", "success")
+    vendors.set_check_run(sha["v1"], "ci/test", "completed", "failure")
     for ref in ("v2", "v3"):
-        vendors.set_status(ref, "ci/build", "success")
-        vendors.set_check_run(ref, "ci/test", "completed", "success")
+        vendors.set_status(sha[ref], "ci/build", "success")
+        vendors.set_check_run(sha[ref], "ci/test", "completed", "success")
 
 
 def _pages_and_resolves(vendors: Vendors, failed_id: int) -> None:
@@ -76,9 +85,9 @@ def _web_shows(url: str, deployment_id: int, ref: str) -> None:
 
 # -- the terminal chat -------------------------------------------------------------------------
 def test_integrations_through_the_terminal_chat(tmp_path: Path, vendors: Vendors) -> None:
-    _ci(vendors)
     web_port = free_port()
     path = _config(tmp_path, vendors, web_port)
+    _ci(vendors, path)
     env = {**os.environ, **ENVIRON}
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.app.cli", "console", "--config", str(path), "--web-port", str(web_port)],
@@ -134,9 +143,9 @@ def test_integrations_through_signed_slack_requests(
 ) -> None:
     for name, value in ENVIRON.items():
         monkeypatch.setenv(name, value)
-    _ci(vendors)
     port = free_port()
     path = _config(tmp_path, vendors, port, {"[slack]\n": f'[slack]\napi_url = "{slack_api.api_url}"\n'})
+    _ci(vendors, path)
     config = load_config(path)
     runtime = build_runtime(config, bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET, window=0.2)
     runtime.engine.start()
