@@ -73,8 +73,13 @@ def _pages_and_resolves(vendors: Vendors, failed_id: int) -> None:
             == [("trigger", key), ("resolve", key)]
         ),
         what="a trigger, then its resolve",
+        timeout=60,  # delivered in the background, in order, through the scheduler's polling
     )
-    assert [(h["event"], h["key"]) for h in vendors.hooks] == [("trigger", key), ("resolve", key)]
+    vendors.wait_for(
+        lambda: [(h["event"], h["key"]) for h in vendors.hooks] == [("trigger", key), ("resolve", key)],
+        what="the webhook's trigger, then its resolve",
+        timeout=60,
+    )
 
 
 def _web_shows(url: str, deployment_id: int, ref: str) -> None:
