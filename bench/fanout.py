@@ -9,7 +9,7 @@ about a quarter less server CPU; the same servers for every tool) and spreads 50
 over them. For `true` and `sleep 1` on 1, 10 and 50 hosts it times, each time from nothing to
 all hosts done (fresh connections), in the same run:
 
-- gonogo: `Pipeline(SSHBackend(...), hosts, Strategy("parallel", max_parallel=50))`, one stage,
+- gonogo: `Pipeline(SSHBackend(...), hosts, Strategy("parallel", max_parallel=len(hosts)))`, one stage,
   then `close()` (handshakes bounded to 10 in flight);
 - plain Fabric: `ThreadingGroup(...).run(cmd)` (a thread per host, no bound, Fabric defaults:
   the issue's "plain Fabric" baseline);
@@ -90,7 +90,7 @@ def time_gonogo(fleet: SSHFleet, hosts: list[Host], command: str) -> float:
     """Wall time of one stage with one step on `hosts`, fresh connections, closed at the end."""
     started = time.perf_counter()
     backend = SSHBackend(fleet.options(connect_timeout=10, max_handshakes=10))
-    pipeline = Pipeline(backend, hosts, Strategy("parallel", max_parallel=50), {})
+    pipeline = Pipeline(backend, hosts, Strategy("parallel", max_parallel=len(hosts)), {})
     try:
         result = pipeline.run_stage("deploy", [Step("bench", command)])
     finally:
@@ -174,7 +174,7 @@ def ssh_argv(fleet: SSHFleet) -> list[str]:
 def time_openssh(fleet: SSHFleet, hosts: list[Host], command: str) -> float:
     """Wall time of `xargs -P 50 ssh ...`, one ssh process per host entry."""
     ports = "".join(f"{h.port}\n" for h in hosts)
-    argv = ["xargs", "-P", "50", "-I", "{}", *ssh_argv(fleet), "-p", "{}", "127.0.0.1", command]
+    argv = ["xargs", "-P", str(len(hosts)), "-I", "{}", *ssh_argv(fleet), "-p", "{}", "127.0.0.1", command]
     started = time.perf_counter()
     proc = subprocess.run(argv, input=ports, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - started

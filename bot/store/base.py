@@ -6,12 +6,15 @@ Rules every implementation keeps:
 - `transition` is compare-and-set on `version`, raising `StaleDeployment` when someone else
   changed the deployment first (that is what makes double clicks harmless);
 - a deployment change and its event-log line are written in one transaction;
-- the event log is append-only.
+- the event log is append-only;
+- a queued run (`enqueue_run`) is claimed by exactly one caller across replicas (`claim_run`),
+  and leaves the queue in the same transaction as the deployment leaves the state it was
+  queued in (so a run that started is never claimed again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -185,6 +188,30 @@ class Store(Protocol):
 
     def cancel_schedules(self, deployment_id: int, kind: str | None = None) -> int:
         """Cancel pending schedules of a deployment (of one kind); returns how many."""
+        ...
+
+    # -- the run queue: runs waiting for a worker of any replica --------------------------------
+    def enqueue_run(self, deployment_id: int, state: State, at: datetime) -> bool:
+        """Queue a run of a deployment that is in `state` now (approved, scheduled, interrupted:
+        what the run starts from); False (nothing queued) when it is not. Queuing it again is a no-op."""
+        ...
+
+    def claim_run(self, owner: str, at: datetime, stale_before: datetime) -> int | None:
+        """Take the oldest queued run whose deployment is still in its queued state and that nobody
+        holds (or another owner claimed before `stale_before`, and never started); its id, or None.
+
+        Exactly one caller gets each run, across replicas (the claim is a row lock skipped by the
+        others); the row goes when the deployment leaves the queued state (`transition`).
+        """
+        ...
+
+    def release_run(self, deployment_id: int, owner: str) -> None:
+        """Drop `owner`'s claim of a run that ended without starting (a no-op once it started)."""
+        ...
+
+    def on_run_queued(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when another process may have queued a run: a hint only (it may never
+        come), `claim_run` is the truth. Stops at `close()`; a single-process store never calls it."""
         ...
 
     # -- check results ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from psycopg import errors, sql
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment
 from bot.store.codec import (
+    DEQUEUE_SQL,
     LIVE_SQL,
     PRUNE_SQL,
     check_from_row,
@@ -59,12 +60,13 @@ from bot.store.postgres_connection import (
     split_url,
 )
 from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
+from bot.store.postgres_queue import PostgresRunQueue
 from runners import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 
 
-class PostgresStore:
+class PostgresStore(PostgresRunQueue):
     """The store for several replicas: one PostgreSQL database (optionally one schema in it).
 
     `PostgresStore(url)` connects once directly (so an unreachable server fails fast with a
@@ -146,6 +148,7 @@ class PostgresStore:
                 saved = conn.execute(query, [*row.values(), d.id, expected_version]).fetchone()
                 if saved is None:
                     raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                conn.execute(DEQUEUE_SQL.format(p="%s"), [d.id, row["state"]])
                 if event is not None:
                     self._insert_event(conn, with_deployment(event, d.id))
         except errors.UniqueViolation as exc:
@@ -389,7 +392,8 @@ class PostgresStore:
         return removed
 
     def close(self) -> None:
-        """Close the pool."""
+        """Stop listening for queued runs (`PostgresRunQueue`) and close the pool."""
+        self._stop_listening()
         self._pool.close()
 
 

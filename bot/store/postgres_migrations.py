@@ -135,12 +135,24 @@ def m005_live_at(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+def m006_run_queue(conn: psycopg.Connection[Any]) -> None:
+    """Runs waiting for a worker of any replica: the state each was queued in, who claimed it when."""
+    conn.execute(
+        """
+        CREATE TABLE run_queue (
+            deployment_id BIGINT PRIMARY KEY, state TEXT NOT NULL, queued_at TIMESTAMPTZ NOT NULL,
+            claimed_by TEXT, claimed_at TIMESTAMPTZ
+        )"""
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_schedules_and_checks", m002_schedules_and_checks),
     ("m003_current_release_index", m003_current_release_index),
     ("m004_schedule_claims", m004_schedule_claims),
     ("m005_live_at", m005_live_at),
+    ("m006_run_queue", m006_run_queue),
 ]
 
 

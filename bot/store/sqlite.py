@@ -23,6 +23,7 @@ from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    DEQUEUE_SQL,
     LIVE_SQL,
     PRUNE_SQL,
     check_from_row,
@@ -38,11 +39,12 @@ from bot.store.codec import (
     with_deployment,
 )
 from bot.store.sqlite_migrations import migrations
+from bot.store.sqlite_queue import SqliteRunQueue
 from runners import HostResult
 
 
-class SqliteStore:
-    """The default store: one SQLite file (or `:memory:`)."""
+class SqliteStore(SqliteRunQueue):
+    """The default store: one SQLite file (or `:memory:`); its run queue is `SqliteRunQueue`."""
 
     def __init__(self, path: str | Path) -> None:
         path = str(path)
@@ -122,6 +124,7 @@ class SqliteStore:
                     )
                     if cur.rowcount != 1:
                         raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                    conn.execute(DEQUEUE_SQL.format(p="?"), [d.id, row["state"]])
                     if event is not None:
                         self._insert_event(conn, with_deployment(event, d.id))
             except sqlite3.IntegrityError as exc:
