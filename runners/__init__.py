@@ -18,13 +18,14 @@ from runners.base import (
     OutputSink,
     Step,
     StepResult,
+    Upload,
 )
 from runners.command import RemoteCommand, remote_command, sudo_command
 from runners.pipeline import Pipeline, StageResult
 from runners.progress import EventKind, ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.strategy import Strategy, StrategyKind
-from runners.template import TemplateError, render
+from runners.template import TemplateError, render, render_path
 
 __all__ = [
     "Backend",
@@ -47,7 +48,9 @@ __all__ = [
     "Strategy",
     "StrategyKind",
     "TemplateError",
+    "Upload",
     "remote_command",
     "render",
+    "render_path",
     "sudo_command",
 ]

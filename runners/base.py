@@ -30,8 +30,19 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file to copy to each host: `source` on this machine, `destination` on the host (path
+    templates: placeholders are substituted as they are, no shell ever sees them)."""
+
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
 class Step:
-    """One command template in a stage. `once` runs it on the first host only."""
+    """One command template in a stage, or with `upload` a file copied to each host instead
+    (`HostSession.put`: over SFTP on the connection the other steps use). `once` runs it on
+    the first host only."""
 
     name: str
     command: str
@@ -39,6 +50,7 @@ class Step:
     timeout: float | None = None
     roles: tuple[str, ...] = ()
     sudo: bool = False
+    upload: Upload | None = None
 
 
 @dataclass(frozen=True)

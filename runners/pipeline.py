@@ -8,6 +8,9 @@ once per host, and reused by every stage until `close()`. The hosts of a batch r
 of worker threads started once per pipeline (so a wide batch does not wait for threads to be
 created one by one while earlier hosts are already busy with their handshakes).
 
+An upload step (`Step.upload`) copies a file to each of its hosts with `HostSession.put` (SFTP
+on the host's SSH connection) instead of running a command; its paths are templates too.
+
 A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
 own `duration`. Output is redacted whole lines at a time; an overlong unfinished line is cut
 only where no secret (however long) can straddle the cut. A backend may declare `secrets` of
@@ -18,6 +21,7 @@ method sees every progress event first (the printer uses it to print batches in 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -40,7 +44,7 @@ from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.strategy import Strategy
-from runners.template import render
+from runners.template import render, render_path
 from runners.workers import WorkerPool
 
 
@@ -155,6 +159,13 @@ class Pipeline:
         command = render(step.command, {**self.variables, "host": host.name})
         return sudo_command(command) if step.sudo else command
 
+    def upload_paths(self, step: Step, host: Host) -> tuple[str, str] | None:
+        """(source, destination) of an upload step on `host` (paths substituted as they are)."""
+        if step.upload is None:
+            return None
+        variables = {**self.variables, "host": host.name}
+        return render_path(step.upload.source, variables), render_path(step.upload.destination, variables)
+
     def run_stage(
         self, stage: str, steps: Sequence[Step], *, start_batch: int = 0, start_step: int = 0
     ) -> StageResult:
@@ -263,7 +274,8 @@ class Pipeline:
         """One step on one host: render, run, judge; output and the result go out as progress."""
         started = time.monotonic()
         try:
-            command = self.render(step, host)
+            upload = self.upload_paths(step, host)
+            command = self.render(step, host) if upload is None else ""
         except ValueError as exc:
             return self._host_done(stage, HostResult(host.name, step.name, "error", error=str(exc)))
 
@@ -271,7 +283,7 @@ class Pipeline:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         output = HostOutput(self.redact, publish)
-        attempt = self._attempt(host, step, command, output.sink, started)
+        attempt = self._attempt(host, step, upload or command, output.sink, started)
         output.flush()
         outcome = attempt.outcome
         status, code, error = _judge(outcome, attempt.error, attempt.duration)
@@ -291,8 +303,11 @@ class Pipeline:
         self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
         return result
 
-    def _attempt(self, host: Host, step: Step, command: str, sink: OutputSink, started: float) -> _Attempt:
-        """Open (or reuse) the host's session and run `command`; never raises."""
+    def _attempt(
+        self, host: Host, step: Step, work: str | tuple[str, str], sink: OutputSink, started: float
+    ) -> _Attempt:
+        """Open (or reuse) the host's session and run `work` (a command, or an upload's
+        source and destination); never raises."""
         outcome: CommandOutcome | None = None
         error: str | None = None
         opened = started
@@ -301,7 +316,10 @@ class Pipeline:
         try:
             session = self._session(host)
             opened = time.monotonic()
-            outcome = session.run(command, timeout=step.timeout, env=self.env, on_output=sink)
+            if isinstance(work, tuple):
+                outcome = _put(session, *work, host, sink)
+            else:
+                outcome = session.run(work, timeout=step.timeout, env=self.env, on_output=sink)
         except HostUnreachable as exc:
             # The message names the host ("app3: connection refused"); HostResult adds the name.
             error = str(exc).removeprefix(f"{host.name}: ")
@@ -325,6 +343,23 @@ class _Attempt:
     error: str | None
     connect: float
     duration: float
+
+
+def _put(session: HostSession, source: str, destination: str, host: Host, sink: OutputSink) -> CommandOutcome:
+    """Upload one file on the host's session, as a command outcome (an error names what failed)."""
+    try:
+        size = os.path.getsize(source)
+    except OSError as exc:
+        return CommandOutcome(None, "", error=f"upload of {source} failed: {exc.strerror or exc}")
+    try:
+        session.put(source, destination)
+    except OSError as exc:  # the SSH session's error already says "upload of ... failed"
+        why = str(exc).removeprefix(f"{host.name}: ")
+        failed = f"upload of {source} to {destination} failed: "
+        return CommandOutcome(None, "", error=why if why.startswith("upload of") else failed + why)
+    line = f"uploaded {source} ({size:,} bytes) to {destination}\n"
+    sink(line)
+    return CommandOutcome(0, line)
 
 
 def _judge(
