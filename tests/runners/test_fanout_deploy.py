@@ -8,6 +8,7 @@ release is live everywhere; and the same upload step works from the config throu
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,16 @@ def test_an_upload_step_from_the_config_copies_the_artifact_to_every_host(
     finally:
         engine.shutdown()
         engine.store.close()
+
+
+def test_ssh_connections_send_small_packets_at_once(sshd_hosts: object) -> None:
+    """TCP_NODELAY on every connection: with Nagle's algorithm each command on a reused
+    connection waits for the host's delayed ACK (about 40 ms a step, measured in bench/fanout.py)."""
+    fleet: SSHFleet = sshd_hosts(4)  # type: ignore[operator]
+    backend = SSHBackend(fleet.options())
+    try:
+        session = backend.open(fleet.hosts(1)[0])
+        sock = session.conn.transport.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        backend.close()
