@@ -121,8 +121,9 @@ class Store(Protocol):
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
-        """Event log lines, oldest first."""
+        """Event log lines, oldest first (`after_id`: only those after that line, to page)."""
         ...
 
     def get_lock(self, env: str) -> Lock | None:
@@ -236,8 +237,13 @@ class Store(Protocol):
         """Retention: delete check results, host output of finished deployments, idempotency keys
         and finished schedules older than `older_than`; returns rows removed.
 
-        Deployments and the event log are kept.
+        Deployments and the event log are kept (see `prune_events`).
         """
+        ...
+
+    def prune_events(self, older_than: datetime) -> int:
+        """Event-log retention: delete events older than `older_than`, in small batches (each its
+        own transaction); returns how many. What is newer stays, and exports as before."""
         ...
 
     def close(self) -> None:

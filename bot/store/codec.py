@@ -51,6 +51,14 @@ CLAIMABLE_RUN = (
 #: leaves the state it was queued in (parameters: the id, the saved state).
 DEQUEUE_SQL = "DELETE FROM run_queue WHERE deployment_id = {p} AND state <> {p}"
 
+#: One batch of event-log retention (`{p}`: the placeholder; parameters: the cutoff, the batch
+#: size): the oldest events before the cutoff, through the `events_at` index.
+PRUNE_EVENTS_SQL = (
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < {p} ORDER BY at, id LIMIT {p})"
+)
+#: Events deleted per transaction, so retention never holds the write lock for long.
+PRUNE_EVENTS_BATCH = 5000
+
 
 def where(*terms: tuple[str, Any]) -> tuple[str, list[Any]]:
     """`WHERE a AND b ...` of the conditions whose value is not None, and those values in order.

@@ -39,7 +39,6 @@ from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleD
 from bot.store.codec import (
     DEQUEUE_SQL,
     LIVE_SQL,
-    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     event_from_row,
@@ -61,12 +60,13 @@ from bot.store.postgres_connection import (
 )
 from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
 from bot.store.postgres_queue import PostgresRunQueue
+from bot.store.postgres_upkeep import PostgresUpkeep
 from runners import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 
 
-class PostgresStore(PostgresRunQueue):
+class PostgresStore(PostgresRunQueue, PostgresUpkeep):
     """The store for several replicas: one PostgreSQL database (optionally one schema in it).
 
     `PostgresStore(url)` connects once directly (so an unreachable server fails fast with a
@@ -209,9 +209,15 @@ class PostgresStore(PostgresRunQueue):
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clause, params = where(("deployment_id = %s", deployment_id), ("env = %s", env), ("at >= %s", since))
+        clause, params = where(
+            ("deployment_id = %s", deployment_id),
+            ("env = %s", env),
+            ("at >= %s", since),
+            ("id > %s", after_id),
+        )
         tail = f" LIMIT {int(limit)}" if limit else ""
         rows = self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
         return [event_from_row(r) for r in rows]
@@ -384,12 +390,6 @@ class PostgresStore(PostgresRunQueue):
         )
         rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [check_from_row(r) for r in rows]
-
-    def prune(self, older_than: datetime) -> int:
-        """Delete old check results and host output; keep deployments and events."""
-        with self._tx() as conn:
-            removed = sum(conn.execute(q.format(cutoff="%s"), [older_than]).rowcount for q in PRUNE_SQL)
-        return removed
 
     def close(self) -> None:
         """Stop listening for queued runs (`PostgresRunQueue`) and close the pool."""

@@ -25,7 +25,6 @@ from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
     DEQUEUE_SQL,
     LIVE_SQL,
-    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     deployment_row,
@@ -40,10 +39,11 @@ from bot.store.codec import (
 )
 from bot.store.sqlite_migrations import migrations
 from bot.store.sqlite_queue import SqliteRunQueue
+from bot.store.sqlite_upkeep import SqliteUpkeep
 from runners import HostResult
 
 
-class SqliteStore(SqliteRunQueue):
+class SqliteStore(SqliteRunQueue, SqliteUpkeep):
     """The default store: one SQLite file (or `:memory:`); its run queue is `SqliteRunQueue`."""
 
     def __init__(self, path: str | Path) -> None:
@@ -180,9 +180,15 @@ class SqliteStore(SqliteRunQueue):
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clause, params = where(("deployment_id = ?", deployment_id), ("env = ?", env), ("at >= ?", ts(since)))
+        clause, params = where(
+            ("deployment_id = ?", deployment_id),
+            ("env = ?", env),
+            ("at >= ?", ts(since)),
+            ("id > ?", after_id),
+        )
         tail = f" LIMIT {int(limit)}" if limit else ""
         return [
             event_from_row(r) for r in self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
@@ -360,13 +366,6 @@ class SqliteStore(SqliteRunQueue):
         clause, params = where(("env = ?", env), ("deployment_id = ?", deployment_id), ("round = ?", round))
         rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [check_from_row(r) for r in rows]
-
-    def prune(self, older_than: datetime) -> int:
-        """Delete old check results and host output; keep deployments and events."""
-        cutoff = ts(older_than)
-        with self._tx() as conn:
-            removed = sum(conn.execute(q.format(cutoff="?"), [cutoff]).rowcount for q in PRUNE_SQL)
-        return removed
 
     def close(self) -> None:
         """Close the connection."""
