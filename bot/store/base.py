@@ -102,8 +102,9 @@ class Store(Protocol):
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
-        """Deployments, newest first, filtered."""
+        """Deployments, newest first, filtered (`since`: created at or after it)."""
         ...
 
     def current_release(self, env: str) -> Deployment | None:

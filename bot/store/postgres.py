@@ -10,11 +10,11 @@ BIGSERIAL ids, BOOLEAN flags, TIMESTAMPTZ times (read back as aware UTC datetime
 - idempotency keys are `INSERT ... ON CONFLICT DO NOTHING`; `claim_schedule` is an atomic
   `UPDATE ... WHERE state = 'pending'` (exactly one replica sees a row change).
 
-Pooled connections run in autocommit; writes open an explicit transaction. No session-level
-state is left on a pooled connection (no session advisory locks: see `bot.leader`).
-The schema and its migrations are `bot.store.postgres_migrations`; URLs and conninfo
-`bot.store.postgres_connection`. Code outside the store imports PostgreSQL things from this
-module (`PostgresStore`, and `advisory_key`, `conninfo`, `describe`, `split_url` for leader
+Pooled connections run in autocommit; writes open an explicit transaction; no session-level
+state is left on a pooled connection (no session advisory locks: see `bot.leader`). Beside it:
+`postgres_migrations` (the schema), `postgres_connection` (URLs, conninfo), `postgres_queue`
+(the run queue), `postgres_upkeep` (retention). Code outside the store imports PostgreSQL things
+from here (`PostgresStore`; `advisory_key`, `conninfo`, `describe`, `split_url` for leader
 election), so that the `bot.store` face never imports psycopg.
 
 The URL may carry `?schema=NAME` (not a libpq parameter, removed before connecting): the store
@@ -68,10 +68,8 @@ log = logging.getLogger("gonogo.store.postgres")
 
 class PostgresStore(PostgresRunQueue, PostgresUpkeep):
     """The store for several replicas: one PostgreSQL database (optionally one schema in it).
-
-    `PostgresStore(url)` connects once directly (so an unreachable server fails fast with a
-    StoreError), applies migrations, then opens a pool of `min_size`..`max_size` connections.
-    """
+    Connects once directly (an unreachable server fails fast with a StoreError), applies
+    migrations, then opens a pool of `min_size`..`max_size` connections."""
 
     def __init__(
         self,
@@ -175,6 +173,7 @@ class PostgresStore(PostgresRunQueue, PostgresUpkeep):
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
         """Deployments newest first."""
         clause, params = where(
@@ -182,6 +181,7 @@ class PostgresStore(PostgresRunQueue, PostgresUpkeep):
             ("state = ANY(%s)", [s.value for s in states] if states else None),
             ("kind = %s", kind),
             ("id < %s", before_id),
+            ("created_at >= %s", since),
         )
         rows = self._rows(f"SELECT * FROM deployments {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [deployment_from_row(r) for r in rows]

@@ -151,9 +151,10 @@ class SqliteStore(SqliteRunQueue, SqliteUpkeep):
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
         """Deployments newest first."""
-        where, params = _deployment_filter(env, states, kind, before_id)
+        where, params = _deployment_filter(env, states, kind, before_id, since)
         sql = f"SELECT * FROM deployments {where} ORDER BY id DESC LIMIT ?"
         return [deployment_from_row(r) for r in self._rows(sql, [*params, limit])]
 
@@ -374,23 +375,20 @@ class SqliteStore(SqliteRunQueue, SqliteUpkeep):
 
 
 def _deployment_filter(
-    env: str | None, states: Sequence[State] | None, kind: str | None, before_id: int | None
+    env: str | None,
+    states: Sequence[State] | None,
+    kind: str | None,
+    before_id: int | None,
+    since: datetime | None = None,
 ) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if env is not None:
-        clauses.append("env = ?")
-        params.append(env)
+    clause, params = where(
+        ("env = ?", env), ("kind = ?", kind), ("id < ?", before_id), ("created_at >= ?", ts(since))
+    )
     if states:
-        clauses.append(f"state IN ({', '.join('?' * len(states))})")
-        params.extend(s.value for s in states)
-    if kind is not None:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if before_id is not None:
-        clauses.append("id < ?")
-        params.append(before_id)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+        in_states = f"state IN ({', '.join('?' * len(states))})"
+        clause = f"{clause} AND {in_states}" if clause else f"WHERE {in_states}"
+        params += [s.value for s in states]
+    return clause, params
 
 
 __all__ = ["DEPLOYMENT_COLUMNS", "SqliteStore"]

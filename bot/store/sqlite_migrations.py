@@ -131,3 +131,10 @@ def m006_run_queue(db: sqlite_utils.Database) -> None:
             claimed_by TEXT, claimed_at TEXT
         )"""
     )
+
+
+@migrations()
+def m007_deployments_by_creation(db: sqlite_utils.Database) -> None:
+    """The DORA figures read one environment's deployments of the last N days: a range of this
+    index, not the environment's whole history."""
+    db.execute("CREATE INDEX deployments_env_created ON deployments (env, created_at)")
