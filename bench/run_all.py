@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["ack_latency", "fanout", "checks", "store", "memory"]
+BENCHES = ["ack_latency", "fanout", "checks", "store", "memory", "replicas", "many_deploys"]
 
 
 def main(argv: list[str] | None = None) -> int:
