@@ -185,6 +185,12 @@ def main() -> int:
         busy_until = time.monotonic()
         while not done("v2", envs):
             time.sleep(0.1)
+        finished = time.monotonic()
+        settled, last = time.monotonic(), -1  # held thread lines still go out, within budget
+        while time.monotonic() - settled < 3 and time.monotonic() - finished < 120:
+            count = len(get(api_url, "/calls/log")["calls"])
+            settled, last = (settled, last) if count == last else (time.monotonic(), count)
+            time.sleep(0.2)
         calls = get(api_url, "/calls/log")["calls"][mark:]
         solo = store.deployments("e0", limit=2)[1]
         together = [store.deployments(e, limit=1)[0] for e in envs]
@@ -229,6 +235,8 @@ def report(args, solo, together, approved, idle, busy, calls, versions, load_bef
             f"| {b99:.1f} ms | {b99 / i99:.2f}x {'ok' if b99 / i99 <= 1.3 else '**missed**'} |"
         )
     per = collections.Counter((c["method"], c["channel"], int(c["at"])) for c in calls)
+    threads = [c for c in calls if c["method"] == "chat.postMessage"]
+    span = (max(c["at"] for c in threads) - min(c["at"] for c in threads)) if threads else 0.0
     lines += [
         "",
         "| Slack method (deploy phase) | calls | busiest second in one channel | Slack's limit |",
@@ -242,6 +250,11 @@ def report(args, solo, together, approved, idle, busy, calls, versions, load_bef
         lines.append(f"| {method} | {n} | {worst} | {limits.get(method, '-')} |")
     updates = sum(1 for c in calls if c["method"] == "chat.update")
     lines += [
+        "",
+        f"chat.postMessage in the deploy phase: {len(threads)} over {span:.0f} s ({len(threads) / max(span, 1):.2f}/s in "
+        f"the channel): the {args.envs} cards at once (never held: they are the answer to the commands), then the "
+        "thread lines within the channel's budget, merged per thread. chat.postEphemeral is the bench's own "
+        "commands answered (one reply each; Tier 4 is per workspace).",
         "",
         f"Coalescing: the {args.envs} deploys stored {versions} versions of their records (each a possible card "
         f"refresh); {updates} `chat.update` calls carried them (the acks card's updates included).",
