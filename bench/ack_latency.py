@@ -21,7 +21,9 @@ against:
 - **baseline (inline)**: the same with `process_before_response=True` (no listener thread, no
   ack polling) — the fastest a Bolt app can answer, and the stricter comparison.
 
-Rounds alternate between the apps, and every sample is kept; before the next app's burst,
+Rounds alternate between the apps in short turns (`--block` requests per app, the order
+rotating every turn, so a burst of outside load on a shared machine hits every app alike), and
+every sample is kept; before the next app's turn,
 gonogo's work after the acks is waited for (every command answered; for clicks, a refused Go
 sent after the burst has been answered). Prints a markdown table per series and writes them to
 bench/results/ack_latency.md. Target, per series: gonogo's p99 within 1.3x of the faster
@@ -300,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=400, help="measured requests per app per round")
     p.add_argument("--concurrency", type=int, default=20, help="client threads")
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per app")
+    p.add_argument(
+        "--block",
+        type=int,
+        default=100,
+        help="requests per app turn within a round (apps rotate every block)",
+    )
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -357,18 +365,24 @@ def main(argv: list[str] | None = None) -> int:
             load(ports[name], args.concurrency, args.concurrency, clicks)  # warm up the click path
         samples: dict[str, dict[str, list[float]]] = {s: {name: [] for name in starts} for s in SERIES}
         drained: dict[str, list[float]] = {s: [] for s in SERIES}
-        for _ in range(args.rounds):
+        blocks = [args.block] * (args.requests // args.block) + (
+            [args.requests % args.block] if args.requests % args.block else []
+        )
+        names = list(starts)
+        for rnd in range(args.rounds):
             for series, make in (("commands", deploy_body), ("clicks", clicks)):
-                for name in starts:
-                    samples[series][name].extend(load(ports[name], args.requests, args.concurrency, make))
-                    if name != "gonogo":
-                        continue
-                    if series == "commands":
-                        sent += args.requests
-                    else:  # clicks get no reply: a refused Go, sent last, is answered after them
-                        one_request(ports[name], refused_go_body(card))
-                        sent += 1
-                    drained[series].append(wait_replies(api_url, sent))
+                for b, size in enumerate(blocks):  # short turns, rotating: outside load hits every app alike
+                    turn = (rnd + b) % len(names)
+                    for name in names[turn:] + names[:turn]:
+                        samples[series][name].extend(load(ports[name], size, args.concurrency, make))
+                        if name != "gonogo":
+                            continue
+                        if series == "commands":
+                            sent += size
+                        else:  # clicks get no reply: a refused Go, sent last, is answered after them
+                            one_request(ports[name], refused_go_body(card))
+                            sent += 1
+                        drained[series].append(wait_replies(api_url, sent))
         updates = card_updates(api_url)
     finally:
         for child in reversed(children):
@@ -440,7 +454,7 @@ def report(title: str, samples: dict[str, list[float]], args: argparse.Namespace
     table = "\n".join(
         [
             f"## {title}: {args.concurrency} concurrent clients, "
-            f"{args.rounds} alternating rounds of {args.requests} requests per app",
+            f"{args.rounds} rounds of {args.requests} requests per app in rotating turns of {args.block}",
             "",
             "| app | requests | p50 | p99 | max | p50 vs best baseline | p99 vs best baseline |",
             "|---|---|---|---|---|---|---|",

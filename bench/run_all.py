@@ -25,6 +25,8 @@ BENCHES = [
     "web",
     "runbook",
     "progress",
+    "replicas",
+    "many_deploys",
 ]
 
 

@@ -18,6 +18,7 @@ from runners.base import (
     OutputSink,
     Step,
     StepResult,
+    Upload,
 )
 from runners.command import RemoteCommand, remote_command, sudo_command
 from runners.pipeline import Pipeline
@@ -25,7 +26,7 @@ from runners.progress import EventKind, ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.stage import Planned, StageResult
 from runners.strategy import Strategy, StrategyKind
-from runners.template import TemplateError, render
+from runners.template import TemplateError, render, render_path
 
 __all__ = [
     "Backend",
@@ -49,7 +50,9 @@ __all__ = [
     "Strategy",
     "StrategyKind",
     "TemplateError",
+    "Upload",
     "remote_command",
     "render",
+    "render_path",
     "sudo_command",
 ]

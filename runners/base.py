@@ -38,8 +38,19 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file to copy to each host: `source` on this machine, `destination` on the host (path
+    templates: placeholders are substituted as they are, no shell ever sees them)."""
+
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
 class Step:
-    """One command template in a stage. `once` runs it on the first host only.
+    """One command template in a stage, or with `upload` a file copied to each host instead
+    (`HostSession.put`: over SFTP on the connection the other steps use). `once` runs it on
+    the first host only.
 
     The runbook keys beside the command: `undo` (the template that compensates the step where it
     finished), `irreversible` with the `on_failure` choices a human picks from, `artifacts` the
@@ -59,6 +70,7 @@ class Step:
     artifacts: tuple[str, ...] = ()
     secrets: tuple[str, ...] = ()
     verify: tuple[str, ...] = ()
+    upload: Upload | None = None
 
 
 @dataclass(frozen=True)

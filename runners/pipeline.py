@@ -5,14 +5,12 @@ the strategy splits hosts into batches; within a batch each step runs on the bat
 concurrently (bounded by `max_parallel`). A failure stops the stage after the current step
 of the current batch; later batches are reported as skipped. Sessions are opened lazily,
 once per host, and reused by every stage until `close()`. The hosts of a batch run on a pool
-of worker threads started once per pipeline (so a wide batch does not wait for threads to be
-created one by one while earlier hosts are already busy with their handshakes).
+of worker threads started once per pipeline. An upload step (`Step.upload`, `runners.upload`)
+copies a file on the host's session instead of running a command.
 
 A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
-own `duration`. Output is redacted whole lines at a time; an overlong unfinished line is cut
-only where no secret (however long) can straddle the cut. A backend may declare `secrets` of
-its own (the SSH backend's sudo password): they are redacted too. A backend with an `observe`
-method sees every progress event first (the printer uses it to print batches in order).
+own `duration`. Output is redacted whole lines at a time (`runners.output`), with a backend's own
+`secrets` (the sudo password) too; a backend's `observe` sees every progress event first.
 
 Beyond the command, a step may publish artifacts (`runners.artifacts`) that later commands use
 as `{artifact.NAME}`; a step that declares one and does not print it fails on that host. A step
@@ -46,9 +44,10 @@ from runners.command import sudo_command
 from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
-from runners.stage import Attempt, Planned, StageResult, judge, missing_artifacts
+from runners.stage import Attempt, Planned, StageResult, judge, missing_artifacts, step_env
 from runners.strategy import Strategy
 from runners.template import render
+from runners.upload import put_file, upload_paths
 from runners.workers import WorkerPool
 
 #: Runs a step's `verify` checks right after it: a failure summary, or None when they pass.
@@ -153,11 +152,13 @@ class Pipeline:
     def render(self, step: Step, host: Host, variables: Mapping[str, object] | None = None) -> str:
         """The exact command `step` runs on `host` (templates substituted, shell-quoted): the
         pipeline's variables, then `variables`, the host's own and the artifacts published."""
+        command = render(step.command, self._values(host, variables))
+        return sudo_command(command) if step.sudo else command
+
+    def _values(self, host: Host, variables: Mapping[str, object] | None) -> dict[str, object]:
         with self._lock:
             published = artifacts.template_variables(self.artifacts, host.name)
-        values = {**self.variables, **(variables or {}), **host.variables(), **published}
-        command = render(step.command, values)
-        return sudo_command(command) if step.sudo else command
+        return {**self.variables, **(variables or {}), **host.variables(), **published}
 
     def run_stage(
         self, stage: str, steps: Sequence[Step], *, start_batch: int = 0, start_step: int = 0
@@ -316,8 +317,9 @@ class Pipeline:
         self._progress(ProgressEvent("host_started", stage, step=step.name, hosts=(host.name,)))
         started = time.monotonic()
         try:
-            command = self.render(step, host, variables)
-            env = self._env(step)
+            upload = upload_paths(step, self._values(host, variables))
+            command = self.render(step, host, variables) if upload is None else ""
+            env = step_env(step, self.env, self.step_secrets)
         except ValueError as exc:
             return self._host_done(stage, HostResult(host.name, step.name, "error", error=str(exc)))
 
@@ -325,7 +327,7 @@ class Pipeline:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         output = HostOutput(self.redact, publish)
-        attempt = self._attempt(host, step, command, env, output.sink, started)
+        attempt = self._attempt(host, step, upload or command, env, output.sink, started)
         output.flush()
         outcome = attempt.outcome
         status, code, error = judge(outcome, attempt.error, attempt.duration)
@@ -346,15 +348,6 @@ class Pipeline:
         )
         return self._host_done(stage, result)
 
-    def _env(self, step: Step) -> dict[str, str]:
-        """The environment of `step`'s command: the environment's secrets and the step's own."""
-        env = dict(self.env)
-        for name in step.secrets:
-            if name not in self.step_secrets:
-                raise ValueError(f"secret {name} is not set in gonogo's environment")
-            env[name] = self.step_secrets[name]
-        return env
-
     def _published(
         self, step: Step, host: Host, found: tuple[tuple[str, str], ...]
     ) -> tuple[tuple[str, str], ...]:
@@ -373,9 +366,16 @@ class Pipeline:
         return result
 
     def _attempt(
-        self, host: Host, step: Step, command: str, env: Mapping[str, str], sink: OutputSink, started: float
+        self,
+        host: Host,
+        step: Step,
+        work: str | tuple[str, str],
+        env: Mapping[str, str],
+        sink: OutputSink,
+        started: float,
     ) -> Attempt:
-        """Open (or reuse) the host's session and run `command`; never raises."""
+        """Open (or reuse) the host's session and run `work` (a command, or an upload's source and
+        destination); never raises."""
         outcome: CommandOutcome | None = None
         error: str | None = None
         opened = started
@@ -384,7 +384,10 @@ class Pipeline:
         try:
             session = self._session(host)
             opened = time.monotonic()
-            outcome = session.run(command, timeout=step.timeout, env=env, on_output=sink)
+            if isinstance(work, tuple):
+                outcome = put_file(session, *work, host, sink)
+            else:
+                outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink)
         except HostUnreachable as exc:
             # The message names the host ("app3: connection refused"); HostResult adds the name.
             error = str(exc).removeprefix(f"{host.name}: ")

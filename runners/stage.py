@@ -71,3 +71,14 @@ def missing_artifacts(step: Step, published: tuple[tuple[str, str], ...]) -> lis
     """The artifacts `step` declares that its output did not publish."""
     names = {name for name, _ in published}
     return [name for name in step.artifacts if name not in names]
+
+
+def step_env(step: Step, env: Mapping[str, str], step_secrets: Mapping[str, str]) -> dict[str, str]:
+    """The environment of `step`'s command: the environment's secrets and the step's own;
+    ValueError naming a secret the step needs and gonogo was not given."""
+    out = dict(env)
+    for name in step.secrets:
+        if name not in step_secrets:
+            raise ValueError(f"secret {name} is not set in gonogo's environment")
+        out[name] = step_secrets[name]
+    return out

@@ -1,14 +1,16 @@
 """Step command templates: `{name}` placeholders substituted shell-quoted.
 
 Every value that reaches a shell goes through `shlex.quote`, so a ref or reason typed in chat
-can never become shell syntax. Unknown placeholders are an error at config-check time.
+can never become shell syntax. Unknown placeholders are an error at config-check time. Upload
+paths (`render_path`) never reach a shell: values go in as they are, and a path that climbs out
+with `..`, or holds a newline or NUL, is refused.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 #: `{name}`, or a dotted one: `{host.address}`, `{host.vars.port}`, `{artifact.backup_path}`.
 PLACEHOLDER_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
@@ -58,7 +60,18 @@ def unknown_placeholders(template: str, known: Iterable[str]) -> list[str]:
 
 def render(template: str, variables: Mapping[str, object]) -> str:
     """Substitute `{name}` with the shell-quoted value; `{{`/`}}` give literal braces."""
+    return _substitute(template, variables, shlex.quote)
 
+
+def render_path(template: str, variables: Mapping[str, object]) -> str:
+    """An upload path: `{name}` substituted as is; TemplateError for `..`, newlines or NUL."""
+    path = _substitute(template, variables, str)
+    if "\n" in path or "\0" in path or ".." in path.split("/"):
+        raise TemplateError(f"refusing upload path {path!r}: no '..' parts, newlines or NUL bytes")
+    return path
+
+
+def _substitute(template: str, variables: Mapping[str, object], quote: Callable[[str], str]) -> str:
     def sub(match: re.Match[str]) -> str:
         token = match.group(0)
         if token == "{{":
@@ -75,6 +88,6 @@ def render(template: str, variables: Mapping[str, object]) -> str:
             if name.startswith(HOST_VARS_PREFIX):
                 raise TemplateError(f"{{{name}}}: this host has no such variable in hosts[].vars")
             raise TemplateError(f"unknown variable {{{name}}} in step command")
-        return shlex.quote(str(variables[name]))
+        return quote(str(variables[name]))
 
     return _PLACEHOLDER.sub(sub, template)

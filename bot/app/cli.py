@@ -204,7 +204,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
     """Write the event log as JSON Lines or CSV."""
-    from bot.ops.audit import export_events, parse_since
+    from bot.ops.audit import export_events, paged_events, parse_since
     from bot.store import StoreError, open_store
 
     try:
@@ -219,7 +219,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         print(f"gonogo: {exc}", file=sys.stderr)
         return 2
     try:
-        events = store.events(since=since)
+        events = paged_events(store, since)
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as fh:
                 count = export_events(events, fh, args.format)

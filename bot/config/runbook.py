@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from bot.config.quoting import quoted_placeholders
 from bot.config.reader import Table, parse_duration
 from bot.config.rules import VAR_NAME, at_least_one, port_number
 from bot.config.schema import DEFAULT_SSH_STEP_TIMEOUT, STAGES
-from runners.base import Host, Step
+from runners.base import Host, Step, Upload
 from runners.strategy import Strategy
 from runners.template import ARTIFACT_PREFIX, HOST_VARS_PREFIX, unknown_placeholders
 
@@ -151,8 +152,9 @@ def parse_stages(
 def parse_steps(
     st: Table, stage: str, known_vars: tuple[str, ...], default_timeout: float | None
 ) -> tuple[Step, ...]:
-    """The steps of one stage: `name` and `run` required, `run` and `undo` checked for unknown
-    and quoted placeholders, `timeout` defaulting to the environment's step timeout."""
+    """The steps of one stage: `name` and `run` (or `upload` and `to`) required, `run` and `undo`
+    checked for unknown and quoted placeholders, `timeout` defaulting to the environment's step
+    timeout."""
     raw = st.get(stage, list, [])
     steps: list[Step] = []
     for i, item in enumerate(raw):
@@ -160,7 +162,9 @@ def parse_steps(
         s = Table(item, path, st.problems)
         name = s.get("name", str, None)
         command = s.get("run", str, None)
-        for key in ("name", "run"):  # a value of the wrong type is already reported by get()
+        upload = parse_upload(s, known_vars)
+        uploads = "upload" in s.data or "to" in s.data
+        for key in ("name",) if uploads else ("name", "run"):  # wrong types: reported by get()
             given = s.data.get(key)
             if given is None or (isinstance(given, str) and not given.strip()):
                 st.problems.add(f"{path}.{key}", "required")
@@ -181,7 +185,10 @@ def parse_steps(
             artifacts=_names(s, "artifacts", "artifact names are letters, digits and _"),
             secrets=_names(s, "secrets", "must be an environment variable name like PGPASSWORD"),
             verify=s.strings("verify"),
+            upload=upload,
         )
+        if upload is not None and step.sudo:
+            st.problems.add(f"{path}.sudo", "an upload runs as the SSH user: it cannot use sudo")
         if stage not in UNDOABLE_STAGES:
             for key in ("undo", "irreversible", "on_failure"):
                 if key in s.data:
@@ -264,3 +271,32 @@ def _with_choices(s: Table, step: Step, *, restore: str, has_restore: bool) -> S
             f"offers restore, but the environment has no restore steps ([[{restore}]])",
         )
     return replace(step, on_failure=choices)
+
+
+def parse_upload(s: Table, known_vars: tuple[str, ...]) -> Upload | None:
+    """`upload` (a file on the bot's machine; relative to the config file's directory) and `to`
+    (where it goes on each host): both path templates, the pair instead of `run`."""
+    source, destination = s.get("upload", str, None), s.get("to", str, None)
+    if source is None and destination is None:
+        return None
+    if "run" in s.data:
+        s.problems.add(
+            s.key("upload" if source is not None else "to"),
+            "a step either runs a command or uploads a file: not both",
+        )
+    for key, value in (("upload", source), ("to", destination)):
+        if not (value and value.strip()):
+            s.problems.add(
+                s.key(key), "required for an upload step" if value is None else "must not be empty"
+            )
+        elif unknown := unknown_placeholders(value, known_vars):
+            s.problems.add(
+                s.key(key), f"unknown variable {{{unknown[0]}}} (known: {', '.join(sorted(known_vars))})"
+            )
+    if not (source and destination):
+        return None
+    if not source.startswith(("/", "~", "{")):
+        source = "{config_dir}/" + source
+    return Upload(
+        source=str(Path(source).expanduser()) if source.startswith("~") else source, destination=destination
+    )

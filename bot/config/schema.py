@@ -49,6 +49,8 @@ class BotConfig:
     heartbeat_interval: float = 5.0
     #: Days check results and step output are kept (the engine's retention job prunes older ones).
     retention_days: float = 30.0
+    #: Days the event log (the audit trail) is kept; older events are pruned daily. 0: forever.
+    event_retention_days: float = 365.0
 
 
 @dataclass(frozen=True)

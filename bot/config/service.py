@@ -41,6 +41,7 @@ def parse_bot(b: Table, environ: Mapping[str, str], base_dir: Path) -> BotConfig
         workers=b.get("workers", int, 4, between(1, 256)),
         heartbeat_interval=b.duration("heartbeat_interval", 5.0, positive=True),
         retention_days=float(b.get("retention_days", (int, float), 30, between(1, 3660))),
+        event_retention_days=float(b.get("event_retention_days", (int, float), 365, between(0, 36600))),
     )
     b.finish()
     return bot

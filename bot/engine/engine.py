@@ -189,6 +189,9 @@ class Engine:
     def _retention(self, schedule: Schedule) -> None:
         removed = self.store.prune(self.clock.now() - timedelta(days=self.retention_days))
         log.info("retention: pruned %s old check results and host outputs", removed)
+        if keep := self.config.bot.event_retention_days:
+            events = self.store.prune_events(self.clock.now() - timedelta(days=keep))
+            log.info("retention: pruned %s events older than %g days", events, keep)
 
     # -- queries --------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -65,10 +65,10 @@ class Queries:
         since_id = None
         records: list[StatsRecord] = []
         cutoff = self.ledger.now() - timedelta(days=days)
-        while True:
-            batch = self.store.deployments(env, limit=500, before_id=since_id)
+        while True:  # the window only (an index range), 500 at a time
+            batch = self.store.deployments(env, limit=500, before_id=since_id, since=cutoff)
             records.extend(stats_record(d) for d in batch if not d.dry_run)
-            if len(batch) < 500 or batch[-1].created_at < cutoff:
+            if len(batch) < 500:
                 break
             since_id = batch[-1].id
         return compute_dora(records, now=self.ledger.now(), days=days)

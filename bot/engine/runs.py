@@ -1,7 +1,7 @@
 """Running deployments: the engine's worker side.
 
-`Runs` takes approved deployments off the caller's thread onto its own pool and runs each
-through the pipeline (stages, batches, the resume cursor, live output tails: `progress`), then
+`Runs` queues approved deployments in the store, where a worker of whichever process is free
+claims them (`dispatch`), and runs each through the pipeline (stages, batches, the resume cursor, live output tails: `progress`), then
 records the outcome: a failed step or smoke check goes to `Failures`, a verified deploy opens its
 monitoring window (`Monitoring`) or goes live, a rollback marks what it undid. A rollback first
 runs its compensation (`compensation`: the undo of what the undone deployment finished), then
@@ -15,15 +15,14 @@ steps may finish up to a limit.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.config import Config
 from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.errors import Refused
+from bot.engine.dispatch import Dispatcher
 from bot.engine.failures import Failures
 from bot.engine.gates import Gates, GateStop
 from bot.engine.inflight import InFlight, Run
@@ -35,6 +34,8 @@ from bot.store.base import Store
 from runners import StageResult
 
 log = logging.getLogger("gonogo.runs")
+#: Longest wait (seconds) before the dispatcher looks at the queue again without being woken.
+QUEUE_POLL = 2.0
 
 
 class Runs:
@@ -76,30 +77,21 @@ class Runs:
             single_process=single_process,
             interrupt=self._interrupt,
         )
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gonogo-work")
-        self._inflight: set[Future[None]] = set()
-        self._idle = threading.Condition()
-        self._accepting = True
+        # The queue is the store's (`dispatch`): runs go to whichever process has a free worker.
+        beat = config.bot.heartbeat_interval
+        self.queue = Dispatcher(
+            store, ledger.now, self._run_guarded, workers=workers, poll=min(beat, QUEUE_POLL),
+            lease=None if single_process else max(3 * beat, 1.0),
+        )  # fmt: skip
 
     # -- the queue ----------------------------------------------------------------------------
     def submit(self, d: Deployment) -> None:
-        """Queue `d` for a worker (nothing once shutdown began)."""
-        if not self._accepting:
-            return
-        future = self._pool.submit(self._run_guarded, d.id)
-        with self._idle:
-            self._inflight.add(future)
-        future.add_done_callback(self._done)
-
-    def _done(self, future: Future[None]) -> None:
-        with self._idle:
-            self._inflight.discard(future)
-            self._idle.notify_all()
+        """Queue `d` for a worker of any process (this one takes none once shutdown began)."""
+        self.queue.submit(d)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no work is in flight; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._inflight, timeout=timeout)
+        """Block until no work is in flight here; False on timeout."""
+        return self.queue.wait_idle(timeout)
 
     def stop_after_batch(self, deployment_id: int) -> bool:
         """Abort: the run stops at the end of its current batch; False when it does not run here."""
@@ -111,8 +103,10 @@ class Runs:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start_watchdog(self) -> None:
-        """Start heartbeating this process's runs and looking for those of dead processes."""
+        """Start heartbeating this process's runs and looking for those of dead processes, and
+        claiming the runs any process queues."""
         self.watchdog.start()
+        self.queue.start()
 
     def recover_stale(self) -> list[Deployment]:
         """Interrupt running deployments nobody is heartbeating (see `Watchdog.recover_stale`)."""
@@ -126,7 +120,7 @@ class Runs:
         recorded as interrupted at once (Resume redoes that step) and its connections are
         closed. Heartbeats go on until then, so no replica takes a run over early.
         """
-        self._accepting = False
+        self.queue.stop_claiming()
         self.watchdog.stopping.set()
         for run in list(self.inflight.runs.values()):
             run.shutdown = True
@@ -140,7 +134,7 @@ class Runs:
     def close(self) -> None:
         """Stop the watchdog and the worker threads (after `shutdown`)."""
         self.watchdog.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.queue.close()
 
     def _abandon(self, deployment_id: int, run: Run, grace: float) -> None:
         """Shutdown's last resort for a step that outlived the grace period."""

@@ -1,14 +1,19 @@
-"""Audit export: the event log as JSON Lines or CSV, for compliance reviews."""
+"""Audit export: the event log as JSON Lines or CSV, for compliance reviews.
+
+Events are read a page at a time (`paged_events`), so an export of millions of events streams
+instead of loading them all. What retention (`bot.event_retention_days`) pruned is gone.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
 from bot.domain.deployment import EventRecord
+from bot.store.base import Store
 
 FIELDS = ("id", "at", "actor", "action", "env", "deployment_id", "detail")
 
@@ -23,6 +28,17 @@ def _row(e: EventRecord) -> dict[str, object]:
         "deployment_id": e.deployment_id,
         "detail": e.detail,
     }
+
+
+def paged_events(store: Store, since: datetime | None = None, page: int = 10_000) -> Iterator[EventRecord]:
+    """Every event (at or after `since`), oldest first, read `page` at a time."""
+    after: int | None = None
+    while True:
+        batch = store.events(since=since, limit=page, after_id=after)
+        yield from batch
+        if len(batch) < page:
+            return
+        after = batch[-1].id
 
 
 def export_events(events: Iterable[EventRecord], out: TextIO, fmt: str = "jsonl") -> int:

@@ -9,6 +9,8 @@
   `flush()` sends everything pending now (tests, shutdown).
 - The client (`bot.slack.client.make_client`) retries 429 answers after `Retry-After` and
   connection errors; Bolt adds neither.
+- Within Slack's rate limits (`bot.slack.pacing`): `chat.postMessage` ~1/s per channel (thread
+  lines past that wait, merged per thread), `chat.update` ~50/min; cards and alerts at once.
 - Nothing here raises on a send failure: the failure is logged with the deployment id and
   the deploy goes on. The id comes from the caller (`deployment_id=`), else from what this
   process learnt about the message (a card it posted or updated, a message whose buttons name
@@ -33,14 +35,9 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.chat.base import MessageRef
 from bot.domain.card import Button, Card
-from bot.slack.blocks import (
-    card_blocks,
-    card_text,
-    message_blocks,
-    reply_text,
-    thread_text,
-)
-from bot.slack.client import DEFAULT_WINDOW, MAX_TRACKED, MAX_UPDATE_RETRIES, PERMANENT_ERRORS
+from bot.slack import client as api
+from bot.slack.blocks import card_blocks, card_text, message_blocks, reply_text, thread_text
+from bot.slack.pacing import ThreadBatches, TokenBucket
 
 log = logging.getLogger("gonogo.slack")
 
@@ -98,7 +95,7 @@ class SlackChat:
         self,
         client: WebClient,
         *,
-        window: float = DEFAULT_WINDOW,
+        window: float = api.DEFAULT_WINDOW,
         senders: int = 4,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -111,6 +108,10 @@ class SlackChat:
         self._deployments: dict[str, int] = {}  # card ts -> deployment id (for logs)
         self._closed = False
         self._reachable = True
+        self._channels: dict[str, TokenBucket] = {}  # chat.postMessage budget per channel
+        self._updates = TokenBucket(api.UPDATE_RATE, api.UPDATE_BURST, clock)
+        self._flushing = False
+        self._threads = ThreadBatches(self._channel, self._post_thread)
         self._senders = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="gonogo-slack-send")
         self._thread = threading.Thread(target=self._loop, name="gonogo-slack-coalesce", daemon=True)
         self._thread.start()
@@ -118,6 +119,7 @@ class SlackChat:
     # -- the Chat seam ---------------------------------------------------------------------
     def post_card(self, channel: str, card: Card) -> MessageRef | None:
         """Post a deploy card; None (logged) when Slack refuses or cannot be reached."""
+        self._channel(channel).take(force=True)
         try:
             resp = self._api(
                 self.client.chat_postMessage,
@@ -168,8 +170,17 @@ class SlackChat:
                 self._schedule(key, p)
 
     def post_thread(self, ref: MessageRef, text: str, *, deployment_id: int | None = None) -> None:
-        """Post details in the card's thread (long text keeps its tail)."""
-        did = deployment_id or self._deployment_of(ref.ts)
+        """Post details in the card's thread (long text keeps its tail); held and merged with the
+        thread's next lines while the channel is out of budget."""
+        self._threads.post(ref.channel, ref.ts, text, deployment_id or self._deployment_of(ref.ts))
+
+    def _channel(self, channel: str) -> TokenBucket:
+        """The channel's `chat.postMessage` budget."""
+        with self._cond:
+            return self._channels.setdefault(channel, TokenBucket(api.POST_RATE, api.POST_BURST, self._clock))
+
+    def _post_thread(self, channel: str, ts: str, text: str, did: int | None) -> None:
+        ref = MessageRef(channel, ts)
         try:
             self._api(
                 self.client.chat_postMessage,
@@ -192,6 +203,7 @@ class SlackChat:
     ) -> MessageRef | None:
         """Post a channel message (alert, notice), with buttons and mentions."""
         fallback, blocks = message_blocks(text, buttons, mentions)
+        self._channel(channel).take(force=True)
         try:
             resp = self._api(
                 self.client.chat_postMessage,
@@ -224,6 +236,7 @@ class SlackChat:
     # -- extras for the adapter ------------------------------------------------------------
     def post_reply(self, channel: str, text: str, *, thread_ts: str | None = None) -> MessageRef | None:
         """Post a public command reply as plain text (optionally in a thread)."""
+        self._channel(channel).take(force=True)
         try:
             resp = self._api(
                 self.client.chat_postMessage,
@@ -253,19 +266,24 @@ class SlackChat:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Send every pending update now and wait until sent; False on timeout."""
+        self._threads.flush()
         deadline = self._clock() + timeout
         with self._cond:
+            self._flushing = True
             now = self._clock()
             for key, p in self._pending.items():
                 if p.latest is not None and not p.sending:
                     p.due = now
                     heapq.heappush(self._queue, (now, key))
             self._cond.notify_all()
-            while any(p.latest is not None or p.sending for p in self._pending.values()):
-                left = deadline - self._clock()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
+            try:
+                while any(p.latest is not None or p.sending for p in self._pending.values()):
+                    left = deadline - self._clock()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.05))
+            finally:
+                self._flushing = False
         return True
 
     def close(self, timeout: float = 30.0) -> None:
@@ -275,6 +293,7 @@ class SlackChat:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        self._threads.close()
         self._senders.shutdown(wait=True)
 
     def reachable(self) -> bool:
@@ -309,6 +328,9 @@ class SlackChat:
                     self._cond.wait(wait)
                 if self._closed:
                     return
+                if not self._updates.take(force=self._flushing):  # chat.update: Tier 3
+                    self._cond.wait(self._updates.wait())
+                    continue
                 _, key = heapq.heappop(self._queue)
                 p = self._pending.get(key)
                 if p is None or p.due is None or p.sending or p.latest is None:
@@ -331,7 +353,7 @@ class SlackChat:
             error = _error(exc)
             with self._cond:
                 failures = self._pending[key].failures + 1
-            retry = failures <= MAX_UPDATE_RETRIES and error not in PERMANENT_ERRORS
+            retry = failures <= api.MAX_UPDATE_RETRIES and error not in api.PERMANENT_ERRORS
             did = update.deployment_id or self._deployment_of(ts)
             log.error(
                 "%s: %s failed (%s)%s",
@@ -357,13 +379,13 @@ class SlackChat:
 
     def _forget_idle(self) -> None:
         """Bound memory: drop the oldest idle messages (caller holds the lock)."""
-        if len(self._pending) > MAX_TRACKED:
+        if len(self._pending) > api.MAX_TRACKED:
             idle = [
                 k for k, p in self._pending.items() if p.latest is None and not p.sending and p.due is None
             ]
-            for key in idle[: len(self._pending) - MAX_TRACKED // 2]:
+            for key in idle[: len(self._pending) - api.MAX_TRACKED // 2]:
                 del self._pending[key]
-        while len(self._deployments) > MAX_TRACKED:
+        while len(self._deployments) > api.MAX_TRACKED:
             del self._deployments[next(iter(self._deployments))]
 
     def _deployment_of(self, ts: str) -> int | None:

@@ -11,6 +11,10 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 DEFAULT_WINDOW = 1.0
+#: chat.postMessage per channel: about 1 a second, with short bursts (Slack's rate limits page).
+POST_RATE, POST_BURST = 1.0, 8.0
+#: chat.update across the workspace: Tier 3, about 50 a minute, with bursts.
+UPDATE_RATE, UPDATE_BURST = 50 / 60, 20.0
 MAX_UPDATE_RETRIES = 3
 MAX_TRACKED = 2000
 # Errors a retry cannot fix (the message or channel is gone, the blocks are wrong, no access).
@@ -47,4 +51,14 @@ def make_client(token: str, base_url: str, *, timeout: int = 15, max_retries: in
     )
 
 
-__all__ = ["DEFAULT_WINDOW", "MAX_TRACKED", "MAX_UPDATE_RETRIES", "PERMANENT_ERRORS", "make_client"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "MAX_TRACKED",
+    "MAX_UPDATE_RETRIES",
+    "PERMANENT_ERRORS",
+    "POST_BURST",
+    "POST_RATE",
+    "UPDATE_BURST",
+    "UPDATE_RATE",
+    "make_client",
+]

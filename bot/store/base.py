@@ -6,12 +6,15 @@ Rules every implementation keeps:
 - `transition` is compare-and-set on `version`, raising `StaleDeployment` when someone else
   changed the deployment first (that is what makes double clicks harmless);
 - a deployment change and its event-log line are written in one transaction;
-- the event log is append-only.
+- the event log is append-only;
+- a queued run (`enqueue_run`) is claimed by exactly one caller across replicas (`claim_run`),
+  and leaves the queue in the same transaction as the deployment leaves the state it was
+  queued in (so a run that started is never claimed again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,8 +102,9 @@ class Store(Protocol):
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
-        """Deployments, newest first, filtered."""
+        """Deployments, newest first, filtered (`since`: created at or after it)."""
         ...
 
     def current_release(self, env: str) -> Deployment | None:
@@ -118,8 +122,9 @@ class Store(Protocol):
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
-        """Event log lines, oldest first."""
+        """Event log lines, oldest first (`after_id`: only those after that line, to page)."""
         ...
 
     def get_lock(self, env: str) -> Lock | None:
@@ -187,6 +192,30 @@ class Store(Protocol):
         """Cancel pending schedules of a deployment (of one kind); returns how many."""
         ...
 
+    # -- the run queue: runs waiting for a worker of any replica --------------------------------
+    def enqueue_run(self, deployment_id: int, state: State, at: datetime) -> bool:
+        """Queue a run of a deployment that is in `state` now (approved, scheduled, interrupted:
+        what the run starts from); False (nothing queued) when it is not. Queuing it again is a no-op."""
+        ...
+
+    def claim_run(self, owner: str, at: datetime, stale_before: datetime) -> int | None:
+        """Take the oldest queued run whose deployment is still in its queued state and that nobody
+        holds (or another owner claimed before `stale_before`, and never started); its id, or None.
+
+        Exactly one caller gets each run, across replicas (the claim is a row lock skipped by the
+        others); the row goes when the deployment leaves the queued state (`transition`).
+        """
+        ...
+
+    def release_run(self, deployment_id: int, owner: str) -> None:
+        """Drop `owner`'s claim of a run that ended without starting (a no-op once it started)."""
+        ...
+
+    def on_run_queued(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when another process may have queued a run: a hint only (it may never
+        come), `claim_run` is the truth. Stops at `close()`; a single-process store never calls it."""
+        ...
+
     # -- check results ------------------------------------------------------------------------
     def record_check_results(
         self, deployment_id: int | None, env: str, results: Sequence[CheckRecord]
@@ -209,8 +238,13 @@ class Store(Protocol):
         """Retention: delete check results, host output of finished deployments, idempotency keys
         and finished schedules older than `older_than`; returns rows removed.
 
-        Deployments and the event log are kept.
+        Deployments and the event log are kept (see `prune_events`).
         """
+        ...
+
+    def prune_events(self, older_than: datetime) -> int:
+        """Event-log retention: delete events older than `older_than`, in small batches (each its
+        own transaction); returns how many. What is newer stays, and exports as before."""
         ...
 
     def close(self) -> None:

@@ -38,6 +38,27 @@ PRUNE_SQL = (
     "DELETE FROM schedules WHERE state IN ('done', 'cancelled') AND run_at < {cutoff}",
 )
 
+#: Queued runs a claimer may take, oldest first (`{p}`: the driver's placeholder; parameters: the
+#: claimer, then the stale-before time): the deployment is still in the state the run was queued
+#: in, and nobody holds the run, or another claimer took it before that time and never started it
+#: (a started run has left the queue). Both stores add their LIMIT (and PostgreSQL its row lock).
+CLAIMABLE_RUN = (
+    "run_queue q JOIN deployments d ON d.id = q.deployment_id "
+    "WHERE d.state = q.state AND (q.claimed_by IS NULL OR (q.claimed_by <> {p} AND q.claimed_at < {p})) "
+    "ORDER BY q.queued_at, q.deployment_id"
+)
+#: What a saved transition runs in its transaction: the run leaves the queue once the deployment
+#: leaves the state it was queued in (parameters: the id, the saved state).
+DEQUEUE_SQL = "DELETE FROM run_queue WHERE deployment_id = {p} AND state <> {p}"
+
+#: One batch of event-log retention (`{p}`: the placeholder; parameters: the cutoff, the batch
+#: size): the oldest events before the cutoff, through the `events_at` index.
+PRUNE_EVENTS_SQL = (
+    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < {p} ORDER BY at, id LIMIT {p})"
+)
+#: Events deleted per transaction, so retention never holds the write lock for long.
+PRUNE_EVENTS_BATCH = 5000
+
 
 def where(*terms: tuple[str, Any]) -> tuple[str, list[Any]]:
     """`WHERE a AND b ...` of the conditions whose value is not None, and those values in order.

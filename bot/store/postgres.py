@@ -10,11 +10,11 @@ BIGSERIAL ids, BOOLEAN flags, TIMESTAMPTZ times (read back as aware UTC datetime
 - idempotency keys are `INSERT ... ON CONFLICT DO NOTHING`; `claim_schedule` is an atomic
   `UPDATE ... WHERE state = 'pending'` (exactly one replica sees a row change).
 
-Pooled connections run in autocommit; writes open an explicit transaction. No session-level
-state is left on a pooled connection (no session advisory locks: see `bot.leader`).
-The schema and its migrations are `bot.store.postgres_migrations`; URLs and conninfo
-`bot.store.postgres_connection`. Code outside the store imports PostgreSQL things from this
-module (`PostgresStore`, and `advisory_key`, `conninfo`, `describe`, `split_url` for leader
+Pooled connections run in autocommit; writes open an explicit transaction; no session-level
+state is left on a pooled connection (no session advisory locks: see `bot.leader`). Beside it:
+`postgres_migrations` (the schema), `postgres_connection` (URLs, conninfo), `postgres_queue`
+(the run queue), `postgres_upkeep` (retention). Code outside the store imports PostgreSQL things
+from here (`PostgresStore`; `advisory_key`, `conninfo`, `describe`, `split_url` for leader
 election), so that the `bot.store` face never imports psycopg.
 
 The URL may carry `?schema=NAME` (not a libpq parameter, removed before connecting): the store
@@ -37,8 +37,8 @@ from psycopg import errors, sql
 from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment
 from bot.store.codec import (
+    DEQUEUE_SQL,
     LIVE_SQL,
-    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     event_from_row,
@@ -59,17 +59,17 @@ from bot.store.postgres_connection import (
     split_url,
 )
 from bot.store.postgres_migrations import MIGRATIONS, ONE_ACTIVE, migrate
+from bot.store.postgres_queue import PostgresRunQueue
+from bot.store.postgres_upkeep import PostgresUpkeep
 from runners import HostResult
 
 log = logging.getLogger("gonogo.store.postgres")
 
 
-class PostgresStore:
+class PostgresStore(PostgresRunQueue, PostgresUpkeep):
     """The store for several replicas: one PostgreSQL database (optionally one schema in it).
-
-    `PostgresStore(url)` connects once directly (so an unreachable server fails fast with a
-    StoreError), applies migrations, then opens a pool of `min_size`..`max_size` connections.
-    """
+    Connects once directly (an unreachable server fails fast with a StoreError), applies
+    migrations, then opens a pool of `min_size`..`max_size` connections."""
 
     def __init__(
         self,
@@ -146,6 +146,7 @@ class PostgresStore:
                 saved = conn.execute(query, [*row.values(), d.id, expected_version]).fetchone()
                 if saved is None:
                     raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                conn.execute(DEQUEUE_SQL.format(p="%s"), [d.id, row["state"]])
                 if event is not None:
                     self._insert_event(conn, with_deployment(event, d.id))
         except errors.UniqueViolation as exc:
@@ -172,6 +173,7 @@ class PostgresStore:
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
         """Deployments newest first."""
         clause, params = where(
@@ -179,6 +181,7 @@ class PostgresStore:
             ("state = ANY(%s)", [s.value for s in states] if states else None),
             ("kind = %s", kind),
             ("id < %s", before_id),
+            ("created_at >= %s", since),
         )
         rows = self._rows(f"SELECT * FROM deployments {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [deployment_from_row(r) for r in rows]
@@ -206,9 +209,15 @@ class PostgresStore:
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clause, params = where(("deployment_id = %s", deployment_id), ("env = %s", env), ("at >= %s", since))
+        clause, params = where(
+            ("deployment_id = %s", deployment_id),
+            ("env = %s", env),
+            ("at >= %s", since),
+            ("id > %s", after_id),
+        )
         tail = f" LIMIT {int(limit)}" if limit else ""
         rows = self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
         return [event_from_row(r) for r in rows]
@@ -382,14 +391,9 @@ class PostgresStore:
         rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT %s", [*params, limit])
         return [check_from_row(r) for r in rows]
 
-    def prune(self, older_than: datetime) -> int:
-        """Delete old check results and host output; keep deployments and events."""
-        with self._tx() as conn:
-            removed = sum(conn.execute(q.format(cutoff="%s"), [older_than]).rowcount for q in PRUNE_SQL)
-        return removed
-
     def close(self) -> None:
-        """Close the pool."""
+        """Stop listening for queued runs (`PostgresRunQueue`) and close the pool."""
+        self._stop_listening()
         self._pool.close()
 
 

@@ -135,12 +135,31 @@ def m005_live_at(conn: psycopg.Connection[Any]) -> None:
     )
 
 
+def m006_run_queue(conn: psycopg.Connection[Any]) -> None:
+    """Runs waiting for a worker of any replica: the state each was queued in, who claimed it when."""
+    conn.execute(
+        """
+        CREATE TABLE run_queue (
+            deployment_id BIGINT PRIMARY KEY, state TEXT NOT NULL, queued_at TIMESTAMPTZ NOT NULL,
+            claimed_by TEXT, claimed_at TIMESTAMPTZ
+        )"""
+    )
+
+
+def m007_deployments_by_creation(conn: psycopg.Connection[Any]) -> None:
+    """The DORA figures read one environment's deployments of the last N days: a range of this
+    index, not the environment's whole history."""
+    conn.execute("CREATE INDEX deployments_env_created ON deployments (env, created_at)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_schedules_and_checks", m002_schedules_and_checks),
     ("m003_current_release_index", m003_current_release_index),
     ("m004_schedule_claims", m004_schedule_claims),
     ("m005_live_at", m005_live_at),
+    ("m006_run_queue", m006_run_queue),
+    ("m007_deployments_by_creation", m007_deployments_by_creation),
 ]
 
 

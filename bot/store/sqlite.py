@@ -23,8 +23,8 @@ from bot.domain.deployment import Deployment, EventRecord, Lock, State
 from bot.store.base import ActiveDeploymentExists, CheckRecord, Schedule, StaleDeployment, StoreError
 from bot.store.codec import (
     DEPLOYMENT_COLUMNS,
+    DEQUEUE_SQL,
     LIVE_SQL,
-    PRUNE_SQL,
     check_from_row,
     deployment_from_row,
     deployment_row,
@@ -38,11 +38,13 @@ from bot.store.codec import (
     with_deployment,
 )
 from bot.store.sqlite_migrations import migrations
+from bot.store.sqlite_queue import SqliteRunQueue
+from bot.store.sqlite_upkeep import SqliteUpkeep
 from runners import HostResult
 
 
-class SqliteStore:
-    """The default store: one SQLite file (or `:memory:`)."""
+class SqliteStore(SqliteRunQueue, SqliteUpkeep):
+    """The default store: one SQLite file (or `:memory:`); its run queue is `SqliteRunQueue`."""
 
     def __init__(self, path: str | Path) -> None:
         path = str(path)
@@ -122,6 +124,7 @@ class SqliteStore:
                     )
                     if cur.rowcount != 1:
                         raise StaleDeployment(f"deployment #{d.id} changed since it was read")
+                    conn.execute(DEQUEUE_SQL.format(p="?"), [d.id, row["state"]])
                     if event is not None:
                         self._insert_event(conn, with_deployment(event, d.id))
             except sqlite3.IntegrityError as exc:
@@ -148,9 +151,10 @@ class SqliteStore:
         kind: str | None = None,
         limit: int = 20,
         before_id: int | None = None,
+        since: datetime | None = None,
     ) -> list[Deployment]:
         """Deployments newest first."""
-        where, params = _deployment_filter(env, states, kind, before_id)
+        where, params = _deployment_filter(env, states, kind, before_id, since)
         sql = f"SELECT * FROM deployments {where} ORDER BY id DESC LIMIT ?"
         return [deployment_from_row(r) for r in self._rows(sql, [*params, limit])]
 
@@ -177,9 +181,15 @@ class SqliteStore:
         env: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[EventRecord]:
         """Events oldest first."""
-        clause, params = where(("deployment_id = ?", deployment_id), ("env = ?", env), ("at >= ?", ts(since)))
+        clause, params = where(
+            ("deployment_id = ?", deployment_id),
+            ("env = ?", env),
+            ("at >= ?", ts(since)),
+            ("id > ?", after_id),
+        )
         tail = f" LIMIT {int(limit)}" if limit else ""
         return [
             event_from_row(r) for r in self._rows(f"SELECT * FROM events {clause} ORDER BY id{tail}", params)
@@ -358,13 +368,6 @@ class SqliteStore:
         rows = self._rows(f"SELECT * FROM check_results {clause} ORDER BY id DESC LIMIT ?", [*params, limit])
         return [check_from_row(r) for r in rows]
 
-    def prune(self, older_than: datetime) -> int:
-        """Delete old check results and host output; keep deployments and events."""
-        cutoff = ts(older_than)
-        with self._tx() as conn:
-            removed = sum(conn.execute(q.format(cutoff="?"), [cutoff]).rowcount for q in PRUNE_SQL)
-        return removed
-
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
@@ -372,23 +375,20 @@ class SqliteStore:
 
 
 def _deployment_filter(
-    env: str | None, states: Sequence[State] | None, kind: str | None, before_id: int | None
+    env: str | None,
+    states: Sequence[State] | None,
+    kind: str | None,
+    before_id: int | None,
+    since: datetime | None = None,
 ) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if env is not None:
-        clauses.append("env = ?")
-        params.append(env)
+    clause, params = where(
+        ("env = ?", env), ("kind = ?", kind), ("id < ?", before_id), ("created_at >= ?", ts(since))
+    )
     if states:
-        clauses.append(f"state IN ({', '.join('?' * len(states))})")
-        params.extend(s.value for s in states)
-    if kind is not None:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if before_id is not None:
-        clauses.append("id < ?")
-        params.append(before_id)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+        in_states = f"state IN ({', '.join('?' * len(states))})"
+        clause = f"{clause} AND {in_states}" if clause else f"WHERE {in_states}"
+        params += [s.value for s in states]
+    return clause, params
 
 
 __all__ = ["DEPLOYMENT_COLUMNS", "SqliteStore"]

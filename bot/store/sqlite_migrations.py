@@ -119,3 +119,22 @@ def m005_live_at(db: sqlite_utils.Database) -> None:
         "UPDATE deployments SET live_at = COALESCE(finished_at, updated_at) "
         f"WHERE state IN {LIVE_SQL} OR (state = 'rolled_back' AND release_id = id)"
     )
+
+
+@migrations()
+def m006_run_queue(db: sqlite_utils.Database) -> None:
+    """Runs waiting for a worker: the state each was queued in, and who claimed it when."""
+    db.execute(
+        """
+        CREATE TABLE run_queue (
+            deployment_id INTEGER PRIMARY KEY, state TEXT NOT NULL, queued_at TEXT NOT NULL,
+            claimed_by TEXT, claimed_at TEXT
+        )"""
+    )
+
+
+@migrations()
+def m007_deployments_by_creation(db: sqlite_utils.Database) -> None:
+    """The DORA figures read one environment's deployments of the last N days: a range of this
+    index, not the environment's whole history."""
+    db.execute("CREATE INDEX deployments_env_created ON deployments (env, created_at)")

@@ -318,6 +318,14 @@ def test_config_check_reports_a_quoted_placeholder(tmp_path: Path) -> None:
 
 
 # -- retention and SSH step timeouts (finding 15) ----------------------------------------------
+def test_event_retention_days_defaults_to_a_year_and_0_keeps_everything() -> None:
+    assert load("").bot.event_retention_days == 365
+    assert load("", head="[bot]\nevent_retention_days = 0\n").bot.event_retention_days == 0
+    assert "bot.event_retention_days: must be >= 0" in problems_of(
+        "[bot]\nevent_retention_days = -1\n" + ENV.format(extra="")
+    )
+
+
 def test_retention_days_defaults_to_30_and_is_checked() -> None:
     assert load("").bot.retention_days == 30
     assert load("", head="[bot]\nretention_days = 7\n").bot.retention_days == 7

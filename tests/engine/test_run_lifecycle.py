@@ -143,9 +143,9 @@ def test_a_replica_waits_for_a_shutting_down_peer_to_finish_its_step(
         a, b = replica(config, url), replica(config, url)
         engines.extend([a, b])
         a.start()
-        b.start()
         d = ship(a)
         wait_for(lambda: "start-h1" in log_lines(tmp_path), what="the first host started")
+        b.start()  # after a claimed the run (started earlier, b's free worker could have taken it)
         a.shutdown(grace=20)  # the step outlives the stale limit (0.6 s) many times over
         interrupted = a.deployment(d)
         assert interrupted.state == State.INTERRUPTED

@@ -4,7 +4,8 @@ Point a `slack_sdk.WebClient(base_url=fake.api_url)` at it. It answers the metho
 the way Slack does (`auth.test`, `chat.postMessage`, `chat.update`, `chat.postEphemeral`,
 `usergroups.users.list`, `users.info`, `apps.connections.open`), keeps the messages it was
 sent (so a test can read the latest blocks of a card), accepts `response_url` posts under
-`/response/...`, counts calls per method at `GET /calls` and lists the top-level messages at
+`/response/...`, counts calls per method at `GET /calls` (each call with its channel and time at
+`GET /calls/log`) and lists the top-level messages at
 `GET /messages` (for other processes, e.g. the benchmarks).
 
 Like Slack, `chat.postMessage` and `chat.update` refuse blocks that break Block Kit's limits
@@ -447,6 +448,13 @@ class _Handler(BaseHTTPRequestHandler):
                 for m in self.server.fake.cards()
             ]
             self._send(200, {"ok": True, "messages": found}, {})
+            return
+        if path == "/calls/log":  # for other processes (benchmarks): every answered call, in order
+            log = [
+                {"method": c.method, "channel": c.params.get("channel"), "at": c.at}
+                for c in self.server.fake.ok_calls_snapshot()
+            ]
+            self._send(200, {"ok": True, "calls": log}, {})
             return
         if path == "/calls":  # for other processes (benchmarks): how many calls of each method
             counts: dict[str, int] = {}

@@ -1,5 +1,5 @@
-"""paramiko and Fabric plumbing: a transport that records exit signals and notices a silent
-peer (keepalives), and a Fabric connection whose gateway tunnel opens within the connect timeout.
+"""paramiko and Fabric plumbing: a transport that records exit signals, sends small packets at
+once (TCP_NODELAY) and notices a silent peer (keepalives), and a Fabric connection whose gateway tunnel opens within the connect timeout.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class LiveTransport(paramiko.Transport):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        no_delay(self.sock)
         self._live_lock = threading.Lock()
         self._alive_at = time.monotonic()
         self._probe_at: float | None = None
@@ -127,6 +128,22 @@ class LiveTransport(paramiko.Transport):
         log.debug("closing a dead connection: %s", self.dead)
         with contextlib.suppress(Exception):
             self.close()
+
+
+def no_delay(sock: Any) -> None:
+    """Send small packets at once (TCP_NODELAY), as OpenSSH does for its sessions.
+
+    paramiko leaves Nagle's algorithm on. A command on a reused connection is a few small
+    messages each way (channel open, exec, EOF, close); with Nagle each exchange waits for the
+    peer's delayed ACK, measured at about 44 ms per command on loopback (3 ms without): on a
+    20-step deploy, most of a second per host. A gateway tunnel (a channel, not a socket) rides
+    on its gateway's connection, which has it set.
+    """
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            log.debug("could not set TCP_NODELAY", exc_info=True)
 
 
 def dead_reason(conn: Connection | None) -> str | None:
