@@ -2,10 +2,9 @@
 
 Capistrano-style: a stage (`pre_deploy`, `deploy`, `verify`, `rollback`) is a list of steps;
 the strategy splits hosts into batches; within a batch each step runs on the batch's hosts
-concurrently (bounded by `max_parallel`). A failure stops the stage after the current step
-of the current batch; later batches are reported as skipped. Sessions are opened lazily,
-once per host, and reused by every stage until `close()`. The hosts of a batch run on a pool
-of worker threads started once per pipeline. An upload step (`Step.upload`, `runners.upload`)
+concurrently (bounded by `max_parallel`, on a pool started once). A failure stops the stage
+after the current step of the current batch; later batches are reported as skipped. Sessions
+are opened lazily, once per host, and reused until `close()`. An upload step (`runners.upload`)
 copies a file on the host's session instead of running a command.
 
 A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
@@ -52,6 +51,10 @@ from runners.workers import WorkerPool
 
 #: Runs a step's `verify` checks right after it: a failure summary, or None when they pass.
 Verifier = Callable[[str, Step, StepResult], str | None]
+
+
+#: What a host runs for a step: a command line, or an upload's (source, destination).
+Work = str | tuple[str, str]
 
 
 def _noop(_: ProgressEvent) -> None:
@@ -366,13 +369,7 @@ class Pipeline:
         return result
 
     def _attempt(
-        self,
-        host: Host,
-        step: Step,
-        work: str | tuple[str, str],
-        env: Mapping[str, str],
-        sink: OutputSink,
-        started: float,
+        self, host: Host, step: Step, work: Work, env: Mapping[str, str], sink: OutputSink, started: float
     ) -> Attempt:
         """Open (or reuse) the host's session and run `work` (a command, or an upload's source and
         destination); never raises."""
