@@ -3,7 +3,9 @@
 GET /health -> 200 {"status": "ok", "version": ...}; GET /version -> the VERSION file.
 GET /metrics -> Prometheus text: requests and failures per path, and a latency histogram
 (`demo_http_requests_total`, `demo_http_request_failures_total`,
-`demo_http_request_duration_seconds`), via prometheus_client. A failure is an answer >= 500.
+`demo_http_request_duration_seconds`), the process' own `process_*` figures (resident memory,
+CPU seconds) and `demo_memory_limit_bytes` (the memory the app may use: 512 MiB, or the
+`MEMORY_LIMIT` file's number of bytes), via prometheus_client. A failure is an answer >= 500.
 POST /jobs -> 201 {"id": "1", "status": "queued"} (the JSON body is echoed back as "job");
 POST /jobs/<id>/approve -> 200 {"id": ..., "status": "approved"}, 404 for an unknown id.
 GET /jobs/<id> -> the job.
@@ -13,6 +15,7 @@ Faults, for demos and tests, as files next to this script (read on every request
 - `FAIL_RATE`: a number from 0 to 1: that share of requests (every path but /metrics) answers 500.
 - `DELAY`: seconds every request (but /metrics) waits before answering.
 - `TOKEN`: /jobs needs `Authorization: Bearer <the file's contents>` (else 401).
+- `MEMORY_LIMIT`: bytes reported as `demo_memory_limit_bytes` (a tiny one makes memory alerts fire).
 
 Once it has bound its port it prints `listening on 127.0.0.1:PORT (pid N)`, which is how
 `demo/restart.sh` knows that *this* process, not another one, owns the port. A port already
@@ -30,7 +33,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        ProcessCollector,
+        generate_latest,
+    )
 except ImportError:  # the demo still serves its release without it
     REGISTRY = None
 else:
@@ -48,6 +59,11 @@ else:
     for _path in ("/", "/health", "/version", "/jobs"):  # every series from the start, at 0
         REQUESTS.labels(_path)
         FAILURES.labels(_path)
+    # process_resident_memory_bytes, process_cpu_seconds_total...: what memory and CPU alerts watch
+    ProcessCollector(registry=REGISTRY)
+    MEMORY_LIMIT = Gauge(
+        "demo_memory_limit_bytes", "The memory the app may use (MEMORY_LIMIT)", registry=REGISTRY
+    )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _JOB_PATH = re.compile(r"^/jobs/([0-9]+)(/approve)?$")
@@ -89,6 +105,15 @@ def label(path: str) -> str:
     if m:
         return "/jobs/:id/approve" if m.group(2) else "/jobs/:id"
     return "other"
+
+
+def memory_limit() -> float:
+    """The `MEMORY_LIMIT` file's bytes, else 512 MiB (as a container's limit would say)."""
+    return number("MEMORY_LIMIT") or 512 * 1024 * 1024
+
+
+if REGISTRY is not None:
+    MEMORY_LIMIT.set_function(memory_limit)
 
 
 class Handler(BaseHTTPRequestHandler):
