@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pwd
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runners import Host, HostResult, Pipeline, Step, Strategy
+from runners import Host, HostResult, Pipeline, StageResult, Step, Strategy
 from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.support.sshd import SSHFleet, TCPProxy
 
@@ -117,3 +118,27 @@ def test_a_background_process_holding_the_output_open_does_not_hang_the_step(fle
         fleet, Step("tail", "(sleep 0.5; for i in 1 2 3 4 5 6; do echo $i; sleep 0.5; done) & echo go")
     )
     assert result.ok and result.output == "go\n1\n2\n3\n4\n5\n6\n", result
+
+
+def test_closing_the_connections_while_a_command_runs_does_not_wait_for_it(
+    fleet: SSHFleet, tmp_path: Path
+) -> None:
+    """What a shutdown does with a step that outlived its grace: close, and the step ends."""
+    started = tmp_path / "started"
+    pipeline = Pipeline(SSHBackend(fleet.options()), [fleet.host("app1")], Strategy(), {})
+    results: list[StageResult] = []
+    step = Step("slow", f"touch {started} && sleep 60", timeout=120)
+    runner = threading.Thread(target=lambda: results.append(pipeline.run_stage("deploy", [step])))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    closer = threading.Thread(target=pipeline.close)
+    closer.start()
+    closer.join(timeout=20)
+    assert not closer.is_alive(), "close() waited for the running command"
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "the step did not end when its connection closed"
+    [host] = results[0].steps[0].hosts
+    assert host.status != "ok", host

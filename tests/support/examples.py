@@ -126,9 +126,16 @@ class ExampleChat:
         self.console = Console(self.engine, self.chat, channel=self.config.bot.channel)
         self._seen = 0
 
-    def say(self, script: str) -> str:
-        """Run the console `script` (its lines as typed) and return what was printed meanwhile."""
-        self.console.run(io.StringIO(script), interactive=False)
+    def say(self, script: str, *, idle: bool = True) -> str:
+        """Run the console `script` (its lines as typed) and return what was printed meanwhile.
+        As `gonogo console` does, it waits for the engine to be idle at the end; `idle=False`
+        returns once the last line is done (a deploy may still be running)."""
+        if idle:
+            self.console.run(io.StringIO(script), interactive=False)
+        else:
+            for line in filter(None, (raw.strip() for raw in script.splitlines())):
+                self.chat.say(f"{self.console.user}> {line}")
+                self.console.execute(line)
         text = self.out.getvalue()
         new, self._seen = text[self._seen :], len(text)
         return new
@@ -138,9 +145,10 @@ class ExampleChat:
         """Everything printed so far."""
         return self.out.getvalue()
 
-    def close(self) -> None:
-        """Stop the engine and close the store."""
-        self.engine.shutdown(wait=True, grace=5)
+    def close(self, grace: float = 5.0) -> None:
+        """Stop the engine as SIGTERM does (a running step gets `grace` seconds to finish, then
+        it is stopped and its deploy recorded as interrupted), and close the store."""
+        self.engine.shutdown(wait=True, grace=grace)
         self.engine.store.close()
 
     def __enter__(self) -> ExampleChat:
