@@ -18,7 +18,6 @@ import pytest
 
 from bot.domain.deployment import State
 from tests.conftest import stop_demo_app
-from tests.support.engines import wait_for
 from tests.support.examples import EXAMPLES, ExampleChat, localize
 from tests.support.pgfixtures import throwaway_database
 from tests.support.prometheus import PrometheusServer, Slot
@@ -136,7 +135,7 @@ def test_v2_migrates_deploys_signs_off_and_a_bad_v3_is_undone(
             "jobs kept ✓",
         ):
             assert check in smoke, smoke
-        assert "Monitoring window passed" in out
+        bot.wait_for_text("Monitoring window passed")
         assert columns(database) == V2
         assert tables(database) == ["archived_legacy_job_runs", "archived_legacy_jobs", "jobs"]
         # the backup taken before the migration: a real dump of the v1 schema, on the card
@@ -225,8 +224,7 @@ def breach_rolls_back(
     # one alert, updated in place as the incident moved: the breach, then the rollback's end
     rollback = store.deployments("prod", kind="rollback", limit=1)[0]
     ended = f"✅ Rolled back by #{rollback.id}: prod runs v1 again."
-    wait_for(lambda: ended in bot.transcript, what="the alert updated with the rollback's end")
-    lines = bot.transcript.splitlines()
+    lines = bot.wait_for_text(ended).splitlines()
     end = lines.index(ended)
     alert = lines[end - 1]
     assert alert.startswith(

@@ -34,6 +34,7 @@ from bot.config import Config, parse_config
 from bot.console.chat import ConsoleChat
 from bot.console.repl import Console
 from bot.engine import Engine
+from tests.support.engines import wait_for
 from tests.support.sshd import SSHFleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +140,11 @@ class ExampleChat:
         text = self.out.getvalue()
         new, self._seen = text[self._seen :], len(text)
         return new
+
+    def wait_for_text(self, text: str, timeout: float = 30.0) -> str:
+        """The transcript once it holds `text` (what the bot says after a state changes, such as
+        a window's end, is printed by the worker a moment later)."""
+        return wait_for(lambda: self.transcript if text in self.transcript else "", timeout, what=repr(text))
 
     @property
     def transcript(self) -> str:
