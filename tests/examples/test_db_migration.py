@@ -7,6 +7,7 @@ release directories), a throwaway PostgreSQL database, a real Prometheus scrapin
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -135,7 +136,8 @@ def test_v2_migrates_deploys_signs_off_and_a_bad_v3_is_undone(
             "jobs kept ✓",
         ):
             assert check in smoke, smoke
-        bot.wait_for_text("Monitoring window passed")
+        passed = bot.wait_for_text("prod runs v2.")
+        assert re.search(r"Monitoring window passed \(\d+ rounds\)\. prod runs v2\.", passed)
         assert columns(database) == V2
         assert tables(database) == ["archived_legacy_job_runs", "archived_legacy_jobs", "jobs"]
         # the backup taken before the migration: a real dump of the v1 schema, on the card
