@@ -15,7 +15,7 @@ SHIPPED = sorted(EXAMPLES.glob("*.toml"))
 
 
 def test_the_examples_are_there() -> None:
-    assert {p.stem for p in SHIPPED} >= {"db-migration", "idempotent", "build-and-restart"}
+    assert {p.stem for p in SHIPPED} >= {"db-migration", "idempotent", "build-and-restart", "staged-release"}
 
 
 @pytest.mark.parametrize("example", SHIPPED, ids=[p.stem for p in SHIPPED])

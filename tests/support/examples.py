@@ -8,7 +8,8 @@
 `localize` reads the example and changes **only what is machine-specific**, each a key the
 example has (it fails when the example lacks one, so the two cannot drift apart):
 
-- `[bot] data_dir` → `tmp/data`; `[repo] url` → a copy of the demo's git history (v1, v2, v3);
+- `[bot] data_dir` → `tmp/data`; `[repo] url` (and `push_remote`) → a copy of the demo's git
+  history (v1, v2, v3);
 - `[ssh] user`, `identity_file`, `known_hosts` → the test fleet's (and its empty ssh_config);
 - every host of an `ssh` environment: `address` → 127.0.0.1, `port` → one of the fleet's sshd
   servers (host i on server i mod n: the hosts share this machine's filesystem), and the host
@@ -72,7 +73,10 @@ def localize(
     data = tmp / "data"
     _replace(raw["bot"], "data_dir", str(data), "[bot]")
     if "repo" in raw:
-        _replace(raw["repo"], "url", str(copy_demo_repo(data / "demo-repo.git")), "[repo]")
+        repo = str(copy_demo_repo(data / "demo-repo.git"))
+        _replace(raw["repo"], "url", repo, "[repo]")
+        if "push_remote" in raw["repo"]:
+            raw["repo"]["push_remote"] = repo  # deploy tags go back to the same (local) repository
     if fleet is not None:
         ssh = raw["ssh"]
         for key, value in (
