@@ -9,6 +9,12 @@ CPU seconds) and `demo_memory_limit_bytes` (the memory the app may use: 512 MiB,
 POST /jobs -> 201 {"id": "1", "status": "queued"} (the JSON body is echoed back as "job");
 POST /jobs/<id>/approve -> 200 {"id": ..., "status": "approved"}, 404 for an unknown id.
 GET /jobs/<id> -> the job.
+Probes: GET /livez -> 200 {"status": "alive"} while the process serves; GET /readyz -> 200
+{"status": "ready", "version": ...}, or 503 {"status": "draining"} once POST /drain was asked
+(this process then takes no new work: a load balancer stops sending it requests).
+
+SIGTERM is a graceful stop: the port is released at once (a new process can bind it), the
+requests in flight are answered (for up to 10 s), then the process exits.
 
 Faults, for demos and tests, as files next to this script (read on every request):
 - `UNHEALTHY`: /health answers 503.
@@ -27,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -70,6 +77,10 @@ _JOB_PATH = re.compile(r"^/jobs/([0-9]+)(/approve)?$")
 _jobs: dict[str, dict[str, object]] = {}
 _jobs_lock = threading.Lock()
 _served = 0  # requests answered, for FAIL_RATE's deterministic spread
+_in_flight = 0  # requests being answered now (a graceful stop waits for them)
+_draining = threading.Event()  # POST /drain: /readyz answers 503
+#: How long a graceful stop waits for the requests in flight.
+STOP_GRACE = 10.0
 
 
 def read(name: str, default: str = "") -> str:
@@ -124,10 +135,20 @@ class Handler(BaseHTTPRequestHandler):
         self.answer("POST")
 
     def answer(self, method: str) -> None:
+        global _in_flight
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self.metrics()
             return
+        with _jobs_lock:
+            _in_flight += 1
+        try:
+            self._answer(method, path)
+        finally:
+            with _jobs_lock:
+                _in_flight -= 1
+
+    def _answer(self, method: str, path: str) -> None:
         started = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
         payload = self.rfile.read(length) if length else b""
@@ -157,6 +178,15 @@ class Handler(BaseHTTPRequestHandler):
             return (200 if healthy else 503), body
         if path == "/version":
             return 200, version.encode()
+        if path == "/livez":
+            return 200, b'{"status": "alive"}'
+        if path == "/readyz":
+            if _draining.is_set():
+                return 503, b'{"status": "draining"}'
+            return 200, json.dumps({"status": "ready", "version": version}).encode()
+        if path == "/drain" and method == "POST":
+            _draining.set()
+            return 200, b'{"status": "draining"}'
         if path == "/jobs" or _JOB_PATH.match(path):
             return self.jobs(method, path, payload)
         return 200, b"demo app\n"
@@ -207,8 +237,14 @@ def main() -> int:
         print(f"demo app: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 3
     server.daemon_threads = True
+    # SIGTERM: stop the accept loop (from another thread: serve_forever runs in this one)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"listening on 127.0.0.1:{args.port} (pid {os.getpid()})", flush=True)
     server.serve_forever()
+    server.server_close()  # the port is free for the next process from now on
+    deadline = time.monotonic() + STOP_GRACE
+    while _in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
     return 0
 
 

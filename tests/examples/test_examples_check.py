@@ -15,7 +15,13 @@ SHIPPED = sorted(EXAMPLES.glob("*.toml"))
 
 
 def test_the_examples_are_there() -> None:
-    assert {p.stem for p in SHIPPED} >= {"db-migration", "idempotent", "build-and-restart", "staged-release"}
+    assert {p.stem for p in SHIPPED} == {
+        "db-migration",
+        "idempotent",
+        "build-and-restart",
+        "staged-release",
+        "health-probes",
+    }
 
 
 @pytest.mark.parametrize("example", SHIPPED, ids=[p.stem for p in SHIPPED])
