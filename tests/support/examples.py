@@ -19,6 +19,12 @@ example has (it fails when the example lacks one, so the two cannot drift apart)
 
 Everything else (steps, checks, thresholds, checklists, policies) runs as shipped. Secrets and
 DSNs are environment variables in every example: the test sets them (monkeypatch).
+
+`ExampleChat` is the engine wired as `gonogo console` wires it (`build_engine`: the store of
+`[bot]`, the git resolver, the backends) behind the terminal chat. `say(script)` runs console
+lines and waits for the engine as the console does (`idle=False`: it does not, so a test can
+act while a step runs); `close(grace=...)` stops the bot as SIGTERM does; a second
+`ExampleChat` on the same document is the restarted bot on the same store.
 """
 
 from __future__ import annotations
