@@ -2,7 +2,8 @@
 
 - `applicable`: the checks whose rule applies to the deployment (`on` its kind, `since` its
   release: a rollback runs the checks of the release it returns to).
-- `concrete`: a check written once for every host becomes one check per host, `name@host`.
+- `concrete`: a check written once for every host becomes one check per host, `name@host`
+  (or only for some hosts: a step's `verify`, for the hosts the step ran on).
 - `values`: what placeholders are filled with at run time: the values earlier checks captured
   (the deployment's record) and the secrets the checks are given (from the environment).
 - `limits`: how each (concrete) check's failures count in the window.
@@ -12,7 +13,7 @@ Pure functions over the configuration and the deployment: no store, no chat.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from bot.config import Environment
@@ -28,9 +29,10 @@ def applicable(env: Environment, d: Deployment, checks: Iterable[Check]) -> tupl
     return tuple(c for c in checks if env.rule(c.name).applies(d.kind, d.ref))
 
 
-def concrete(env: Environment, checks: Iterable[Check]) -> list[Check]:
+def concrete(env: Environment, checks: Iterable[Check], on: Collection[str] | None = None) -> list[Check]:
     """The checks as they run: a per-host check becomes one copy per host, named `name@host`,
-    its host placeholders filled (a command check runs on its own host)."""
+    its host placeholders filled (a command check runs on its own host). `on`: only the copies
+    for these hosts (a step's `verify` probes the hosts the step just ran on)."""
     out: list[Check] = []
     for check in checks:
         rule = env.rule(check.name)
@@ -38,6 +40,8 @@ def concrete(env: Environment, checks: Iterable[Check]) -> list[Check]:
             out.append(check)
             continue
         for host in rule.hosts(env.hosts):
+            if on is not None and host.name not in on:
+                continue
             copy = fill(check, host.variables(), name=f"{check.name}{HOST_SEPARATOR}{host.name}")
             if isinstance(copy, CommandCheck):
                 copy = _on_host(copy, host.name)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from bot.chat.base import Directory
 from bot.config import Environment
@@ -70,13 +70,19 @@ class Monitoring:
 
     # -- running checks --------------------------------------------------------------------
     def run(
-        self, d: Deployment, checks: Sequence[Check], round_no: int = 0, *, samples: Samples | None = None
+        self,
+        d: Deployment,
+        checks: Sequence[Check],
+        round_no: int = 0,
+        *,
+        samples: Samples | None = None,
+        hosts: Collection[str] | None = None,
     ) -> list[CheckResult]:
-        """Run a round of checks for `d` (per-host checks once per host), store the results and
-        what passing checks captured, return the results. `samples`: last round's readings
-        (default: what the deployment's record keeps)."""
+        """Run a round of checks for `d` (per-host checks once per host, or per host of `hosts`),
+        store the results and what passing checks captured, return the results. `samples`: last
+        round's readings (default: what the deployment's record keeps)."""
         env = self.ledger.env(d.env)
-        runnable = concrete(env, checks)
+        runnable = concrete(env, checks, hosts)
         filled, secrets = values(env, d, runnable, os.environ)
         kept = samples if samples is not None else _kept_samples(d)
         runner = _CommandRunner(self.backends, env)

@@ -138,7 +138,9 @@ class Stages:
         checks = applicable(env, d, [c for c in env.checks if c.name in step.verify])
         if not checks or d.dry_run:
             return None
-        results = self.monitoring.run(d, checks)
+        # a check written for every host probes the hosts this step ran on (one batch of them)
+        ran_on = {h.host for h in result.hosts if h.status == "ok"}
+        results = self.monitoring.run(d, checks, hosts=ran_on)
         captured = {f"capture.{k}": v for r in results for k, v in r.captured.items()}
         if captured and run is not None and run.pipeline is not None:
             run.pipeline.variables.update(captured)

@@ -3,16 +3,25 @@
 GET /health -> 200 {"status": "ok", "version": ...}; GET /version -> the VERSION file.
 GET /metrics -> Prometheus text: requests and failures per path, and a latency histogram
 (`demo_http_requests_total`, `demo_http_request_failures_total`,
-`demo_http_request_duration_seconds`), via prometheus_client. A failure is an answer >= 500.
+`demo_http_request_duration_seconds`), the process' own `process_*` figures (resident memory,
+CPU seconds) and `demo_memory_limit_bytes` (the memory the app may use: 512 MiB, or the
+`MEMORY_LIMIT` file's number of bytes), via prometheus_client. A failure is an answer >= 500.
 POST /jobs -> 201 {"id": "1", "status": "queued"} (the JSON body is echoed back as "job");
 POST /jobs/<id>/approve -> 200 {"id": ..., "status": "approved"}, 404 for an unknown id.
 GET /jobs/<id> -> the job.
+Probes: GET /livez -> 200 {"status": "alive"} while the process serves; GET /readyz -> 200
+{"status": "ready", "version": ...}, or 503 {"status": "draining"} once POST /drain was asked
+(this process then takes no new work: a load balancer stops sending it requests).
+
+SIGTERM is a graceful stop: the port is released at once (a new process can bind it), the
+requests in flight are answered (for up to 10 s), then the process exits.
 
 Faults, for demos and tests, as files next to this script (read on every request):
 - `UNHEALTHY`: /health answers 503.
 - `FAIL_RATE`: a number from 0 to 1: that share of requests (every path but /metrics) answers 500.
 - `DELAY`: seconds every request (but /metrics) waits before answering.
 - `TOKEN`: /jobs needs `Authorization: Bearer <the file's contents>` (else 401).
+- `MEMORY_LIMIT`: bytes reported as `demo_memory_limit_bytes` (a tiny one makes memory alerts fire).
 
 Once it has bound its port it prints `listening on 127.0.0.1:PORT (pid N)`, which is how
 `demo/restart.sh` knows that *this* process, not another one, owns the port. A port already
@@ -24,13 +33,22 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        ProcessCollector,
+        generate_latest,
+    )
 except ImportError:  # the demo still serves its release without it
     REGISTRY = None
 else:
@@ -48,12 +66,21 @@ else:
     for _path in ("/", "/health", "/version", "/jobs"):  # every series from the start, at 0
         REQUESTS.labels(_path)
         FAILURES.labels(_path)
+    # process_resident_memory_bytes, process_cpu_seconds_total...: what memory and CPU alerts watch
+    ProcessCollector(registry=REGISTRY)
+    MEMORY_LIMIT = Gauge(
+        "demo_memory_limit_bytes", "The memory the app may use (MEMORY_LIMIT)", registry=REGISTRY
+    )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _JOB_PATH = re.compile(r"^/jobs/([0-9]+)(/approve)?$")
 _jobs: dict[str, dict[str, object]] = {}
 _jobs_lock = threading.Lock()
 _served = 0  # requests answered, for FAIL_RATE's deterministic spread
+_in_flight = 0  # requests being answered now (a graceful stop waits for them)
+_draining = threading.Event()  # POST /drain: /readyz answers 503
+#: How long a graceful stop waits for the requests in flight.
+STOP_GRACE = 10.0
 
 
 def read(name: str, default: str = "") -> str:
@@ -91,6 +118,15 @@ def label(path: str) -> str:
     return "other"
 
 
+def memory_limit() -> float:
+    """The `MEMORY_LIMIT` file's bytes, else 512 MiB (as a container's limit would say)."""
+    return number("MEMORY_LIMIT") or 512 * 1024 * 1024
+
+
+if REGISTRY is not None:
+    MEMORY_LIMIT.set_function(memory_limit)
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.answer("GET")
@@ -99,10 +135,20 @@ class Handler(BaseHTTPRequestHandler):
         self.answer("POST")
 
     def answer(self, method: str) -> None:
+        global _in_flight
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self.metrics()
             return
+        with _jobs_lock:
+            _in_flight += 1
+        try:
+            self._answer(method, path)
+        finally:
+            with _jobs_lock:
+                _in_flight -= 1
+
+    def _answer(self, method: str, path: str) -> None:
         started = time.perf_counter()
         length = int(self.headers.get("Content-Length") or 0)
         payload = self.rfile.read(length) if length else b""
@@ -132,6 +178,15 @@ class Handler(BaseHTTPRequestHandler):
             return (200 if healthy else 503), body
         if path == "/version":
             return 200, version.encode()
+        if path == "/livez":
+            return 200, b'{"status": "alive"}'
+        if path == "/readyz":
+            if _draining.is_set():
+                return 503, b'{"status": "draining"}'
+            return 200, json.dumps({"status": "ready", "version": version}).encode()
+        if path == "/drain" and method == "POST":
+            _draining.set()
+            return 200, b'{"status": "draining"}'
         if path == "/jobs" or _JOB_PATH.match(path):
             return self.jobs(method, path, payload)
         return 200, b"demo app\n"
@@ -182,8 +237,14 @@ def main() -> int:
         print(f"demo app: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 3
     server.daemon_threads = True
+    # SIGTERM: stop the accept loop (from another thread: serve_forever runs in this one)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"listening on 127.0.0.1:{args.port} (pid {os.getpid()})", flush=True)
     server.serve_forever()
+    server.server_close()  # the port is free for the next process from now on
+    deadline = time.monotonic() + STOP_GRACE
+    while _in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
     return 0
 
 

@@ -296,3 +296,30 @@ after = "ship"
     assert e.deployment(failed).state in (State.FAILED, State.ROLLED_BACK)
     assert "verify failed: create-job ✗ expected status 201, got 500" in (e.deployment(failed).error or "")
     assert not out.exists()  # nothing after the failed step ran
+
+
+def test_a_per_host_check_after_a_step_probes_only_the_hosts_of_that_batch(
+    tmp_path: Path, fleet: list[HealthApp], engines: list[Engine]
+) -> None:
+    """Host by host: after `ship` on app1 only app1 is probed (app3 is restarted later)."""
+    extra = """
+[environments.web.strategy]
+kind = "sequential"
+[[environments.web.checks]]
+name = "probe"
+type = "http"
+url = "http://{host.address}:{host.vars.port}/health"
+after = "ship"
+"""
+    fleet[2].set_status(503)  # app3 fails its probe: its own batch stops the deploy, not app1's
+    chat = RecordingChat()
+    e = start(fleet_config(tmp_path, fleet, duration="0", extra=extra), tmp_path, engines, chat)
+    d = e.deployment(ship(e, "v1"))
+    assert d.state == State.FAILED and d.error is not None
+    assert d.error.startswith("deploy › ship: verify failed: probe@app3 ✗"), d.error
+    verified = [m.text for m in chat.of_kind("thread") if m.text.startswith("Verify deploy › ship")]
+    assert [v.split(": ", 1)[1].split(" ✓")[0].split(" ✗")[0] for v in verified] == [
+        "probe@app1",
+        "probe@app2",
+        "probe@app3",
+    ], verified

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pwd
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from runners import Host, HostResult, Pipeline, Step, Strategy
+from runners import Host, HostResult, Pipeline, StageResult, Step, Strategy
 from runners.backends.ssh import SSHBackend, SSHOptions
 from tests.support.sshd import SSHFleet, TCPProxy
 
@@ -117,3 +121,51 @@ def test_a_background_process_holding_the_output_open_does_not_hang_the_step(fle
         fleet, Step("tail", "(sleep 0.5; for i in 1 2 3 4 5 6; do echo $i; sleep 0.5; done) & echo go")
     )
     assert result.ok and result.output == "go\n1\n2\n3\n4\n5\n6\n", result
+
+
+def _client_connections_to(port: int) -> int:
+    """This machine's open TCP connections to 127.0.0.1:`port` (client side)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count += sum(
+            1 for f in map(str.split, lines) if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port
+        )
+    return count
+
+
+def test_closing_the_connections_while_a_command_runs_does_not_wait_for_it(
+    fleet: SSHFleet, tmp_path: Path
+) -> None:
+    """What a shutdown does with a step that outlived its grace: close, and the step ends."""
+    started = tmp_path / "started"
+    port = fleet.servers[0].port
+    before = _client_connections_to(port)
+    pipeline = Pipeline(SSHBackend(fleet.options()), [fleet.host("app1")], Strategy(), {})
+    results: list[StageResult] = []
+    step = Step("slow", f"echo $$ > {started} && exec sleep 60", timeout=120)
+    runner = threading.Thread(target=lambda: results.append(pipeline.run_stage("deploy", [step])))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not (started.exists() and started.read_text().strip()):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    try:
+        closer = threading.Thread(target=pipeline.close)
+        closer.start()
+        closer.join(timeout=20)
+        assert not closer.is_alive(), "close() waited for the running command"
+        runner.join(timeout=20)
+        assert not runner.is_alive(), "the step did not end when its connection closed"
+        [host] = results[0].steps[0].hosts
+        assert host.status != "ok", host
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(started.read_text()), signal.SIGKILL)  # the remote `sleep` this test started
+    # nothing left open for the tests after this one (they count connections to this server)
+    deadline = time.monotonic() + 20
+    while _client_connections_to(port) > before and time.monotonic() < deadline:
+        time.sleep(0.05)

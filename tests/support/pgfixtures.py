@@ -7,14 +7,17 @@ database is a broken setup, never a reason to go green.
 
 Each store lives in its own schema `gonogo_test_<unix time>_<random>` (set through the
 connection's search_path), so parallel test runs never see each other's rows. Schemas left
-behind by a killed run are swept once they are an hour old.
+behind by a killed run are swept once they are an hour old, and so are the databases of
+`throwaway_database()` (for examples that dump a whole application database).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from functools import cache
 
 import psycopg
@@ -64,6 +67,22 @@ def new_schema_name() -> str:
     return f"{SCHEMA_PREFIX}{int(time.time())}_{secrets.token_hex(4)}"
 
 
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A new, empty database on the test server (an application's own, as `pg_dump` of the whole
+    database expects); yields its DSN and drops it afterwards, even with clients still on it."""
+    dsn = require_postgres()
+    name = new_schema_name()
+    with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, query = dsn.partition("?")
+    try:
+        yield f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    finally:
+        with psycopg.connect(dsn, connect_timeout=5, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def schema_url(dsn: str, schema: str) -> str:
     """`dsn` with gonogo's `schema` query parameter."""
     return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
@@ -86,6 +105,16 @@ def _sweep_stale_schemas(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             continue
         if time.time() - born > STALE_AFTER:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(str(name))))
+    databases = conn.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", [SCHEMA_PREFIX.replace("_", r"\_") + "%"]
+    ).fetchall()
+    for (name,) in databases:  # throwaway_database()'s, left by a killed run
+        try:
+            born = int(str(name).removeprefix(SCHEMA_PREFIX).split("_")[0])
+        except ValueError:
+            continue
+        if time.time() - born > STALE_AFTER:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
 
 
 class DisposablePostgresStore(PostgresStore):

@@ -40,6 +40,7 @@ class SSHSession:
         self.backend = backend
         self.conn = conn
         self._lock = threading.Lock()
+        self._closed = False
 
     def run(
         self,
@@ -54,6 +55,8 @@ class SSHSession:
             command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
         )
         with self._lock:
+            if self._closed:
+                return CommandOutcome(None, "", error="connection closed (the deploy was stopped)")
             reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
         return replace(outcome, connect=reconnect) if reconnect else outcome
@@ -99,6 +102,8 @@ class SSHSession:
     def put(self, local: str, remote: str) -> None:
         """Upload a local file over SFTP; errors name the host."""
         with self._lock:
+            if self._closed:
+                raise OSError(f"{self.host.name}: upload of {local} refused: the connection was closed")
             if not self.conn.is_connected:
                 self.conn = self.backend.connect(self.host)
             try:
@@ -111,6 +116,8 @@ class SSHSession:
                 transport.mark_alive()
 
     def close(self) -> None:
-        """Close the connection (its gateway, if shared, is closed by the backend)."""
-        with self._lock:
-            self.conn.close()
+        """Close the connection (its gateway, if shared, is closed by the backend), also while a
+        command runs on it: a shutdown gives up on a step that outlived its grace this way, so
+        this never waits for the command; its channel closes and its `run` returns."""
+        self._closed = True
+        self.conn.close()
