@@ -16,8 +16,9 @@ from runners.backends.ssh.channel import ChannelCommand, connection_lost
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import SSHPlan
 from runners.backends.ssh.transport import LiveTransport, dead_reason
-from runners.base import CommandOutcome, Host, OutputSink
+from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink
 from runners.command import RemoteCommand
+from runners.journal import JournalState, journaled, parse_state, state_command, step_dir, stop_command
 
 
 class _Backend(Protocol):
@@ -26,6 +27,7 @@ class _Backend(Protocol):
     plan: SSHPlan
     options: SSHOptions
     sudo_password: str | None
+    journal_root: str
 
     def connect(self, host: Host) -> Connection:
         """Open a verified, authenticated connection to `host`."""
@@ -48,11 +50,15 @@ class SSHSession:
         timeout: float | None,
         env: Mapping[str, str],
         on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
-        """Run `command` (wrapped by `remote_command`), streaming whole lines to `on_output`."""
+        """Run `command` (wrapped by `remote_command`, then with a `journal` by the journal
+        wrapper), streaming whole lines to `on_output`."""
         wrapped = self.backend.plan.command(
             command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
         )
+        if journal is not None:
+            wrapped = journaled(wrapped, self._journal_dir(journal))
         with self._lock:
             reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
@@ -95,6 +101,46 @@ class SSHSession:
         if command.guard_hit:
             self.conn.close()  # the next step reconnects
         return outcome
+
+    # -- the journal ----------------------------------------------------------------------------
+    def _journal_dir(self, journal: str) -> str:
+        """`<root>/<deployment>/<host>/<step key>`: hosts may share a home (and so a journal root)."""
+        deployment, _, key = journal.partition("/")
+        return step_dir(self.backend.journal_root, deployment, self.host.name, key)
+
+    def journal_state(self, journal: str) -> JournalState:
+        """What the host's journal says of the step `journal`; HostUnreachable when it cannot be read."""
+        return parse_state(self._ask(state_command(self._journal_dir(journal)), "read the step journal"))
+
+    def stop(self, journal: str) -> str:
+        """Stop the step's process group on the host (TERM, then KILL after a few seconds):
+        `killed`, `stopped`, `exit <status> <epoch>` (it had ended) or `absent`."""
+        return self._ask(stop_command(self._journal_dir(journal)), "stop the step").strip()
+
+    def _ask(self, line: str, what: str) -> str:
+        """Run a short bookkeeping command on its own channel (beside a running step: no lock),
+        on a fresh connection when this one dropped; its stdout."""
+        conn = self.conn
+        if not conn.is_connected:
+            conn = self.backend.connect(self.host)
+        try:
+            chan = conn.transport.open_session(timeout=self.backend.options.connect_timeout)
+            chan.settimeout(self.backend.options.connect_timeout + 30)
+            chan.exec_command(line)
+            chan.shutdown_write()
+            out = b""
+            while data := chan.recv(65536):
+                out += data
+            chan.recv_exit_status()
+            chan.close()
+        except (SSHException, EOFError, OSError) as exc:
+            raise HostUnreachable(
+                f"{self.host.name}: could not {what}: {self._lost(connection_lost(exc))}"
+            ) from exc
+        finally:
+            if conn is not self.conn:
+                conn.close()
+        return out.decode("utf-8", "replace")
 
     def put(self, local: str, remote: str) -> None:
         """Upload a local file over SFTP; errors name the host."""
