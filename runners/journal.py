@@ -84,12 +84,15 @@ fi
 off=0; quiet=0; lost=0
 while :; do
   if [ -f "$d/exit" ]; then ended=1; else ended=0; fi
-  size=$(wc -c <"$d/output" 2>/dev/null || echo 0); size=$((size + 0))
+  size=$( (wc -c <"$d/output") 2>/dev/null || echo 0); size=$((size + 0))
   if [ "$size" -gt "$off" ]; then
     tail -c +$((off + 1)) "$d/output" | head -c $((size - off)); off=$size; quiet=0
   elif [ "$ended" = 1 ]; then
     [ -f "$d/eof" ] && break
     quiet=$((quiet + 1)); [ "$quiet" -ge DRAIN_TICKS ] && break
+  fi
+  if [ ! -d "$d" ]; then
+    echo "gonogo: the step was given up and stopped on $(hostname)" >&2; exit 125
   fi
   if [ "$ended" = 0 ] && [ -f "$d/started" ] && ! kill -0 "$(cut -d' ' -f1 "$d/started")" 2>/dev/null \
     && [ ! -f "$d/exit" ]; then
@@ -115,21 +118,26 @@ elif [ -f "$d/started" ]; then
 else echo absent; fi
 """
 
-# $1 the directory, $2 seconds between TERM and KILL: stops the step's process group.
+# $1 the directory, $2 seconds between TERM and KILL: stops the step's process group and sets
+# its record aside (`<key>.given-up.<epoch>`): a step given up on is not finished, a Resume runs it.
 _STOP = r"""d=$1
 [ -f "$d/started" ] || { echo absent; exit 0; }
 p=$(cut -d' ' -f1 "$d/started")
 [ -f "$d/exit" ] && { echo "exit $(cut -d' ' -f1,3 "$d/exit")"; exit 0; }
 : >"$d/stopping"
-kill -TERM -"$p" 2>/dev/null
+# Every process group of the step's session: `timeout` (a step timeout) makes a group of its own.
+groups() { ps -eo pgid=,sid= 2>/dev/null | awk -v s="$p" '$2 == s { print $1 }' | sort -u; }
+signal() { for g in $(groups) "$p"; do kill -"$1" -"$g" 2>/dev/null; done; }
+signal TERM
 i=0
-while [ ! -f "$d/exit" ] && kill -0 -"$p" 2>/dev/null && [ "$i" -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -f "$d/exit" ] && [ -n "$(groups)" ] && [ "$i" -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
 if [ -f "$d/exit" ]; then how=stopped; else how=killed; fi
-kill -KILL -"$p" 2>/dev/null
+signal KILL
 if [ ! -f "$d/exit" ]; then
   echo "137 signal $(date +%s)" >"$d/exit.new" && mv "$d/exit.new" "$d/exit"
 fi
 : >"$d/eof"
+mv "$d" "$d.given-up.$(date +%s)" 2>/dev/null
 echo "$how"
 """
 

@@ -1,22 +1,16 @@
 """The stage pipeline: run named stages of steps over hosts, batch by batch.
 
-Capistrano-style: a stage (`pre_deploy`, `deploy`, `verify`, `rollback`) is a list of steps;
-the strategy splits hosts into batches; within a batch each step runs on the batch's hosts
-concurrently (bounded by `max_parallel`, on a pool started once). A failure stops the stage
-after the current step of the current batch; later batches are reported as skipped. Sessions
-are opened lazily, once per host, and reused until `close()`. An upload step (`runners.upload`)
-copies a file on the host's session instead of running a command.
+Capistrano-style: the strategy splits hosts into batches; within a batch each step runs on the
+batch's hosts concurrently (bounded by `max_parallel`, on a pool started once); a failure stops
+the stage after the current step of the current batch (later batches: skipped). Sessions open
+lazily, once per host. Every command runs under a journal name (`<journal>/<step key>`, see
+`runners.journal`): a step the host already ran under it is not run again. An upload step
+(`runners.upload`) copies a file instead. Connection set-up (`HostResult.connect`) is reported
+apart from `duration`; output is redacted whole lines at a time, with a backend's `secrets`.
 
-A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
-own `duration`. Output is redacted whole lines at a time (`runners.output`), with a backend's own
-`secrets` (the sudo password) too; a backend's `observe` sees every progress event first.
-
-Beyond the command, a step may publish artifacts (`runners.artifacts`) that later commands use
-as `{artifact.NAME}`; a step that declares one and does not print it fails on that host. A step
-gets the environment's secrets plus its own (`Step.secrets`, from `step_secrets`); its `verify`
-checks run right after it (through the `verify` callback) and a failure fails the step. Every
-command sees the host's own variables (`{host.address}`, `{host.vars.NAME}`). `run_planned`
-runs a compensation: each step on exactly the hosts it is planned for.
+A step may publish artifacts (`{artifact.NAME}` for later commands; declared and not printed:
+the step fails), gets the environment's secrets plus its own (`step_secrets`), and its `verify`
+checks run right after it. `run_planned` runs a compensation: each step on its planned hosts.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import runners.artifacts as artifacts
 from runners.base import (
@@ -35,7 +30,6 @@ from runners.base import (
     HostResult,
     HostSession,
     HostUnreachable,
-    OutputSink,
     Step,
     StepResult,
 )
@@ -44,6 +38,7 @@ from runners.journal import step_key
 from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
+from runners.running import RunningSteps
 from runners.stage import Attempt, Planned, StageResult, attempt, judge, missing_artifacts, step_env
 from runners.strategy import Strategy
 from runners.template import render
@@ -112,6 +107,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._workers: WorkerPool | None = None
         self._stage_runs: dict[str, int] = {}
+        #: The step each host runs now (for `stop_running`).
+        self.running = RunningSteps()
 
     def _stage_run(self, stage: str) -> str:
         """The stage's name in the journal: `deploy`, then `deploy-2` when run again here."""
@@ -382,17 +379,16 @@ class Pipeline:
         self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
         return result
 
-    def _attempt(
-        self,
-        host: Host,
-        step: Step,
-        work: Work,
-        env: Mapping[str, str],
-        sink: OutputSink,
-        started: float,
-        key: str,
-    ) -> Attempt:
-        """Open (or reuse) the host's session and run `work` (see `runners.stage.attempt`)."""
+    def _attempt(self, host: Host, step: Step, work: Work, *rest: Any) -> Attempt:
+        """Open (or reuse) the host's session and run `work` (`runners.stage.attempt`; `rest`:
+        the step's environment, the output sink, the start time and the journal name)."""
         with self._lock:
             reused = host.name in self._sessions
-        return attempt(lambda: self._session(host), reused, host, step, work, env, sink, started, key)
+        env, sink, started, key = rest
+        return attempt(
+            lambda: self._session(host), reused, host, step, work, env, sink, started, key, self.running
+        )
+
+    def stop_running(self) -> list[str]:
+        """Stop the steps running now on their hosts (`RunningSteps.stop`): shutdown's last resort."""
+        return self.running.stop()

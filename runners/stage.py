@@ -18,6 +18,7 @@ from runners.base import (
     Step,
     StepResult,
 )
+from runners.running import RunningSteps
 from runners.upload import put_file
 
 
@@ -106,9 +107,10 @@ def attempt(
     sink: OutputSink,
     started: float,
     key: str,
+    running: RunningSteps,
 ) -> Attempt:
     """Open (or reuse: `reused`) the host's session and run `work` (a command under the journal
-    name `key`, or an upload's source and destination); never raises."""
+    name `key`, listed in `running` meanwhile; or an upload's source and destination); never raises."""
     outcome: CommandOutcome | None = None
     error: str | None = None
     opened = started
@@ -118,7 +120,11 @@ def attempt(
         if isinstance(work, tuple):
             outcome = put_file(session, *work, host, sink)
         else:
-            outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink, journal=key)
+            running.add(host.name, session, key)
+            try:
+                outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink, journal=key)
+            finally:
+                running.discard(host.name)
     except HostUnreachable as exc:
         # The message names the host ("app3: connection refused"); HostResult adds the name.
         error = str(exc).removeprefix(f"{host.name}: ")

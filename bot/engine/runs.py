@@ -116,9 +116,9 @@ class Runs:
         """Stop taking work; running deployments stop after their current step and are
         recorded as `interrupted` so a restart can resume them.
 
-        A step still running after `grace` seconds is not waited for: its deployment is
-        recorded as interrupted at once (Resume redoes that step) and its connections are
-        closed. Heartbeats go on until then, so no replica takes a run over early.
+        A step still running after `grace` seconds is given up: its process group is stopped on
+        the host (TERM, then KILL a few seconds later), its deployment is recorded as
+        interrupted (Resume runs that step again) and its connections are closed. Heartbeats go on until then, so no replica takes a run over early.
         """
         self.queue.stop_claiming()
         self.watchdog.stopping.set()
@@ -139,9 +139,13 @@ class Runs:
     def _abandon(self, deployment_id: int, run: Run, grace: float) -> None:
         """Shutdown's last resort for a step that outlived the grace period."""
         d = self.store.get(deployment_id)
-        run.fenced = True
+        run.fenced = True  # from now on the run writes nothing, whatever its step still reports
+        stopped = run.pipeline.stop_running() if run.pipeline is not None else []
         if d is not None and d.state == State.RUNNING:
-            self._interrupt(d, f"the bot shut down and its step did not finish within {grace:g}s")
+            why = f"the bot shut down and its step did not finish within {grace:g}s"
+            if stopped:
+                why += "; given up and stopped on the host (" + ", ".join(stopped) + ")"
+            self._interrupt(d, why)
         if run.pipeline is not None:
             try:
                 run.pipeline.close()

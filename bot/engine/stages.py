@@ -73,6 +73,7 @@ class Stages:
             published=published,
             verify=lambda stage, step, result: self._verify_step(d, stage, step, result, run),
             require_artifacts=not d.dry_run,
+            journal=journal_name(d),
         )
         run.pipeline = pipeline
         return pipeline
@@ -147,4 +148,10 @@ class Stages:
         return f"verify failed: {'; '.join(failed)}" if failed else None
 
 
-__all__ = ["Stages"]
+def journal_name(d: Deployment) -> str:
+    """`d`'s name in the hosts' step journals: its id and when it was made (`17-1796241410`), so a
+    new store's deployment 17 never reads an old one's record on a shared host."""
+    return f"{d.id}-{int(d.created_at.timestamp())}"
+
+
+__all__ = ["Stages", "journal_name"]

@@ -157,6 +157,6 @@ class SSHSession:
                 transport.mark_alive()
 
     def close(self) -> None:
-        """Close the connection (its gateway, if shared, is closed by the backend)."""
-        with self._lock:
-            self.conn.close()
+        """Close the connection (its gateway, if shared, is closed by the backend), also under a
+        step still running (shutdown gave up on it): that step's wait ends with the connection."""
+        self.conn.close()
