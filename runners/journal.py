@@ -109,13 +109,15 @@ if [ "$how" = signal ]; then kill -$((s - 128)) $$ 2>/dev/null; sleep 1; fi
 exit "$s"
 """.replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10)))
 
-# $1 the step's journal directory: prints `absent`, `started <pid> <epoch>` or `exit <status> <epoch>`.
+# $1 the step's journal directory: prints `exit <status> <epoch>`, `started|lost <pid> <epoch>`,
+# `absent` (the deployment's journal on this host is there, without this step) or `gone` (not even that).
 _STATE = r"""d=$1
 if [ -f "$d/exit" ]; then echo "exit $(cut -d' ' -f1,3 "$d/exit")"
 elif [ -f "$d/started" ]; then
   p=$(cut -d' ' -f1 "$d/started")
   if kill -0 "$p" 2>/dev/null; then echo "started $(cat "$d/started")"; else echo "lost $(cat "$d/started")"; fi
-else echo absent; fi
+elif [ -d "${d%/*}" ]; then echo absent
+else echo gone; fi
 """
 
 # $1 the directory, $2 seconds between TERM and KILL: stops the step's process group and sets
@@ -140,6 +142,11 @@ fi
 mv "$d" "$d.given-up.$(date +%s)" 2>/dev/null
 echo "$how"
 """
+
+
+#: How a host result begins when a resumed step was not run because its host's journal cannot
+#: say whether it ran already (a human decides: `Run it again`).
+UNSURE = "the host's step journal cannot say whether this step ran"
 
 
 def step_key(stage: str, batch: int, index: int, step: str) -> str:
@@ -178,12 +185,18 @@ def stop_command(directory: str, kill_after: int = STOP_KILL_AFTER) -> str:
 class JournalState:
     """What a host's journal says of one step.
 
-    `absent`: never started (or the journal is gone); `running`: its process is alive; `lost`:
-    it started, its process is gone and no exit was recorded (the host restarted); `finished`:
-    it exited with `exit_code`.
+    `absent`: never started; `gone`: the deployment's journal on the host is gone (nobody can say
+    whether the step ran); `running`: its process is alive; `lost`: it started, its process is
+    gone and no exit was recorded (the host restarted); `finished`: it exited with `exit_code`.
     """
 
-    state: Literal["absent", "running", "lost", "finished"]
+    state: Literal["absent", "gone", "running", "lost", "finished"]
+
+    @property
+    def unknown(self) -> bool:
+        """True when the journal cannot say whether the step ran to its end (gone, or lost)."""
+        return self.state in ("gone", "lost")
+
     pid: int | None = None
     exit_code: int | None = None
     at: int | None = None
@@ -195,6 +208,8 @@ def parse_state(text: str) -> JournalState:
     try:
         if words == ["absent"]:
             return JournalState("absent")
+        if words == ["gone"]:
+            return JournalState("gone")
         if len(words) == 3 and words[0] == "exit":
             return JournalState("finished", exit_code=int(words[1]), at=int(words[2]))
         if len(words) == 3 and words[0] in ("started", "lost"):
@@ -210,6 +225,7 @@ __all__ = [
     "JOURNAL_ROOT",
     "RUNNER",
     "STOP_KILL_AFTER",
+    "UNSURE",
     "WRAPPER",
     "JournalState",
     "journaled",

@@ -77,6 +77,8 @@ class Pipeline:
         verify: Verifier | None = None,
         require_artifacts: bool = True,
         journal: str | None = None,
+        unsure: Mapping[str, Sequence[str]] | None = None,
+        rerun: Sequence[str] = (),
     ) -> None:
         self.backend = backend
         #: The deployment's name in the hosts' step journals (`runners.journal`); unique when unset.
@@ -108,7 +110,7 @@ class Pipeline:
         self._workers: WorkerPool | None = None
         self._stage_runs: dict[str, int] = {}
         #: The step each host runs now (for `stop_running`).
-        self.running = RunningSteps()
+        self.running = RunningSteps(unsure, rerun)  # and the resumed steps the journal decides
 
     def _stage_run(self, stage: str) -> str:
         """The stage's name in the journal: `deploy`, then `deploy-2` when run again here."""

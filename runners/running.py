@@ -1,18 +1,41 @@
-"""The steps running now, host by host, so shutdown can stop them on their hosts."""
+"""The steps running now, host by host, so shutdown can stop them on their hosts; and the steps
+a resume is unsure of (their outcome never reached the bot), which the host's journal decides."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection, Mapping
 
-from runners.base import HostSession
+from runners.base import Host, HostSession
+from runners.journal import UNSURE
 
 
 class RunningSteps:
     """Which session runs which step (its journal name) on each host, right now."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, unsure: Mapping[str, Collection[str]] | None = None, rerun: Collection[str] = ()
+    ) -> None:
         self._lock = threading.Lock()
         self._steps: dict[str, tuple[HostSession, str]] = {}
+        #: Journal name → hosts on which that step started and its outcome was never recorded.
+        self.unsure = {key: frozenset(hosts) for key, hosts in (unsure or {}).items()}
+        #: Journal names a human allowed to run again though their journal is gone.
+        self.rerun = frozenset(rerun)
+
+    def refusal(self, session: HostSession, host: Host, journal: str) -> str | None:
+        """Why the step `journal` must not run on `host` now: it started there before (its outcome
+        unknown to the bot) and the host's journal is gone or lost it, and no human allowed a
+        second run. None: run it (the journal replays, reattaches or runs it)."""
+        if host.name not in self.unsure.get(journal, ()) or journal in self.rerun:
+            return None
+        state = session.journal_state(journal)
+        if not state.unknown:
+            return None
+        why = (
+            "its journal is gone" if state.state == "gone" else "it started and the host lost it (restarted?)"
+        )
+        return f"{UNSURE} ({why}): not run again without a human's say-so"
 
     def add(self, host: str, session: HostSession, journal: str) -> None:
         """`host` runs the step `journal` on `session`."""

@@ -120,6 +120,8 @@ def attempt(
         if isinstance(work, tuple):
             outcome = put_file(session, *work, host, sink)
         else:
+            if refused := running.refusal(session, host, key):
+                return Attempt(None, refused, 0.0 if reused else time.monotonic() - started, 0.0)
             running.add(host.name, session, key)
             try:
                 outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink, journal=key)

@@ -20,6 +20,7 @@ from bot.engine.checking import applicable
 from bot.engine.compensation import UNDO_STAGE, compensates, plan_undo
 from bot.engine.gates import GateStop
 from bot.engine.inflight import InFlight, Run
+from bot.engine.journal import journal_name, unsure_steps
 from bot.engine.monitoring import Monitoring
 from bot.engine.port import BackendFactory, Ledger, Notifier
 from bot.engine.progress import ProgressReporter
@@ -74,6 +75,8 @@ class Stages:
             verify=lambda stage, step, result: self._verify_step(d, stage, step, result, run),
             require_artifacts=not d.dry_run,
             journal=journal_name(d),
+            unsure=unsure_steps(d),
+            rerun=d.details.rerun,
         )
         run.pipeline = pipeline
         return pipeline
@@ -148,10 +151,4 @@ class Stages:
         return f"verify failed: {'; '.join(failed)}" if failed else None
 
 
-def journal_name(d: Deployment) -> str:
-    """`d`'s name in the hosts' step journals: its id and when it was made (`17-1796241410`), so a
-    new store's deployment 17 never reads an old one's record on a shared host."""
-    return f"{d.id}-{int(d.created_at.timestamp())}"
-
-
-__all__ = ["Stages", "journal_name"]
+__all__ = ["Stages"]

@@ -6,6 +6,7 @@ running it again."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,3 +214,52 @@ def test_after_sigkill_resume_records_the_step_from_the_journal(
     # app1's step ran once: the resume read its outcome from the host's journal.
     assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
     assert results == ["app1 ok", "app2 ok"]
+
+
+def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=3)
+    (tmp_path / "slow").touch()
+    child = start_child(tmp_path, text, store_url)
+    try:
+        wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    journals = tmp_path / "srv" / ".gonogo" / "journal"
+    [deployment_journal] = journals.iterdir()
+    shutil.rmtree(deployment_journal)  # the host lost the record (a restore, a new disk)
+    (tmp_path / "slow").unlink()
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    chat = RecordingChat()
+    engine = make_engine(config, open_store(store_url), chat)
+    try:
+        d = engine.store.deployments("prod")[0]
+        time.sleep(1.2)  # the dead process's heartbeat goes stale
+        engine.start()
+        wait_for(lambda: engine.deployment(d.id).state == State.INTERRUPTED, 30, "interrupted")
+        engine.resume("bob", d.id)
+        engine.wait_idle(90)
+        held = engine.deployment(d.id)
+        assert held.state == State.INTERRUPTED  # not failed: no policy fires, a human decides
+        assert "cannot say whether this step ran" in (held.error or ""), held.error
+        assert runs(tmp_path) == ["start app1", "end app1"]  # not run a second time
+        alert = chat.of_kind("message")[-1]
+        assert [b.label for b in alert.buttons] == ["Run it again", "Roll back"], alert
+        engine.run_again("bob", d.id)
+        engine.wait_idle(90)
+        assert engine.deployment(d.id).state == State.SUCCEEDED
+        assert runs(tmp_path) == [
+            "start app1",
+            "end app1",
+            "start app1",
+            "end app1",
+            "start app2",
+            "end app2",
+        ]
+    finally:
+        engine.shutdown()
+        engine.store.close()
