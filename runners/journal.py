@@ -62,7 +62,8 @@ echo "$$ $(date +%s)" >"$d/started.new" && mv "$d/started.new" "$d/started"
 : >"$d/eof"
 """
 
-#: What runs on the channel ($1 the directory, $2 the command line, $3 the runner): starts the
+#: What runs on the channel ($1 the directory, $2 the command line, $3 the runner, $4 how many
+#: deployments' journals the host keeps, 0: all; pruned at a deployment's first step): starts the
 #: step once, then streams its output until it exited and its output is closed (or quiet for
 #: `EXIT_DRAIN` seconds: a background process holds it), and exits as the step did.
 WRAPPER = r"""ulimit -c 0 2>/dev/null
@@ -71,6 +72,12 @@ if ! command -v setsid >/dev/null 2>&1; then
   echo "gonogo: setsid is missing on $(hostname): the step journal needs it (util-linux)" >&2; exit 125
 fi
 if [ -d "$d" ] && [ ! -f "$d/started" ]; then rm -rf "$d"; fi
+if [ ! -d "${d%/*}" ] && [ "${4:-0}" -gt 0 ] && [ -d "${d%/*/*/*}" ]; then
+  # A deployment's first step here: keep the journals of the newest $4 deployments (this one too).
+  ls -1 "${d%/*/*/*}" | grep -vxF -- "$(basename "${d%/*/*}")" | sort -V |
+    awk -v keep=$(($4 - 1)) '{ a[NR] = $0 } END { for (i = 1; i <= NR - keep; i++) print a[i] }' |
+    while IFS= read -r old; do rm -rf -- "${d%/*/*/*}/$old"; done
+fi
 if mkdir -p "${d%/*}" 2>/dev/null && mkdir -m 700 "$d" 2>/dev/null; then
   if ! { : >"$d/output" && mkfifo -m 600 "$d/in"; } 2>/dev/null; then
     echo "gonogo: cannot write the step journal $d on $(hostname)" >&2; exit 125
@@ -164,9 +171,11 @@ def step_dir(root: str, deployment: str, host: str, key: str) -> str:
     return posixpath.join(root, _safe(deployment) or "run", _safe(host) or "host", key)
 
 
-def journaled(command: RemoteCommand, directory: str) -> RemoteCommand:
-    """`command` run under the journal wrapper in `directory` (its stdin goes to the step)."""
-    args = " ".join(shlex.quote(a) for a in (WRAPPER, "gonogo-journal", directory, command.line, RUNNER))
+def journaled(command: RemoteCommand, directory: str, keep: int = 0) -> RemoteCommand:
+    """`command` run under the journal wrapper in `directory` (its stdin goes to the step); the
+    host keeps the journals of the newest `keep` deployments (0: all)."""
+    parts = (WRAPPER, "gonogo-journal", directory, command.line, RUNNER, str(max(0, int(keep))))
+    args = " ".join(shlex.quote(a) for a in parts)
     line = f"exec sh -c {args}"
     return RemoteCommand(line, command.stdin)
 

@@ -53,6 +53,7 @@ def ssh_backend_for(config: Config, env: Environment) -> Backend:
 
     backend = SSHBackend(ssh_options_for(config, env))
     backend.journal_root = journal_root(env)
+    backend.journal_keep = env.keep_releases + 1  # pruned as the releases are, and the one under way
     return backend
 
 

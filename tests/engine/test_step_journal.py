@@ -263,3 +263,43 @@ def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
     finally:
         engine.shutdown()
         engine.store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    from tests.support.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()
+    yield schema.schema_url
+    schema.close()
+
+
+def test_two_replicas_the_survivor_resumes_from_the_journal(
+    tmp_path: Path, pg_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=4)
+    (tmp_path / "slow").touch()
+    doomed = start_child(tmp_path, text, pg_url)  # replica A takes the run
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    survivor = make_engine(config, open_store(pg_url), RecordingChat())  # replica B, alive throughout
+    try:
+        try:
+            wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started on replica A")
+            survivor.start()
+        finally:
+            os.killpg(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+        [d] = survivor.store.deployments("prod")
+        # B notices A's run went stale and declares it interrupted; the step goes on on the host.
+        wait_for(lambda: survivor.deployment(d.id).state == State.INTERRUPTED, 60, "interrupted by B")
+        wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+        survivor.resume("bob", d.id)
+        survivor.wait_idle(90)
+        assert survivor.deployment(d.id).state == State.SUCCEEDED
+        assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
+        results = [f"{r['host']} {r['status']}" for r in survivor.store.host_results(d.id)]
+        assert results == ["app1 ok", "app2 ok"]
+    finally:
+        survivor.shutdown()
+        survivor.store.close()

@@ -168,3 +168,14 @@ def test_an_unwritable_journal_is_a_clear_error(fleet: SSHFleet, tmp_path: Path)
     assert not result.ok
     assert "cannot write the step journal" in result.output, result
     assert not (tmp_path / "ran").exists()
+
+
+def test_journals_are_pruned_as_releases_are(fleet: SSHFleet, tmp_path: Path) -> None:
+    root = tmp_path / "j"
+    for deployment in ("1-100", "2-200", "3-300", "10-400"):
+        backend = SSHBackend(fleet.options())
+        backend.journal_root, backend.journal_keep = str(root), 2
+        pipeline = Pipeline(backend, [fleet.host("app1")], Strategy(), {}, journal=deployment)
+        assert run_one(pipeline, Step("s", "true")).ok
+    # The newest two deployments (in id order: 10 is newer than 3) keep their journals.
+    assert sorted(p.name for p in root.iterdir()) == ["10-400", "3-300"]

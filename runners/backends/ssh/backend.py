@@ -48,6 +48,8 @@ class SSHBackend:
         self.sudo_password: str | None = None
         #: Where the hosts keep the step journal (`runners.journal`).
         self.journal_root = JOURNAL_ROOT
+        #: How many deployments' journals each host keeps (0: all), as it keeps releases.
+        self.journal_keep = 0
         if self.options.sudo_password_env:
             self.sudo_password = os.environ.get(self.options.sudo_password_env)
             if self.sudo_password is None:

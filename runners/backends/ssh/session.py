@@ -28,6 +28,7 @@ class _Backend(Protocol):
     options: SSHOptions
     sudo_password: str | None
     journal_root: str
+    journal_keep: int
 
     def connect(self, host: Host) -> Connection:
         """Open a verified, authenticated connection to `host`."""
@@ -58,7 +59,7 @@ class SSHSession:
             command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
         )
         if journal is not None:
-            wrapped = journaled(wrapped, self._journal_dir(journal))
+            wrapped = journaled(wrapped, self._journal_dir(journal), self.backend.journal_keep)
         with self._lock:
             reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
