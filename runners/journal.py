@@ -25,6 +25,9 @@ from typing import Literal
 
 from runners.command import RemoteCommand
 
+#: How the wrapper's own error begins when the host cannot keep the journal (read-only or full
+#: disk, no setsid): the step's command did not run.
+CANNOT = "gonogo: cannot "
 #: Where journals live on a host, relative to the SSH login directory unless absolute.
 JOURNAL_ROOT = ".gonogo/journal"
 #: After the step exited, seconds its output may stay quiet but open (a background process it
@@ -69,7 +72,7 @@ echo "$$ $(date +%s)" >"$d/started.new" && mv "$d/started.new" "$d/started"
 WRAPPER = r"""ulimit -c 0 2>/dev/null
 d=$1
 if ! command -v setsid >/dev/null 2>&1; then
-  echo "gonogo: setsid is missing on $(hostname): the step journal needs it (util-linux)" >&2; exit 125
+  echo "gonogo: cannot keep the step journal on $(hostname): setsid is missing (util-linux)" >&2; exit 125
 fi
 if [ -d "$d" ] && [ ! -f "$d/started" ]; then rm -rf "$d"; fi
 if [ ! -d "${d%/*}" ] && [ "${4:-0}" -gt 0 ] && [ -d "${d%/*/*/*}" ]; then
@@ -79,7 +82,7 @@ if [ ! -d "${d%/*}" ] && [ "${4:-0}" -gt 0 ] && [ -d "${d%/*/*/*}" ]; then
     while IFS= read -r old; do rm -rf -- "${d%/*/*/*}/$old"; done
 fi
 if mkdir -p "${d%/*}" 2>/dev/null && mkdir -m 700 "$d" 2>/dev/null; then
-  if ! { : >"$d/output" && mkfifo -m 600 "$d/in"; } 2>/dev/null; then
+  if ! { echo probe >"$d/output" && : >"$d/output" && mkfifo -m 600 "$d/in"; } 2>/dev/null; then
     echo "gonogo: cannot write the step journal $d on $(hostname)" >&2; exit 125
   fi
   setsid sh -c "$3" gonogo-step "$d" "$2" </dev/null >/dev/null 2>&1 &
@@ -230,6 +233,7 @@ def parse_state(text: str) -> JournalState:
 
 
 __all__ = [
+    "CANNOT",
     "EXIT_DRAIN",
     "JOURNAL_ROOT",
     "RUNNER",

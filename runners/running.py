@@ -27,10 +27,14 @@ class RunningSteps:
         """Why the step `journal` must not run on `host` now: it started there before (its outcome
         unknown to the bot) and the host's journal is gone or lost it, and no human allowed a
         second run. None: run it (the journal replays, reattaches or runs it)."""
-        if host.name not in self.unsure.get(journal, ()) or journal in self.rerun:
+        if host.name not in self.unsure.get(journal, ()):
             return None
         state = session.journal_state(journal)
         if not state.unknown:
+            return None
+        if journal in self.rerun:
+            if state.state == "lost":
+                session.stop(journal)  # sets the lost record aside: the step runs afresh
             return None
         why = (
             "its journal is gone" if state.state == "gone" else "it started and the host lost it (restarted?)"

@@ -13,7 +13,7 @@ import pytest
 
 from runners import Host, HostResult, Pipeline, StageResult, Step, Strategy
 from runners.backends.ssh import SSHBackend, SSHOptions
-from runners.journal import JournalState
+from runners.journal import UNSURE, JournalState
 from tests.support.sshd import SSHFleet, TCPProxy
 
 pytest_plugins = ["tests.support.sshd"]
@@ -165,9 +165,49 @@ def test_an_unwritable_journal_is_a_clear_error(fleet: SSHFleet, tmp_path: Path)
     blocked = tmp_path / "a-file"  # the journal's parent is a file: nothing can be made below it
     blocked.write_text("")
     result = run_one(pipeline_for(fleet, blocked / "journal"), Step("x", f"touch {tmp_path}/ran"))
-    assert not result.ok
-    assert "cannot write the step journal" in result.output, result
+    assert result.status == "error", result
+    assert result.describe().startswith("app1: cannot write the step journal "), result
+    assert result.describe().endswith("(read-only or full disk?)"), result
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_step_the_host_lost_is_not_run_again_without_a_human(fleet: SSHFleet, tmp_path: Path) -> None:
+    # The step started, then its processes died with no exit recorded (the host restarted).
+    marker = tmp_path / "runs"
+    step = Step("migrate", f"echo run >> {marker}; sleep 100")
+    journal = tmp_path / "7" / "app1" / "deploy.b0.s0.migrate"
+    first = pipeline_for(fleet, tmp_path)
+    thread = threading.Thread(target=lambda: run_one(first, step), daemon=True)
+    thread.start()
+    wait_for(lambda: marker.exists() and (journal / "started").exists())
+    pgid = int((journal / "started").read_text().split()[0])
+    wait_for(lambda: sleepers(pgid) == 1)
+    os.killpg(pgid, 9)  # as a reboot would: no exit recorded
+    thread.join(60)
+    unsure = {"7/deploy.b0.s0.migrate": ("app1",)}
+    backend = SSHBackend(fleet.options())
+    backend.journal_root = str(tmp_path)
+    resumed = Pipeline(backend, [fleet.host("app1")], Strategy(), {}, journal="7", unsure=unsure)
+    refused = run_one(resumed, step)
+    assert refused.status == "error" and (refused.error or "").startswith(UNSURE), refused
+    assert "the host lost it" in (refused.error or "")
+    assert marker.read_text() == "run\n"  # not run again
+    backend = SSHBackend(fleet.options())
+    backend.journal_root = str(tmp_path)
+    allowed = Pipeline(
+        backend,
+        [fleet.host("app1")],
+        Strategy(),
+        {},
+        journal="7",
+        unsure=unsure,
+        rerun=["7/deploy.b0.s0.migrate"],
+    )
+    thread = threading.Thread(target=lambda: run_one(allowed, step), daemon=True)
+    thread.start()
+    wait_for(lambda: marker.read_text() == "run\nrun\n")  # a human said so: it runs again
+    allowed.stop_running()
+    thread.join(60)
 
 
 def test_journals_are_pruned_as_releases_are(fleet: SSHFleet, tmp_path: Path) -> None:

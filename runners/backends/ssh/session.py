@@ -18,7 +18,15 @@ from runners.backends.ssh.plan import SSHPlan
 from runners.backends.ssh.transport import LiveTransport, dead_reason
 from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink
 from runners.command import RemoteCommand
-from runners.journal import JournalState, journaled, parse_state, state_command, step_dir, stop_command
+from runners.journal import (
+    CANNOT,
+    JournalState,
+    journaled,
+    parse_state,
+    state_command,
+    step_dir,
+    stop_command,
+)
 
 
 class _Backend(Protocol):
@@ -63,6 +71,9 @@ class SSHSession:
         with self._lock:
             reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
+        if journal is not None and outcome.exit_code == 125 and outcome.output.startswith(CANNOT):
+            # The host cannot keep the journal: the command never ran; say so, not `exit 125`.
+            outcome = replace(outcome, exit_code=None, error=outcome.output.strip().removeprefix("gonogo: "))
         return replace(outcome, connect=reconnect) if reconnect else outcome
 
     def _reconnect_if_dropped(self) -> float:
