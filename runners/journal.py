@@ -1,11 +1,11 @@
 """The step journal on the host: what ran there, recorded by the host itself.
 
 Every remote step runs under `WRAPPER`, plain POSIX sh shipped on the command line (nothing to
-install). In the step's own directory, `<root>/<deployment>/<step key>/`, it records:
+install). In the step's own directory, `<root>/<deployment>/<host>/<step key>/`, it records:
 
-    started   `<pid> <epoch>` once the step's process is up (its pid is its process group: setsid)
+    started   `<pid> <epoch>` once the step's process is up (its pid is its session: setsid)
     output    stdout and stderr of the step, as it runs
-    exit      `<status> <epoch>` once it ended
+    exit      `<status> exit|signal <epoch>` once it ended (`eof` once its output closed)
 
 The step runs in its own session with its output in the journal, so it keeps running when the
 SSH session drops; the wrapper streams `output` back on the channel and exits with the step's
@@ -13,6 +13,7 @@ status (a step killed by a signal kills the wrapper with the same signal, as wit
 directory is made with `mkdir`, once: a second run of the same key never runs the step again,
 it reattaches (still running) or replays the recorded output and status (finished). Stdin (the
 environment block, the sudo password) reaches the step through a FIFO, never the disk.
+`stop_command` ends a step's process groups and sets its record aside (`<key>.given-up.<epoch>`).
 """
 
 from __future__ import annotations
