@@ -245,6 +245,11 @@ def _resume(engine: Engine, c: Click) -> Reply | None:
     return Reply(f"Resuming {d.label}.", ephemeral=False)
 
 
+def _run_again(engine: Engine, c: Click) -> Reply | None:
+    d = engine.run_again(c.ctx.user, c.deployment_id)
+    return Reply(f"Running the step again and resuming {d.label}.", ephemeral=False)
+
+
 def _gate_go(engine: Engine, c: Click) -> Reply | None:
     d = engine.gate_go(c.ctx.user, c.deployment_id)
     if d.state == State.GATED and d.details.gate is not None:
@@ -281,6 +286,7 @@ ACTIONS: dict[Action, Callable[[Engine, Click], Reply | None]] = {
     Action.SIGNOFF_TICK: _signoff_tick,
     Action.SIGNOFF_CHECKLIST: _signoff_checklist,
     Action.RESUME: _resume,
+    Action.RUN_AGAIN: _run_again,
     Action.GATE_GO: _gate_go,
     Action.GATE_NOGO: _gate_nogo,
     Action.RECOVER: _recover,

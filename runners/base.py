@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from runners.journal import JournalState
+
 HostStatus = Literal["ok", "failed", "timed_out", "error", "skipped"]
 
 # Output callback: receives chunks of text as the command produces them.
@@ -163,8 +165,22 @@ class HostSession(Protocol):
         timeout: float | None,
         env: Mapping[str, str],
         on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
-        """Run a shell command, streaming output to `on_output`. Never raises for a failing command."""
+        """Run a shell command, streaming output to `on_output`. Never raises for a failing command.
+
+        `journal` (`<deployment>/<step key>`) names the step in the host's journal
+        (`runners.journal`): a step of that name that already ran there is not run again, its
+        recorded outcome is replayed (or, still running, waited for).
+        """
+        ...
+
+    def journal_state(self, journal: str) -> JournalState:
+        """What the host's journal says of the step `journal` (never started, running, finished)."""
+        ...
+
+    def stop(self, journal: str) -> str:
+        """Stop the step `journal`'s process group on the host (TERM, then KILL); what happened."""
         ...
 
     def put(self, local: str, remote: str) -> None:

@@ -1,22 +1,16 @@
 """The stage pipeline: run named stages of steps over hosts, batch by batch.
 
-Capistrano-style: a stage (`pre_deploy`, `deploy`, `verify`, `rollback`) is a list of steps;
-the strategy splits hosts into batches; within a batch each step runs on the batch's hosts
-concurrently (bounded by `max_parallel`, on a pool started once). A failure stops the stage
-after the current step of the current batch; later batches are reported as skipped. Sessions
-are opened lazily, once per host, and reused until `close()`. An upload step (`runners.upload`)
-copies a file on the host's session instead of running a command.
+Capistrano-style: the strategy splits hosts into batches; within a batch each step runs on the
+batch's hosts concurrently (bounded by `max_parallel`, on a pool started once); a failure stops
+the stage after the current step of the current batch (later batches: skipped). Sessions open
+lazily, once per host. Every command runs under a journal name (`<journal>/<step key>`, see
+`runners.journal`): a step the host already ran under it is not run again. An upload step
+(`runners.upload`) copies a file instead. Connection set-up (`HostResult.connect`) is reported
+apart from `duration`; output is redacted whole lines at a time, with a backend's `secrets`.
 
-A host's result reports the connection set-up (`HostResult.connect`) apart from the command's
-own `duration`. Output is redacted whole lines at a time (`runners.output`), with a backend's own
-`secrets` (the sudo password) too; a backend's `observe` sees every progress event first.
-
-Beyond the command, a step may publish artifacts (`runners.artifacts`) that later commands use
-as `{artifact.NAME}`; a step that declares one and does not print it fails on that host. A step
-gets the environment's secrets plus its own (`Step.secrets`, from `step_secrets`); its `verify`
-checks run right after it (through the `verify` callback) and a failure fails the step. Every
-command sees the host's own variables (`{host.address}`, `{host.vars.NAME}`). `run_planned`
-runs a compensation: each step on exactly the hosts it is planned for.
+A step may publish artifacts (`{artifact.NAME}` for later commands; declared and not printed:
+the step fails), gets the environment's secrets plus its own (`step_secrets`), and its `verify`
+checks run right after it. `run_planned` runs a compensation: each step on its planned hosts.
 """
 
 from __future__ import annotations
@@ -24,29 +18,31 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import runners.artifacts as artifacts
 from runners.base import (
     Backend,
-    CommandOutcome,
     Host,
     HostResult,
     HostSession,
     HostUnreachable,
-    OutputSink,
     Step,
     StepResult,
 )
 from runners.command import sudo_command
+from runners.journal import step_key
 from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
-from runners.stage import Attempt, Planned, StageResult, judge, missing_artifacts, step_env
+from runners.running import RunningSteps
+from runners.stage import Attempt, Planned, StageResult, attempt, judge, missing_artifacts, step_env
 from runners.strategy import Strategy
 from runners.template import render
-from runners.upload import put_file, upload_paths
+from runners.upload import upload_paths
 from runners.workers import WorkerPool
 
 #: Runs a step's `verify` checks right after it: a failure summary, or None when they pass.
@@ -80,8 +76,13 @@ class Pipeline:
         published: Mapping[str, Mapping[str, str]] | None = None,
         verify: Verifier | None = None,
         require_artifacts: bool = True,
+        journal: str | None = None,
+        unsure: Mapping[str, Sequence[str]] | None = None,
+        rerun: Sequence[str] = (),
     ) -> None:
         self.backend = backend
+        #: The deployment's name in the hosts' step journals (`runners.journal`); unique when unset.
+        self.journal = journal or f"adhoc-{uuid.uuid4().hex[:12]}"
         self.hosts = list(hosts)
         self.strategy = strategy
         self.variables = dict(variables)
@@ -107,6 +108,14 @@ class Pipeline:
         self._session_errors: dict[str, str] = {}
         self._lock = threading.Lock()
         self._workers: WorkerPool | None = None
+        self._stage_runs: dict[str, int] = {}
+        #: The step each host runs now (for `stop_running`).
+        self.running = RunningSteps(unsure, rerun)  # and the resumed steps the journal decides
+
+    def _stage_run(self, stage: str) -> str:
+        """The stage's name in the journal: `deploy`, then `deploy-2` when run again here."""
+        runs = self._stage_runs.get(stage, 1)
+        return stage if runs == 1 else f"{stage}-{runs}"
 
     def _progress(self, event: ProgressEvent) -> None:
         if self._observe is not None:
@@ -174,6 +183,7 @@ class Pipeline:
         `start_batch`, and in that batch at step `start_step` (the steps before it finished).
         """
         result = StageResult(stage=stage)
+        self._stage_runs[stage] = self._stage_runs.get(stage, 0) + 1
         batches = self.strategy.batches(self.hosts)
         every = tuple(h.name for batch in batches for h in batch)
         self._progress(
@@ -270,8 +280,10 @@ class Pipeline:
             )
         )
 
+        key = f"{self.journal}/{step_key(self._stage_run(stage), batch_index, step_index, step.name)}"
+
         def on_host(h: Host) -> HostResult:
-            return self._run_on_host(stage, step, h, variables)
+            return self._run_on_host(stage, step, h, variables, key)
 
         if len(hosts) == 1 or self.strategy.max_parallel <= 1:
             results = [on_host(h) for h in hosts]
@@ -296,6 +308,7 @@ class Pipeline:
         """Run planned steps in order, each on exactly its hosts (a compensation: every undo where
         its step finished); stop at the first failure. A resume starts at `start_step`."""
         result = StageResult(stage=stage)
+        self._stage_runs[stage] = self._stage_runs.get(stage, 0) + 1
         self._progress(ProgressEvent("stage_started", stage))
         for position, item in enumerate(planned):
             if position < start_step or not item.hosts:
@@ -314,7 +327,7 @@ class Pipeline:
         return result
 
     def _run_on_host(
-        self, stage: str, step: Step, host: Host, variables: Mapping[str, object] | None = None
+        self, stage: str, step: Step, host: Host, variables: Mapping[str, object] | None, key: str
     ) -> HostResult:
         """One step on one host: render, run, judge; output and the result go out as progress."""
         self._progress(ProgressEvent("host_started", stage, step=step.name, hosts=(host.name,)))
@@ -330,7 +343,7 @@ class Pipeline:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         output = HostOutput(self.redact, publish)
-        attempt = self._attempt(host, step, upload or command, env, output.sink, started)
+        attempt = self._attempt(host, step, upload or command, env, output.sink, started, key)
         output.flush()
         outcome = attempt.outcome
         status, code, error = judge(outcome, attempt.error, attempt.duration)
@@ -368,33 +381,16 @@ class Pipeline:
         self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
         return result
 
-    def _attempt(
-        self, host: Host, step: Step, work: Work, env: Mapping[str, str], sink: OutputSink, started: float
-    ) -> Attempt:
-        """Open (or reuse) the host's session and run `work` (a command, or an upload's source and
-        destination); never raises."""
-        outcome: CommandOutcome | None = None
-        error: str | None = None
-        opened = started
+    def _attempt(self, host: Host, step: Step, work: Work, *rest: Any) -> Attempt:
+        """Open (or reuse) the host's session and run `work` (`runners.stage.attempt`; `rest`:
+        the step's environment, the output sink, the start time and the journal name)."""
         with self._lock:
             reused = host.name in self._sessions
-        try:
-            session = self._session(host)
-            opened = time.monotonic()
-            if isinstance(work, tuple):
-                outcome = put_file(session, *work, host, sink)
-            else:
-                outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink)
-        except HostUnreachable as exc:
-            # The message names the host ("app3: connection refused"); HostResult adds the name.
-            error = str(exc).removeprefix(f"{host.name}: ")
-            opened = time.monotonic()
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        finished = time.monotonic()
-        # Connection set-up (opening the session, or reconnecting inside `run`) is reported apart
-        # from the command's own duration, so the first step of a deploy is not slower on paper.
-        reconnect = outcome.connect if outcome is not None else 0.0
-        connect = (0.0 if reused else opened - started) + reconnect
-        duration = max(0.0, finished - opened - reconnect)
-        return Attempt(outcome, error, connect, duration)
+        env, sink, started, key = rest
+        return attempt(
+            lambda: self._session(host), reused, host, step, work, env, sink, started, key, self.running
+        )
+
+    def stop_running(self) -> list[str]:
+        """Stop the steps running now on their hosts (`RunningSteps.stop`): shutdown's last resort."""
+        return self.running.stop()

@@ -3,10 +3,23 @@ one command's outcome is judged (`judge`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from runners.base import CommandOutcome, Host, HostResult, HostStatus, Step, StepResult
+from runners.base import (
+    CommandOutcome,
+    Host,
+    HostResult,
+    HostSession,
+    HostStatus,
+    HostUnreachable,
+    OutputSink,
+    Step,
+    StepResult,
+)
+from runners.running import RunningSteps
+from runners.upload import put_file
 
 
 @dataclass
@@ -82,3 +95,48 @@ def step_env(step: Step, env: Mapping[str, str], step_secrets: Mapping[str, str]
             raise ValueError(f"secret {name} is not set in gonogo's environment")
         out[name] = step_secrets[name]
     return out
+
+
+def attempt(
+    session_for: Callable[[], HostSession],
+    reused: bool,
+    host: Host,
+    step: Step,
+    work: str | tuple[str, str],
+    env: Mapping[str, str],
+    sink: OutputSink,
+    started: float,
+    key: str,
+    running: RunningSteps,
+) -> Attempt:
+    """Open (or reuse: `reused`) the host's session and run `work` (a command under the journal
+    name `key`, listed in `running` meanwhile; or an upload's source and destination); never raises."""
+    outcome: CommandOutcome | None = None
+    error: str | None = None
+    opened = started
+    try:
+        session = session_for()
+        opened = time.monotonic()
+        if isinstance(work, tuple):
+            outcome = put_file(session, *work, host, sink)
+        else:
+            if refused := running.refusal(session, host, key):
+                return Attempt(None, refused, 0.0 if reused else time.monotonic() - started, 0.0)
+            running.add(host.name, session, key)
+            try:
+                outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink, journal=key)
+            finally:
+                running.discard(host.name)
+    except HostUnreachable as exc:
+        # The message names the host ("app3: connection refused"); HostResult adds the name.
+        error = str(exc).removeprefix(f"{host.name}: ")
+        opened = time.monotonic()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    finished = time.monotonic()
+    # Connection set-up (opening the session, or reconnecting inside `run`) is reported apart
+    # from the command's own duration, so the first step of a deploy is not slower on paper.
+    reconnect = outcome.connect if outcome is not None else 0.0
+    connect = (0.0 if reused else opened - started) + reconnect
+    duration = max(0.0, finished - opened - reconnect)
+    return Attempt(outcome, error, connect, duration)

@@ -5,6 +5,7 @@ Paths are relative to the config file.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,10 +47,20 @@ def ssh_options_for(config: Config, env: Environment) -> SSHOptions:
 
 
 def ssh_backend_for(config: Config, env: Environment) -> Backend:
-    """An `SSHBackend` with the bot's key, known_hosts and limits; the env may opt in to new keys."""
+    """An `SSHBackend` with the bot's key, known_hosts and limits (the env may opt in to new keys),
+    its step journal under the env's `deploy_to`."""
     from runners.backends.ssh import SSHBackend
 
-    return SSHBackend(ssh_options_for(config, env))
+    backend = SSHBackend(ssh_options_for(config, env))
+    backend.journal_root = journal_root(env)
+    backend.journal_keep = env.keep_releases + 1  # pruned as the releases are, and the one under way
+    return backend
+
+
+def journal_root(env: Environment) -> str:
+    """Where `env`'s hosts keep the step journal: `<deploy_to>/.gonogo/journal` (pruned with the
+    releases)."""
+    return posixpath.join(env.deploy_to, ".gonogo", "journal")
 
 
 def printer_backend_for(config: Config, env: Environment) -> Backend:

@@ -18,6 +18,7 @@ class Action(StrEnum):
     CHECKLIST = "checklist"  # the card's checkboxes (changes as a whole)
     ABORT = "abort"
     RESUME = "resume"
+    RUN_AGAIN = "run_again"  # resume, running a step whose host's journal is gone a second time
     ROLLBACK_NOW = "rollback_now"
     HOLD = "hold"
     CONTINUE_MONITORING = "continue_monitoring"  # a window holding on an inconclusive check goes on

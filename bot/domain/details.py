@@ -221,6 +221,8 @@ class Details:
     gates_passed: tuple[str, ...] = ()
     #: A rollback after an irreversible step: what a human chose for it ("undo" or "restore").
     recovery: str | None = None
+    #: Steps (journal names) a human allowed to run again although their hosts' journals are gone.
+    rerun: tuple[str, ...] = ()
     #: A rollback's compensation: what it undoes and what it skips (and why), as the card says.
     undo_notes: tuple[str, ...] = ()
     # monitoring

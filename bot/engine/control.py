@@ -17,6 +17,7 @@ from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.errors import Refused
 from bot.engine.failures import Failures
+from bot.engine.journal import unsure_steps
 from bot.engine.policy import may_operate
 from bot.engine.port import Ledger, Notifier, RunQueue, Timer, Timers
 from bot.store.base import Store
@@ -106,6 +107,22 @@ class Control:
             raise Refused(f"{d.label} is {d.state.value}; only an interrupted deployment can be resumed")
         self.ledger.log(user, "resume_requested", d)
         self.notify.settle_alerts(deployment_id, f"▶️ Resumed by {user}.")
+        self.runs.submit(d)
+        return d
+
+    def run_again(self, user: str, deployment_id: int) -> Deployment:
+        """Resume, allowing the steps whose hosts' journals are gone (or lost them) to run a
+        second time: a human's call, never the bot's."""
+        d = self.ledger.get(deployment_id)
+        self._may_operate(user, d.env, "resume", d.id)
+        if d.state != State.INTERRUPTED:
+            raise Refused(f"{d.label} is {d.state.value}; only an interrupted deployment can be resumed")
+        allowed = tuple(sorted(unsure_steps(d)))
+        d = self.ledger.amend(
+            deployment_id, lambda cur: cur.with_details(rerun=(*cur.details.rerun, *allowed))
+        )
+        self.ledger.log(user, "run_again_requested", d, "; ".join(allowed))
+        self.notify.settle_alerts(deployment_id, f"▶️ {user} runs the step again and resumes.")
         self.runs.submit(d)
         return d
 

@@ -318,6 +318,10 @@ class Engine:
         """Continue an interrupted deployment from its first unfinished stage and batch."""
         return self.control.resume(user, deployment_id)
 
+    def run_again(self, user: str, deployment_id: int) -> Deployment:
+        """Resume, running a step whose hosts' journals are gone a second time (a human's call)."""
+        return self.control.run_again(user, deployment_id)
+
     def hold(self, user: str, deployment_id: int) -> Deployment:
         """Hold: stop an automatic rollback from starting; the deployment stays as it is."""
         return self.control.hold(user, deployment_id)

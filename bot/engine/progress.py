@@ -110,12 +110,14 @@ class ProgressReporter:
         stages = self.tally.tallies()
         if result.ok and event.step_index is not None:  # a resume starts after this step
             cursor = Cursor(event.stage, event.batch or 0, event.step_index + 1)
-        self.inflight.update_running(
+        saved = self.inflight.update_running(
             self.deployment_id,
             lambda d: replace(
                 d, details=_done(d.details, event, result, cursor, self.record_runs).but(stages=stages)
             ),
         )
+        if saved is None:  # fenced (declared interrupted, or given up at shutdown): write nothing
+            return
         self.store.record_host_results(self.deployment_id, event.stage, result.hosts)
         mark = "✓" if result.ok else "✗"
         line = f"{mark} {event.stage} › {result.step}: " + "; ".join(h.describe() for h in result.hosts[:10])

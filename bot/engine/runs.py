@@ -32,6 +32,7 @@ from bot.engine.stages import Stages
 from bot.engine.watchdog import Watchdog
 from bot.store.base import Store
 from runners import StageResult
+from runners.journal import UNSURE
 
 log = logging.getLogger("gonogo.runs")
 #: Longest wait (seconds) before the dispatcher looks at the queue again without being woken.
@@ -116,9 +117,9 @@ class Runs:
         """Stop taking work; running deployments stop after their current step and are
         recorded as `interrupted` so a restart can resume them.
 
-        A step still running after `grace` seconds is not waited for: its deployment is
-        recorded as interrupted at once (Resume redoes that step) and its connections are
-        closed. Heartbeats go on until then, so no replica takes a run over early.
+        A step still running after `grace` seconds is given up: its process group is stopped on
+        the host (TERM, then KILL a few seconds later), its deployment is recorded as
+        interrupted (Resume runs that step again) and its connections are closed. Heartbeats go on until then, so no replica takes a run over early.
         """
         self.queue.stop_claiming()
         self.watchdog.stopping.set()
@@ -139,9 +140,13 @@ class Runs:
     def _abandon(self, deployment_id: int, run: Run, grace: float) -> None:
         """Shutdown's last resort for a step that outlived the grace period."""
         d = self.store.get(deployment_id)
-        run.fenced = True
+        run.fenced = True  # from now on the run writes nothing, whatever its step still reports
+        stopped = run.pipeline.stop_running() if run.pipeline is not None else []
         if d is not None and d.state == State.RUNNING:
-            self._interrupt(d, f"the bot shut down and its step did not finish within {grace:g}s")
+            why = f"the bot shut down and its step did not finish within {grace:g}s"
+            if stopped:
+                why += "; given up and stopped on the host (" + ", ".join(stopped) + ")"
+            self._interrupt(d, why)
         if run.pipeline is not None:
             try:
                 run.pipeline.close()
@@ -219,6 +224,8 @@ class Runs:
             self.gates.wait(d, failure)
         elif failure is not None and failure.aborted and failure.failed_step is None:
             self._aborted(d, failure, run)
+        elif failure is not None and (unsure := _unsure(failure)):
+            self._interrupt(d, unsure, rerun=True)
         elif failure is not None:
             self._failed(d, failure)
         elif d.dry_run:
@@ -283,31 +290,51 @@ class Runs:
             log.info("%s could not be marked rolled back from %s", undone.label, undone.state.value)
 
     # -- interruptions ------------------------------------------------------------------------
-    def _interrupt(self, d: Deployment, why: str) -> Deployment | None:
+    def _interrupt(self, d: Deployment, why: str, *, rerun: bool = False) -> Deployment | None:
         try:
             d = self.ledger.save(
                 d, Event.INTERRUPT, "gonogo", "interrupt", detail=why, error=why, refresh=True
             )
         except Refused:
             return None
-        self.announce_interrupted(d, why)
+        self.announce_interrupted(d, why, rerun=rerun)
         return d
 
-    def announce_interrupted(self, d: Deployment, why: str, *, again: bool = False) -> None:
-        """The Resume / Roll back alert of an interrupted deployment."""
+    def announce_interrupted(
+        self, d: Deployment, why: str, *, again: bool = False, rerun: bool = False
+    ) -> None:
+        """The Resume / Roll back alert of an interrupted deployment; with `rerun` (a host's
+        journal cannot say whether the step ran) `Run it again` instead of Resume."""
         still = "is still interrupted" if again else "was interrupted"
+        go_on = (
+            Button("Run it again", Action.RUN_AGAIN, str(d.id), "primary")
+            if rerun
+            else Button("Resume", Action.RESUME, str(d.id), "primary")
+        )
+        ask = "Run the step a second time only if it is safe to" if rerun else "Resume it"
         self.notify.alert(
             d,
             f"⚠️ Deployment {d.label} of {d.ref} to {d.env} {still}: {why}. "
-            "Resume it, or roll back; the environment stays held until someone decides.",
+            f"{ask}, or roll back; the environment stays held until someone decides.",
             (
-                Button("Resume", Action.RESUME, str(d.id), "primary"),
+                go_on,
                 *self.failures.rollback_buttons(
                     d, Button("Roll back", Action.ROLLBACK_NOW, str(d.id), "danger")
                 ),
             ),
             [d.requester, *self.ledger.env(d.env).on_call],
         )
+
+
+def _unsure(stage: StageResult) -> str | None:
+    """Why the stage stopped when it was only because hosts' journals could not say whether a
+    resumed step ran (see `runners.running.RunningSteps.refusal`): a human decides."""
+    step = stage.failed_step
+    failures = step.failures() if step is not None else []
+    if step is None or not failures or not all((h.error or "").startswith(UNSURE) for h in failures):
+        return None
+    hosts = ", ".join(h.host for h in failures)
+    return f"{stage.stage} › {step.step}: on {hosts} {UNSURE} (its journal is gone or was lost)"
 
 
 def _skipped_note(stage: StageResult) -> str:

@@ -20,6 +20,7 @@ from bot.engine.checking import applicable
 from bot.engine.compensation import UNDO_STAGE, compensates, plan_undo
 from bot.engine.gates import GateStop
 from bot.engine.inflight import InFlight, Run
+from bot.engine.journal import journal_name, unsure_steps
 from bot.engine.monitoring import Monitoring
 from bot.engine.port import BackendFactory, Ledger, Notifier
 from bot.engine.progress import ProgressReporter
@@ -73,6 +74,9 @@ class Stages:
             published=published,
             verify=lambda stage, step, result: self._verify_step(d, stage, step, result, run),
             require_artifacts=not d.dry_run,
+            journal=journal_name(d),
+            unsure=unsure_steps(d),
+            rerun=d.details.rerun,
         )
         run.pipeline = pipeline
         return pipeline

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
+from runners.journal import STOP_KILL_AFTER, JournalState
 from runners.output import TailBuffer
 
 
@@ -38,8 +39,10 @@ class LocalSession:
         timeout: float | None,
         env: Mapping[str, str],
         on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
-        """Run `command` in a shell, streaming merged stdout/stderr."""
+        """Run `command` in a shell, streaming merged stdout/stderr (no journal here yet:
+        `journal` is accepted and ignored)."""
         tail = TailBuffer()
         started = time.monotonic()
         try:
@@ -99,6 +102,24 @@ class LocalSession:
         import shutil
 
         shutil.copyfile(local, remote)
+
+    def journal_state(self, journal: str) -> JournalState:
+        """No journal on this backend: every step reads as never started."""
+        return JournalState("absent")
+
+    def stop(self, journal: str) -> str:
+        """Stop what runs in this session: TERM to each process group, KILL after a few seconds."""
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(timeout=STOP_KILL_AFTER)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+        return "stopped" if running else "absent"
 
     def close(self) -> None:
         """Kill what is still running (with everything it started): a closed session runs nothing."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from runners.base import CommandOutcome, Host, HostSession, OutputSink
 from runners.command import remote_command
+from runners.journal import JournalState
 from runners.progress import ProgressEvent
 
 if TYPE_CHECKING:
@@ -49,12 +50,21 @@ class PrinterSession:
         timeout: float | None,
         env: Mapping[str, str],
         on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
         """Record the command line the real backend would run and report success."""
         line = f"[{self.host.name}] $ {self._backend.command_line(command, timeout=timeout, env=env)}"
         self._emit(line)
         on_output(line + "\n")
         return CommandOutcome(exit_code=0, output=line)
+
+    def journal_state(self, journal: str) -> JournalState:
+        """A dry run runs nothing: never started."""
+        return JournalState("absent")
+
+    def stop(self, journal: str) -> str:
+        """Nothing runs in a dry run."""
+        return "absent"
 
     def put(self, local: str, remote: str) -> None:
         """Record the upload."""

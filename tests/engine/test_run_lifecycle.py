@@ -216,7 +216,9 @@ def test_shutdown_does_not_wait_past_its_limit_and_leaves_a_resumable_record(
     e.shutdown(grace=0.5)
     record = e.store.get(d)
     assert record is not None and record.state == State.INTERRUPTED
-    assert record.error == "the bot shut down and its step did not finish within 0.5s"
+    assert record.error == (
+        "the bot shut down and its step did not finish within 0.5s; given up and stopped on the host (h1: stopped)"
+    )
     assert record.details.cursor == Cursor("deploy", 0, 0)  # Resume redoes the step
     time.sleep(4)
     assert log_lines(tmp_path) == ["start-h1"]  # the abandoned step was stopped, not left running

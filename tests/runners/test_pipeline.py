@@ -66,7 +66,13 @@ class RecorderSession:
         self.host = host
 
     def run(
-        self, command: str, *, timeout: float | None, env: Mapping[str, str], on_output: OutputSink
+        self,
+        command: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str],
+        on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
         b = self.backend
         with b.lock:

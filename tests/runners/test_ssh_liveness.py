@@ -61,11 +61,13 @@ def descendants(pid: int) -> list[int]:
 
 
 def commands_below(server: SSHServer) -> list[str]:
-    names = []
+    """The command lines of the processes below `server` (`sleep 120`; the step journal's
+    wrapper polls with short sleeps of its own, so the names alone do not tell the step)."""
+    lines = []
     for pid in descendants(server.proc.pid):  # type: ignore[union-attr]
         with contextlib.suppress(OSError):
-            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
-    return names
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+    return lines
 
 
 def wait_for(predicate: object, timeout: float = 20.0) -> None:
@@ -94,7 +96,7 @@ def test_a_stopped_host_fails_within_a_bound_without_a_step_timeout(own_fleet: S
     stopped: list[int] = []
     try:
         thread, out = start_stage(pipeline, [Step("wait", "sleep 120")])  # no timeout
-        wait_for(lambda: "sleep" in commands_below(server))
+        wait_for(lambda: "sleep 120" in commands_below(server))
         stopped = descendants(server.proc.pid)  # type: ignore[union-attr]
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)
@@ -123,7 +125,7 @@ def test_a_host_whose_network_disappears_fails_within_a_bound(own_fleet: SSHFlee
     pipeline = Pipeline(SSHBackend(options(own_fleet, known_hosts=str(known))), [host], Strategy(), {})
     try:
         thread, out = start_stage(pipeline, [Step("wait", "echo started; sleep 120")])
-        wait_for(lambda: "sleep" in commands_below(server))
+        wait_for(lambda: "sleep 120" in commands_below(server))
         proxy.freeze()  # silence both ways, sockets left open: no FIN, no RST
         thread.join(BOUND)
         assert not thread.is_alive(), "the step hung on a host whose network disappeared"
@@ -146,7 +148,7 @@ def test_hosts_behind_a_stopped_jump_host_fail_within_a_bound(own_fleet: SSHFlee
     stopped: list[int] = []
     try:
         thread, out = start_stage(pipeline, [Step("wait", "sleep 120")])
-        wait_for(lambda: commands_below(target).count("sleep") == 2)
+        wait_for(lambda: commands_below(target).count("sleep 120") == 2)
         stopped = descendants(gateway.proc.pid)  # type: ignore[union-attr]
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)

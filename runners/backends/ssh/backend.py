@@ -23,6 +23,7 @@ from runners.backends.ssh.plan import Endpoint, SSHPlan
 from runners.backends.ssh.session import SSHSession
 from runners.backends.ssh.transport import PARAMIKO_LOGGER, LiveTransport, SSHConnection, abandon
 from runners.base import Host, HostUnreachable
+from runners.journal import JOURNAL_ROOT
 
 log = logging.getLogger("gonogo.ssh")
 NO_IDENTITY = (
@@ -45,6 +46,10 @@ class SSHBackend:
         self.plan = SSHPlan(self.options)
         self.known_hosts = KnownHosts(self.options.known_hosts, accept_new=self.options.accept_new_host_keys)
         self.sudo_password: str | None = None
+        #: Where the hosts keep the step journal (`runners.journal`).
+        self.journal_root = JOURNAL_ROOT
+        #: How many deployments' journals each host keeps (0: all), as it keeps releases.
+        self.journal_keep = 0
         if self.options.sudo_password_env:
             self.sudo_password = os.environ.get(self.options.sudo_password_env)
             if self.sudo_password is None:

@@ -16,8 +16,17 @@ from runners.backends.ssh.channel import ChannelCommand, connection_lost
 from runners.backends.ssh.options import SSHOptions
 from runners.backends.ssh.plan import SSHPlan
 from runners.backends.ssh.transport import LiveTransport, dead_reason
-from runners.base import CommandOutcome, Host, OutputSink
+from runners.base import CommandOutcome, Host, HostUnreachable, OutputSink
 from runners.command import RemoteCommand
+from runners.journal import (
+    CANNOT,
+    JournalState,
+    journaled,
+    parse_state,
+    state_command,
+    step_dir,
+    stop_command,
+)
 
 
 class _Backend(Protocol):
@@ -26,6 +35,8 @@ class _Backend(Protocol):
     plan: SSHPlan
     options: SSHOptions
     sudo_password: str | None
+    journal_root: str
+    journal_keep: int
 
     def connect(self, host: Host) -> Connection:
         """Open a verified, authenticated connection to `host`."""
@@ -49,16 +60,23 @@ class SSHSession:
         timeout: float | None,
         env: Mapping[str, str],
         on_output: OutputSink,
+        journal: str | None = None,
     ) -> CommandOutcome:
-        """Run `command` (wrapped by `remote_command`), streaming whole lines to `on_output`."""
+        """Run `command` (wrapped by `remote_command`, then with a `journal` by the journal
+        wrapper), streaming whole lines to `on_output`."""
         wrapped = self.backend.plan.command(
             command, timeout=timeout, env=env, sudo_password=self.backend.sudo_password
         )
+        if journal is not None:
+            wrapped = journaled(wrapped, self._journal_dir(journal), self.backend.journal_keep)
         with self._lock:
             if self._closed:
                 return CommandOutcome(None, "", error="connection closed (the deploy was stopped)")
             reconnect = self._reconnect_if_dropped()
             outcome = self._execute(wrapped, timeout, on_output)
+        if journal is not None and outcome.exit_code == 125 and outcome.output.startswith(CANNOT):
+            # The host cannot keep the journal: the command never ran; say so, not `exit 125`.
+            outcome = replace(outcome, exit_code=None, error=outcome.output.strip().removeprefix("gonogo: "))
         return replace(outcome, connect=reconnect) if reconnect else outcome
 
     def _reconnect_if_dropped(self) -> float:
@@ -98,6 +116,46 @@ class SSHSession:
         if command.guard_hit:
             self.conn.close()  # the next step reconnects
         return outcome
+
+    # -- the journal ----------------------------------------------------------------------------
+    def _journal_dir(self, journal: str) -> str:
+        """`<root>/<deployment>/<host>/<step key>`: hosts may share a home (and so a journal root)."""
+        deployment, _, key = journal.partition("/")
+        return step_dir(self.backend.journal_root, deployment, self.host.name, key)
+
+    def journal_state(self, journal: str) -> JournalState:
+        """What the host's journal says of the step `journal`; HostUnreachable when it cannot be read."""
+        return parse_state(self._ask(state_command(self._journal_dir(journal)), "read the step journal"))
+
+    def stop(self, journal: str) -> str:
+        """Stop the step's process group on the host (TERM, then KILL after a few seconds):
+        `killed`, `stopped`, `exit <status> <epoch>` (it had ended) or `absent`."""
+        return self._ask(stop_command(self._journal_dir(journal)), "stop the step").strip()
+
+    def _ask(self, line: str, what: str) -> str:
+        """Run a short bookkeeping command on its own channel (beside a running step: no lock),
+        on a fresh connection when this one dropped; its stdout."""
+        conn = self.conn
+        if not conn.is_connected:
+            conn = self.backend.connect(self.host)
+        try:
+            chan = conn.transport.open_session(timeout=self.backend.options.connect_timeout)
+            chan.settimeout(self.backend.options.connect_timeout + 30)
+            chan.exec_command(line)
+            chan.shutdown_write()
+            out = b""
+            while data := chan.recv(65536):
+                out += data
+            chan.recv_exit_status()
+            chan.close()
+        except (SSHException, EOFError, OSError) as exc:
+            raise HostUnreachable(
+                f"{self.host.name}: could not {what}: {self._lost(connection_lost(exc))}"
+            ) from exc
+        finally:
+            if conn is not self.conn:
+                conn.close()
+        return out.decode("utf-8", "replace")
 
     def put(self, local: str, remote: str) -> None:
         """Upload a local file over SFTP; errors name the host."""

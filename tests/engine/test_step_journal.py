@@ -1,0 +1,305 @@
+"""Steps that outlive the bot, over real sshd and both stores: a shutdown grace that runs out
+stops the remote step (and the bot exits, and writes nothing more); a bot SIGKILLed mid-step
+leaves the step finishing on the host, and Resume records it from the host's journal instead of
+running it again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import parse_config
+from bot.domain.deployment import State
+from bot.domain.details import Cursor
+from bot.store import open_store
+from tests.support.engines import make_engine, wait_for
+from tests.support.recording import RecordingChat
+from tests.support.sshd import SSHFleet
+from tests.support.stores import STORE_BACKENDS
+
+pytest_plugins = ["tests.support.sshd"]
+pytestmark = pytest.mark.ssh
+
+CONFIG = """
+[bot]
+data_dir = "{data}"
+heartbeat_interval = "0.2s"
+[ssh]
+user = "{user}"
+identity_file = "{key}"
+known_hosts = "{known_hosts}"
+ssh_config = "{ssh_config}"
+connect_timeout = "5s"
+[environments.prod]
+backend = "ssh"
+hosts = [{hosts}]
+deploy_to = "{data}/srv"
+[environments.prod.strategy]
+kind = "sequential"
+[[environments.prod.steps.deploy]]
+name = "migrate"
+run = "echo start {{host}} >> {data}/runs; if [ {{host}} = app1 ] && [ -e {data}/slow ]; then sleep {sleep}; fi; echo end {{host}} >> {data}/runs"
+"""
+
+# The bot in its own process: it deploys, and on SIGTERM shuts down as `gonogo console` does.
+CHILD = """
+import sys, time, tomllib
+from pathlib import Path
+from bot.app.cli import shutdown_grace, stop_on_signals
+from bot.config import parse_config
+from bot.store import open_store
+from tests.support.engines import make_engine
+from tests.support.recording import RecordingChat
+
+data = Path(sys.argv[1])
+config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={})
+engine = make_engine(config, open_store(sys.argv[3]), RecordingChat())
+engine.start()
+stop_on_signals()
+try:
+    d = engine.request_deploy("alice", "#d", "prod", "v1")
+    engine.approve("bob", d.id)
+    print("approved", flush=True)
+    time.sleep(300)
+except KeyboardInterrupt:
+    pass
+finally:
+    engine.shutdown(wait=True, grace=shutdown_grace())
+    engine.store.close()
+print("exited", flush=True)
+"""
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    from tests.support.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()
+    yield schema.schema_url
+    schema.close()
+
+
+def config_text(tmp_path: Path, fleet: SSHFleet, sleep: int) -> str:
+    hosts = ", ".join(
+        f'{{ name = "{h.name}", address = "{h.address}", port = {h.port} }}' for h in fleet.hosts(2)
+    )
+    return CONFIG.format(
+        data=tmp_path,
+        user=fleet.user,
+        key=fleet.key,
+        known_hosts=fleet.known_hosts,
+        ssh_config=fleet.root / "ssh_config",
+        hosts=hosts,
+        sleep=sleep,
+    )
+
+
+def start_child(tmp_path: Path, text: str, store_url: str, **env: str) -> subprocess.Popen[str]:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path), text, store_url],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def runs(tmp_path: Path) -> list[str]:
+    path = tmp_path / "runs"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def step_processes(tmp_path: Path) -> list[int]:
+    """Processes still running the slow step (their command line names this test's runs file)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                line = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"{tmp_path}/runs".encode() in line and b"gonogo-step" not in line:
+                found.append(int(entry))
+    return found
+
+
+def resume(tmp_path: Path, text: str, store_url: str) -> tuple[State, list[str]]:
+    """A new bot process: finds the run interrupted (or interrupts it), resumes it."""
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    engine = make_engine(config, open_store(store_url), RecordingChat())
+    try:
+        d = engine.store.deployments("prod")[0]
+        if d.state == State.RUNNING:
+            time.sleep(1.2)  # the dead process's heartbeat goes stale (3 x 0.2 s, at least 1 s)
+        engine.start()
+        wait_for(lambda: engine.deployment(d.id).state == State.INTERRUPTED, 30, "interrupted")
+        engine.resume("bob", d.id)
+        engine.wait_idle(90)
+        done = engine.deployment(d.id)
+        return done.state, [f"{r['host']} {r['status']}" for r in engine.store.host_results(d.id)]
+    finally:
+        engine.shutdown()
+        engine.store.close()
+
+
+def test_a_grace_that_runs_out_stops_the_remote_step(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=120)
+    (tmp_path / "slow").touch()
+    child = start_child(tmp_path, text, store_url, GONOGO_SHUTDOWN_GRACE="1")
+    try:
+        wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
+        wait_for(lambda: step_processes(tmp_path), 30, "the step's processes")
+        child.send_signal(signal.SIGTERM)
+        # The step would take 120 s: the bot stops it and exits long before.
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 0 and "exited" in out, err
+    assert "Traceback" not in err, err
+    wait_for(lambda: not step_processes(tmp_path), 30, "the remote step stopped")
+    assert runs(tmp_path) == ["start app1"]  # it never got to its end
+    store = open_store(store_url)
+    try:
+        [d] = store.deployments("prod")
+        assert d.state == State.INTERRUPTED
+        assert "given up and stopped on the host (app1: " in (d.error or ""), d.error
+        assert d.details.cursor == Cursor("deploy", 0, 0)  # the stopped step is still to do
+        assert store.host_results(d.id) == []  # nothing was written for it after the interruption
+    finally:
+        store.close()
+    (tmp_path / "slow").unlink()
+    state, results = resume(tmp_path, text, store_url)
+    assert state == State.SUCCEEDED
+    # The resume ran app1's step once (the stopped attempt did not count), then app2's.
+    assert runs(tmp_path) == ["start app1", "start app1", "end app1", "start app2", "end app2"]
+    assert results == ["app1 ok", "app2 ok"]
+
+
+def test_after_sigkill_resume_records_the_step_from_the_journal(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=3)
+    (tmp_path / "slow").touch()
+    child = start_child(tmp_path, text, store_url)
+    try:
+        wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the bot dies; the step on the host does not
+        child.wait()
+    wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    state, results = resume(tmp_path, text, store_url)
+    assert state == State.SUCCEEDED
+    # app1's step ran once: the resume read its outcome from the host's journal.
+    assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
+    assert results == ["app1 ok", "app2 ok"]
+
+
+def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=3)
+    (tmp_path / "slow").touch()
+    child = start_child(tmp_path, text, store_url)
+    try:
+        wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    journals = tmp_path / "srv" / ".gonogo" / "journal"
+    [deployment_journal] = journals.iterdir()
+    shutil.rmtree(deployment_journal)  # the host lost the record (a restore, a new disk)
+    (tmp_path / "slow").unlink()
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    chat = RecordingChat()
+    engine = make_engine(config, open_store(store_url), chat)
+    try:
+        d = engine.store.deployments("prod")[0]
+        time.sleep(1.2)  # the dead process's heartbeat goes stale
+        engine.start()
+        wait_for(lambda: engine.deployment(d.id).state == State.INTERRUPTED, 30, "interrupted")
+        engine.resume("bob", d.id)
+        engine.wait_idle(90)
+        held = engine.deployment(d.id)
+        assert held.state == State.INTERRUPTED  # not failed: no policy fires, a human decides
+        assert "cannot say whether this step ran" in (held.error or ""), held.error
+        assert runs(tmp_path) == ["start app1", "end app1"]  # not run a second time
+        alert = chat.of_kind("message")[-1]
+        assert [b.label for b in alert.buttons] == ["Run it again", "Roll back"], alert
+        engine.run_again("bob", d.id)
+        engine.wait_idle(90)
+        assert engine.deployment(d.id).state == State.SUCCEEDED
+        assert runs(tmp_path) == [
+            "start app1",
+            "end app1",
+            "start app1",
+            "end app1",
+            "start app2",
+            "end app2",
+        ]
+    finally:
+        engine.shutdown()
+        engine.store.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    from tests.support.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()
+    yield schema.schema_url
+    schema.close()
+
+
+def test_two_replicas_the_survivor_resumes_from_the_journal(
+    tmp_path: Path, pg_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    fleet = sshd_hosts(1)
+    text = config_text(tmp_path, fleet, sleep=4)
+    (tmp_path / "slow").touch()
+    doomed = start_child(tmp_path, text, pg_url)  # replica A takes the run
+    config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
+    survivor = make_engine(config, open_store(pg_url), RecordingChat())  # replica B, alive throughout
+    try:
+        try:
+            wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started on replica A")
+            survivor.start()
+        finally:
+            os.killpg(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+        [d] = survivor.store.deployments("prod")
+        # B notices A's run went stale and declares it interrupted; the step goes on on the host.
+        wait_for(lambda: survivor.deployment(d.id).state == State.INTERRUPTED, 60, "interrupted by B")
+        wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+        survivor.resume("bob", d.id)
+        survivor.wait_idle(90)
+        assert survivor.deployment(d.id).state == State.SUCCEEDED
+        assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
+        results = [f"{r['host']} {r['status']}" for r in survivor.store.host_results(d.id)]
+        assert results == ["app1 ok", "app2 ok"]
+    finally:
+        survivor.shutdown()
+        survivor.store.close()
