@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import runners.artifacts as artifacts
 from runners.base import (
@@ -39,7 +38,16 @@ from runners.output import HostOutput
 from runners.progress import ProgressEvent, ProgressSink
 from runners.redact import Redactor
 from runners.running import RunningSteps
-from runners.stage import Attempt, Planned, StageResult, attempt, judge, missing_artifacts, step_env
+from runners.stage import (
+    Attempt,
+    Planned,
+    StageResult,
+    StepCall,
+    attempt,
+    judge,
+    missing_artifacts,
+    step_env,
+)
 from runners.strategy import Strategy
 from runners.template import render
 from runners.upload import upload_paths
@@ -47,10 +55,6 @@ from runners.workers import WorkerPool
 
 #: Runs a step's `verify` checks right after it: a failure summary, or None when they pass.
 Verifier = Callable[[str, Step, StepResult], str | None]
-
-
-#: What a host runs for a step: a command line, or an upload's (source, destination).
-Work = str | tuple[str, str]
 
 
 def _noop(_: ProgressEvent) -> None:
@@ -343,7 +347,7 @@ class Pipeline:
             self._progress(ProgressEvent("output", stage, step=step.name, hosts=(host.name,), text=text))
 
         output = HostOutput(self.redact, publish)
-        attempt = self._attempt(host, step, upload or command, env, output.sink, started, key)
+        attempt = self._attempt(StepCall(host, step, upload or command, env, output.sink, started, key))
         output.flush()
         outcome = attempt.outcome
         status, code, error = judge(outcome, attempt.error, attempt.duration)
@@ -381,15 +385,11 @@ class Pipeline:
         self._progress(ProgressEvent("host_done", stage, step=result.step, result=result))
         return result
 
-    def _attempt(self, host: Host, step: Step, work: Work, *rest: Any) -> Attempt:
-        """Open (or reuse) the host's session and run `work` (`runners.stage.attempt`; `rest`:
-        the step's environment, the output sink, the start time and the journal name)."""
+    def _attempt(self, call: StepCall) -> Attempt:
+        """Open (or reuse) the host's session and run the call (`runners.stage.attempt`)."""
         with self._lock:
-            reused = host.name in self._sessions
-        env, sink, started, key = rest
-        return attempt(
-            lambda: self._session(host), reused, host, step, work, env, sink, started, key, self.running
-        )
+            reused = call.host.name in self._sessions
+        return attempt(lambda: self._session(call.host), reused, call, self.running)
 
     def stop_running(self) -> list[str]:
         """Stop the steps running now on their hosts (`RunningSteps.stop`): shutdown's last resort."""

@@ -54,6 +54,24 @@ class Planned:
     variables: Mapping[str, object] = field(default_factory=dict)
 
 
+#: What a host runs for a step: a command line, or an upload's (source, destination).
+Work = str | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """One step about to run on one host: the `work` (a rendered command, or an upload's source
+    and destination), its environment, where output goes, when it started, its journal name."""
+
+    host: Host
+    step: Step
+    work: Work
+    env: Mapping[str, str]
+    sink: OutputSink
+    started: float
+    key: str
+
+
 @dataclass(frozen=True)
 class Attempt:
     """What running a command on a host came to: its outcome, or why it never ran, and the times."""
@@ -98,19 +116,11 @@ def step_env(step: Step, env: Mapping[str, str], step_secrets: Mapping[str, str]
 
 
 def attempt(
-    session_for: Callable[[], HostSession],
-    reused: bool,
-    host: Host,
-    step: Step,
-    work: str | tuple[str, str],
-    env: Mapping[str, str],
-    sink: OutputSink,
-    started: float,
-    key: str,
-    running: RunningSteps,
+    session_for: Callable[[], HostSession], reused: bool, call: StepCall, running: RunningSteps
 ) -> Attempt:
-    """Open (or reuse: `reused`) the host's session and run `work` (a command under the journal
-    name `key`, listed in `running` meanwhile; or an upload's source and destination); never raises."""
+    """Open (or reuse: `reused`) the host's session and run the call's work (a command under its
+    journal name, listed in `running` meanwhile; or an upload); never raises."""
+    host, step, work, started = call.host, call.step, call.work, call.started
     outcome: CommandOutcome | None = None
     error: str | None = None
     opened = started
@@ -118,13 +128,15 @@ def attempt(
         session = session_for()
         opened = time.monotonic()
         if isinstance(work, tuple):
-            outcome = put_file(session, *work, host, sink)
+            outcome = put_file(session, *work, host, call.sink)
         else:
-            if refused := running.refusal(session, host, key):
+            if refused := running.refusal(session, host, call.key):
                 return Attempt(None, refused, 0.0 if reused else time.monotonic() - started, 0.0)
-            running.add(host.name, session, key)
+            running.add(host.name, session, call.key)
             try:
-                outcome = session.run(work, timeout=step.timeout, env=env, on_output=sink, journal=key)
+                outcome = session.run(
+                    work, timeout=step.timeout, env=call.env, on_output=call.sink, journal=call.key
+                )
             finally:
                 running.discard(host.name)
     except HostUnreachable as exc:

@@ -7,7 +7,9 @@ for would:
 - for SSH (`PrinterBackend(plan=SSHPlan(options))`), with the same `SSHPlan` the SSH backend
   uses: the `remote_command` line (step timeout, secrets loader, `sudo -S -p ''` when a sudo
   password is configured, else `sudo -n`), and where each host connects
-  (`[app1] connect deploy@10.0.0.5:22 via jump@gw:22`);
+  (`[app1] connect deploy@10.0.0.5:22 via jump@gw:22`); on the host that line runs inside the
+  step journal's wrapper (`runners.journal`), which the dry run leaves out: it is the same
+  scaffolding for every step, and the line inside it is what the step does;
 - for the local backend (`PrinterBackend(local=True)`): `/bin/sh -c '<command>'`, the step
   timeout and the variables it gets in its environment;
 - with neither, the SSH command line without connection details.
