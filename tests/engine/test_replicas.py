@@ -23,7 +23,7 @@ from bot.domain.deployment import State
 from bot.engine import Engine, Refused
 from bot.store.postgres import PostgresStore
 from bot.timing.leader import leadership_for
-from tests.support.engines import make_engine
+from tests.support.engines import make_engine, wait_for
 from tests.support.healthapp import HealthApp
 from tests.support.pgfixtures import DisposablePostgresStore
 from tests.support.recording import RecordingChat
@@ -161,8 +161,9 @@ def test_killing_the_leader_hands_the_monitoring_rounds_to_a_follower(
             assert not follower.scheduler.leading
             d = follower.request_deploy("alice", "#d", "prod", "v1")
             follower.approve("bob", d.id)
-            follower.wait_idle(30)
-            assert follower.deployment(d.id).state == State.MONITORING
+            # Either replica's worker may claim the run from the queue: wait for its state, not
+            # for this replica to be idle.
+            wait_for(lambda: follower.deployment(d.id).state == State.MONITORING, 30, "monitoring")
 
             def rounds() -> set[int]:
                 return {c.round for c in follower.store.check_results(deployment_id=d.id, limit=500)}
