@@ -196,10 +196,9 @@ def test_a_grace_that_runs_out_stops_the_remote_step(
     assert results == ["app1 ok", "app2 ok"]
 
 
-def test_after_sigkill_resume_records_the_step_from_the_journal(
-    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
-) -> None:
-    fleet = sshd_hosts(1)
+def kill_the_bot_mid_step(tmp_path: Path, store_url: str, fleet: SSHFleet) -> str:
+    """A bot in its own process deploys; it is SIGKILLed while app1's 3 s step runs, and the step
+    finishes on the host with no bot alive. The config's text, for the next bot."""
     text = config_text(tmp_path, fleet, sleep=3)
     (tmp_path / "slow").touch()
     child = start_child(tmp_path, text, store_url)
@@ -209,6 +208,13 @@ def test_after_sigkill_resume_records_the_step_from_the_journal(
         os.killpg(child.pid, signal.SIGKILL)  # the bot dies; the step on the host does not
         child.wait()
     wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    return text
+
+
+def test_after_sigkill_resume_records_the_step_from_the_journal(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    text = kill_the_bot_mid_step(tmp_path, store_url, sshd_hosts(1))
     state, results = resume(tmp_path, text, store_url)
     assert state == State.SUCCEEDED
     # app1's step ran once: the resume read its outcome from the host's journal.
@@ -219,16 +225,7 @@ def test_after_sigkill_resume_records_the_step_from_the_journal(
 def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
     tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
 ) -> None:
-    fleet = sshd_hosts(1)
-    text = config_text(tmp_path, fleet, sleep=3)
-    (tmp_path / "slow").touch()
-    child = start_child(tmp_path, text, store_url)
-    try:
-        wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-    wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    text = kill_the_bot_mid_step(tmp_path, store_url, sshd_hosts(1))
     journals = tmp_path / "srv" / ".gonogo" / "journal"
     [deployment_journal] = journals.iterdir()
     shutil.rmtree(deployment_journal)  # the host lost the record (a restore, a new disk)
