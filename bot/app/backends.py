@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Config, Environment
+from bot.engine.variables import deploy_root
 from runners.base import Backend
 
 if TYPE_CHECKING:
@@ -52,15 +53,15 @@ def ssh_backend_for(config: Config, env: Environment) -> Backend:
     from runners.backends.ssh import SSHBackend
 
     backend = SSHBackend(ssh_options_for(config, env))
-    backend.journal_root = journal_root(env)
+    backend.journal_root = journal_root(config, env)
     backend.journal_keep = env.keep_releases + 1  # pruned as the releases are, and the one under way
     return backend
 
 
-def journal_root(env: Environment) -> str:
-    """Where `env`'s hosts keep the step journal: `<deploy_to>/.gonogo/journal` (pruned with the
-    releases)."""
-    return posixpath.join(env.deploy_to, ".gonogo", "journal")
+def journal_root(config: Config, env: Environment) -> str:
+    """Where `env`'s hosts keep the step journal: `<deploy_to>/.gonogo/journal` (placeholders
+    filled in as for the release layout; pruned with the releases)."""
+    return posixpath.join(deploy_root(config, env), ".gonogo", "journal")
 
 
 def printer_backend_for(config: Config, env: Environment) -> Backend:
