@@ -119,7 +119,8 @@ class Runs:
 
         A step still running after `grace` seconds is given up: its process group is stopped on
         the host (TERM, then KILL a few seconds later), its deployment is recorded as
-        interrupted (Resume runs that step again) and its connections are closed. Heartbeats go on until then, so no replica takes a run over early.
+        interrupted (Resume runs that step again) and its connections are closed. Heartbeats go
+        on until then, so no replica takes a run over early.
         """
         self.queue.stop_claiming()
         self.watchdog.stopping.set()
