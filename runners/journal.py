@@ -44,11 +44,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RUNNER = r"""d=$1
 trap : TERM
 echo "$$ $(date +%s)" >"$d/started.new" && mv "$d/started.new" "$d/started"
+next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
 { trap : TERM
-  "${SHELL:-/bin/sh}" -c "$2" <"$d/in" 2>&1 & c=$!
+  "${SHELL:-/bin/sh}" -c "$2" <"$d/in" 2>&1 & c=$!; t=0.01
   while :; do
     jobs >"$d/jobs"; IFS= read -r j <"$d/jobs" || j=
-    case $j in *Running*) sleep 0.1 ;; *) break ;; esac
+    case $j in *Running*) sleep $t; t=$(next "$t") ;; *) break ;; esac
   done
   how=signal; s=
   case $j in
@@ -92,7 +93,8 @@ if mkdir -p "${d%/*}" 2>/dev/null && mkdir -m 700 "$d" 2>/dev/null; then
 elif [ ! -d "$d" ]; then
   echo "gonogo: cannot write the step journal $d on $(hostname) (read-only or full disk?)" >&2; exit 125
 fi
-off=0; quiet=0; lost=0
+next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
+off=0; quiet=0; lost=0; t=0.01  # polls quickly at first: most steps are short
 while :; do
   if [ -f "$d/exit" ]; then ended=1; else ended=0; fi
   size=$( (wc -c <"$d/output") 2>/dev/null || echo 0); size=$((size + 0))
@@ -113,7 +115,7 @@ while :; do
       exit 125
     fi
   fi
-  sleep 0.1
+  sleep $t; t=$(next "$t")
 done
 read -r s how _ <"$d/exit"
 if [ "$how" = signal ]; then kill -$((s - 128)) $$ 2>/dev/null; sleep 1; fi

@@ -77,7 +77,8 @@ def printer_backend_for(config: Config, env: Environment) -> Backend:
 
 
 def backend_factory(config: Config) -> Callable[[Environment, bool], Backend]:
-    """Backends by environment: the printer for dry runs, this machine, or SSH (Fabric)."""
+    """Backends by environment: the printer for dry runs, this machine (its step journal under
+    `<data_dir>/journal/<env>`), or SSH (Fabric)."""
 
     def make(env: Environment, dry_run: bool) -> Backend:
         from runners.backends.local import LocalBackend
@@ -86,7 +87,8 @@ def backend_factory(config: Config) -> Callable[[Environment, bool], Backend]:
             return printer_backend_for(config, env)
         if env.backend == "local":
             secrets = frozenset((*env.secrets, *env.step_secrets()))
-            return LocalBackend(cwd=str(config.config_dir), withheld=secrets)
+            journal = str(config.bot.data_dir / "journal" / env.name)
+            return LocalBackend(str(config.config_dir), secrets, journal, env.keep_releases + 1)
         return ssh_backend_for(config, env)  # Fabric is only loaded when used
 
     return make

@@ -1,5 +1,6 @@
 """Crash recovery: a process SIGKILLed mid-deploy; the next one finds the run interrupted,
-announces it with Resume / Roll back, and Resume finishes the remaining hosts only."""
+announces it with Resume / Roll back, and Resume finishes the remaining hosts only. The step in
+flight outlives the bot (the local step journal) and is recorded from it, not run again."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ hosts = ["h1", "h2", "h3", "h4"]
 kind = "sequential"
 [[environments.prod.steps.deploy]]
 name = "ship"
-run = "echo {{host}} >> {data}/done; if [ {{host}} = h2 ] && [ -e {data}/slow ]; then touch {data}/h2-started; sleep 30; fi"
+run = "echo {{host}} >> {data}/done; if [ {{host}} = h2 ] && [ -e {data}/slow ]; then touch {data}/h2-started; while [ -e {data}/slow ]; do sleep 0.05; done; fi"
 """
 
 CHILD = """
@@ -87,7 +88,7 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, s
             assert child.poll() is None, "the child died early"
             time.sleep(0.05)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)  # the bot and the step it was running
+        os.killpg(child.pid, signal.SIGKILL)  # the bot; the step runs on in its own session
         child.wait()
     assert (tmp_path / "done").read_text().split() == ["h1", "h2"]
 
@@ -104,13 +105,16 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, s
         alert = chat.of_kind("message")[-1]
         assert "was interrupted" in alert.text and [b.label for b in alert.buttons] == ["Resume", "Roll back"]
         assert engine.store.active("prod").id == d.id  # still holds the env
-        # h1 finished before the crash; the resume cursor points at the batch of h2
+        # h1 finished before the crash; the resume cursor points at the batch of h2, whose step
+        # still runs: Resume reattaches to it
         (tmp_path / "slow").unlink()
         engine.resume("bob", d.id)
         engine.wait_idle(60)
         assert engine.deployment(d.id).state == State.SUCCEEDED
-        # h1 is not run again; h2's batch (the one in flight) is, then h3 and h4
-        assert (tmp_path / "done").read_text().split() == ["h1", "h2", "h2", "h3", "h4"]
+        # neither h1 nor h2 (the one in flight) runs again; h3 and h4 run
+        assert (tmp_path / "done").read_text().split() == ["h1", "h2", "h3", "h4"]
+        journal = tmp_path / "journal" / "prod"
+        assert sorted(p.name for p in journal.glob("*/*")) == ["h1", "h2", "h3", "h4"]
         actions = [e.action for e in engine.store.events(deployment_id=d.id)]
         assert actions.index("interrupt") < actions.index("resume_requested") < actions.index("resume")
     finally:
