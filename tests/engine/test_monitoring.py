@@ -144,7 +144,8 @@ def test_hold_stops_an_automatic_rollback(tmp_path: Path, engines: list[Engine])
     (current_release_dir(config) / "UNHEALTHY").touch()
     wait_for(lambda: e.deployment(second).state == State.FAILED)
     (posted,) = [m for m in chat.of_kind("message") if m.deployment_id == second]
-    assert "unless someone presses Hold" in chat.message(posted.ts or "").text
+    # The state is recorded before the alert is updated: wait for the alert, not just the state.
+    wait_for(lambda: "unless someone presses Hold" in chat.message(posted.ts or "").text)
     e.hold("bob", second)
     time.sleep(2.0)  # past the grace period: nothing may start
     e.wait_idle(30)
