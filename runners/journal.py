@@ -3,7 +3,8 @@
 Every remote step runs under `WRAPPER`, plain POSIX sh shipped on the command line (nothing to
 install). In the step's own directory, `<root>/<deployment>/<host>/<step key>/`, it records:
 
-    started   `<pid> <epoch>` once the step's process is up (its pid is its session: setsid)
+    started   `<pid> <epoch> <boot id>` once the step's process is up (its pid is its session:
+              setsid; the boot id tells a pid reused after a reboot from the step's own)
     output    stdout and stderr of the step, as it runs
     exit      `<status> exit|signal <epoch>` once it ended (`eof` once its output closed)
 
@@ -38,12 +39,22 @@ EXIT_DRAIN = 2.0
 STOP_KILL_AFTER = 3
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
+#: `alive`: the step's process (its session) is still up: its pid runs, in the boot that started it
+#: (after a reboot the pid may be another process's). A record without a boot id (an older
+#: wrapper) trusts the pid.
+_ALIVE = r"""alive() {
+  read -r _p _ _b <"$d/started" 2>/dev/null || return 1
+  kill -0 "$_p" 2>/dev/null || return 1
+  [ -z "$_b" ] || [ "$_b" = "${_boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)}" ]
+}"""
+
 #: Runs the step in its own session ($1 the directory, $2 the command line, run by the login
 #: shell as sshd would). `jobs` tells an exit from a death by a signal (`$?` is 128 + N for both;
 #: dash and bash word it differently, and dash forgets the status once `jobs` showed it).
 RUNNER = r"""d=$1
 trap : TERM
-echo "$$ $(date +%s)" >"$d/started.new" && mv "$d/started.new" "$d/started"
+echo "$$ $(date +%s) $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" >"$d/started.new" &&
+  mv "$d/started.new" "$d/started"
 next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
 { trap : TERM
   "${SHELL:-/bin/sh}" -c "$2" <"$d/in" 2>&1 & c=$!; t=0.01
@@ -94,6 +105,7 @@ elif [ ! -d "$d" ]; then
   echo "gonogo: cannot write the step journal $d on $(hostname) (read-only or full disk?)" >&2; exit 125
 fi
 next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
+ALIVE
 off=0; quiet=0; lost=0; t=0.01  # polls quickly at first: most steps are short
 while :; do
   if [ -f "$d/exit" ]; then ended=1; else ended=0; fi
@@ -107,8 +119,7 @@ while :; do
   if [ ! -d "$d" ]; then
     echo "gonogo: the step was given up and stopped on $(hostname)" >&2; exit 125
   fi
-  if [ "$ended" = 0 ] && [ -f "$d/started" ] && ! kill -0 "$(cut -d' ' -f1 "$d/started")" 2>/dev/null \
-    && [ ! -f "$d/exit" ]; then
+  if [ "$ended" = 0 ] && [ -f "$d/started" ] && ! alive && [ ! -f "$d/exit" ]; then
     lost=$((lost + 1))  # a stop (`_STOP`) records the exit itself once the group is gone
     if [ "$lost" -gt 3 ] && { [ ! -f "$d/stopping" ] || [ "$lost" -gt 100 ]; }; then
       echo "gonogo: the step's process ended without recording its exit on $(hostname) (host restarted?)" >&2
@@ -120,33 +131,39 @@ done
 read -r s how _ <"$d/exit"
 if [ "$how" = signal ]; then kill -$((s - 128)) $$ 2>/dev/null; sleep 1; fi
 exit "$s"
-""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10)))
+""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10))).replace("ALIVE", _ALIVE)
 
 # $1 the step's journal directory: prints `exit <status> <epoch>`, `started|lost <pid> <epoch>`,
 # `absent` (the deployment's journal on this host is there, without this step) or `gone` (not even that).
-_STATE = r"""d=$1
+_STATE = (
+    r"""d=$1
+ALIVE
 if [ -f "$d/exit" ]; then echo "exit $(cut -d' ' -f1,3 "$d/exit")"
 elif [ -f "$d/started" ]; then
-  p=$(cut -d' ' -f1 "$d/started")
-  if kill -0 "$p" 2>/dev/null; then echo "started $(cat "$d/started")"; else echo "lost $(cat "$d/started")"; fi
+  if alive; then echo "started $(cut -d' ' -f1,2 "$d/started")"; else echo "lost $(cut -d' ' -f1,2 "$d/started")"; fi
 elif [ -d "${d%/*}" ]; then echo absent
 else echo gone; fi
 """
+).replace("ALIVE", _ALIVE)
 
 # $1 the directory, $2 seconds between TERM and KILL: stops the step's process group and sets
 # its record aside (`<key>.given-up.<epoch>`): a step given up on is not finished, a Resume runs it.
-_STOP = r"""d=$1
+_STOP = (
+    r"""d=$1
+ALIVE
 [ -f "$d/started" ] || { echo absent; exit 0; }
 p=$(cut -d' ' -f1 "$d/started")
 [ -f "$d/exit" ] && { echo "exit $(cut -d' ' -f1,3 "$d/exit")"; exit 0; }
 : >"$d/stopping"
+# After a reboot the pid is someone else's (or nobody's): nothing of the step is left to signal.
+alive || p=
 # Every process group of the step's session: `timeout` (a step timeout) makes a group of its own.
-groups() { ps -eo pgid=,sid= 2>/dev/null | awk -v s="$p" '$2 == s { print $1 }' | sort -u; }
-signal() { for g in $(groups) "$p"; do kill -"$1" -"$g" 2>/dev/null; done; }
+groups() { [ -n "$p" ] && ps -eo pgid=,sid= 2>/dev/null | awk -v s="$p" '$2 == s { print $1 }' | sort -u; }
+signal() { [ -n "$p" ] && for g in $(groups) "$p"; do kill -"$1" -"$g" 2>/dev/null; done; }
 signal TERM
 i=0
 while [ ! -f "$d/exit" ] && [ -n "$(groups)" ] && [ "$i" -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-if [ -f "$d/exit" ]; then how=stopped; else how=killed; fi
+if [ -f "$d/exit" ]; then how=stopped; elif [ -z "$p" ]; then how="not running (host restarted?)"; else how=killed; fi
 signal KILL
 if [ ! -f "$d/exit" ]; then
   echo "137 signal $(date +%s)" >"$d/exit.new" && mv "$d/exit.new" "$d/exit"
@@ -155,6 +172,7 @@ fi
 mv "$d" "$d.given-up.$(date +%s)" 2>/dev/null
 echo "$how"
 """
+).replace("ALIVE", _ALIVE)
 
 
 #: How a host result begins when a resumed step was not run because its host's journal cannot

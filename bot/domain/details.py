@@ -83,14 +83,15 @@ class StepRun:
             out[batch] = (*out.get(batch, ()), host)
         return out
 
-    def finishing(self, batch: int, hosts: tuple[str, ...]) -> StepRun:
-        """This record once the step finished on `hosts` in `batch` (nothing runs any more)."""
+    def finishing(self, batch: int, hosts: tuple[str, ...], unknown: tuple[str, ...] = ()) -> StepRun:
+        """This record once the step finished on `hosts` in `batch`; nothing runs any more, and
+        on the `unknown` hosts its outcome is still not known (a resume that did not rerun it)."""
         new = [h for h in hosts if h not in self.finished]
         return replace(
             self,
             finished=(*self.finished, *new),
             finished_batches=(*self.finished_batches, *([batch] * len(new))),
-            running=(),
+            running=tuple(h for h in unknown if h in self.running),
         )
 
     def to_json(self) -> dict[str, Any]:

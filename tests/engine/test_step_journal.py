@@ -1,10 +1,12 @@
 """Steps that outlive the bot, over real sshd and both stores: a shutdown grace that runs out
 stops the remote step (and the bot exits, and writes nothing more); a bot SIGKILLed mid-step
 leaves the step finishing on the host, and Resume records it from the host's journal instead of
-running it again."""
+running it again, also after the host restarted; a step the host cannot account for (its journal
+gone, or the host rebooted mid-step) runs again only when a human presses Run it again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -196,19 +198,44 @@ def test_a_grace_that_runs_out_stops_the_remote_step(
     assert results == ["app1 ok", "app2 ok"]
 
 
-def kill_the_bot_mid_step(tmp_path: Path, store_url: str, fleet: SSHFleet) -> str:
-    """A bot in its own process deploys; it is SIGKILLed while app1's 3 s step runs, and the step
-    finishes on the host with no bot alive. The config's text, for the next bot."""
-    text = config_text(tmp_path, fleet, sleep=3)
+def kill_the_bot_mid_step(tmp_path: Path, store_url: str, fleet: SSHFleet, *, sleep: int = 3) -> str:
+    """A bot in its own process deploys; it is SIGKILLed while app1's `sleep` s step runs, and
+    the step goes on on the host with no bot alive (with the default, it finishes before this
+    returns). The config's text, for the next bot."""
+    text = config_text(tmp_path, fleet, sleep=sleep)
     (tmp_path / "slow").touch()
     child = start_child(tmp_path, text, store_url)
     try:
         wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
+        wait_for(lambda: step_processes(tmp_path), 30, "the step's processes")
     finally:
         os.killpg(child.pid, signal.SIGKILL)  # the bot dies; the step on the host does not
         child.wait()
-    wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+    if sleep <= 3:
+        wait_for(lambda: runs(tmp_path) == ["start app1", "end app1"], 60, "the step finished on the host")
+        wait_for(lambda: list(journals(tmp_path).glob("*/app1/*/exit")), 30, "the host recorded its exit")
     return text
+
+
+def journals(tmp_path: Path) -> Path:
+    """Where the (one) host keeps its step journals: under deploy_to."""
+    return tmp_path / "srv" / ".gonogo" / "journal"
+
+
+def reboot(tmp_path: Path, fleet: SSHFleet) -> None:
+    """The host restarts: sshd goes down, every process of the step dies where it stands (no
+    exit recorded), and sshd comes back on the same address with the same host key. The
+    journal, on disk, stays."""
+    server = fleet.servers[0]
+    server.stop()
+    for pid in step_processes(tmp_path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for path in journals(tmp_path).glob("*/*/*/started"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(path.read_text().split()[0]), signal.SIGKILL)  # the wrapper's session too
+    wait_for(lambda: not step_processes(tmp_path), 30, "the step's processes died")
+    server.restart()
 
 
 def test_after_sigkill_resume_records_the_step_from_the_journal(
@@ -222,13 +249,33 @@ def test_after_sigkill_resume_records_the_step_from_the_journal(
     assert results == ["app1 ok", "app2 ok"]
 
 
-def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
+def test_after_sigkill_and_a_host_restart_resume_records_the_step_from_the_journal(
     tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
 ) -> None:
-    text = kill_the_bot_mid_step(tmp_path, store_url, sshd_hosts(1))
-    journals = tmp_path / "srv" / ".gonogo" / "journal"
-    [deployment_journal] = journals.iterdir()
-    shutil.rmtree(deployment_journal)  # the host lost the record (a restore, a new disk)
+    fleet = sshd_hosts(1)
+    text = kill_the_bot_mid_step(tmp_path, store_url, fleet)  # the step finished on the host
+    reboot(tmp_path, fleet)
+    state, results = resume(tmp_path, text, store_url)
+    assert state == State.SUCCEEDED
+    # The journal outlived the restart: app1's step is recorded from it, not run again.
+    assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
+    assert results == ["app1 ok", "app2 ok"]
+
+
+@pytest.mark.parametrize("loss", ["journal gone", "host rebooted mid-step"])
+def test_a_step_the_host_cannot_account_for_runs_again_only_when_a_human_says_so(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet], loss: str
+) -> None:
+    fleet = sshd_hosts(1)
+    if loss == "journal gone":
+        text = kill_the_bot_mid_step(tmp_path, store_url, fleet)
+        [deployment_journal] = journals(tmp_path).iterdir()
+        shutil.rmtree(deployment_journal)  # the host lost the record (a restore, a new disk)
+        ran_before = ["start app1", "end app1"]
+    else:
+        text = kill_the_bot_mid_step(tmp_path, store_url, fleet, sleep=60)
+        reboot(tmp_path, fleet)  # the step died half done: its journal says started, never ended
+        ran_before = ["start app1"]
     (tmp_path / "slow").unlink()
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     chat = RecordingChat()
@@ -243,20 +290,14 @@ def test_a_step_whose_journal_is_gone_runs_again_only_when_a_human_says_so(
         held = engine.deployment(d.id)
         assert held.state == State.INTERRUPTED  # not failed: no policy fires, a human decides
         assert "cannot say whether this step ran" in (held.error or ""), held.error
-        assert runs(tmp_path) == ["start app1", "end app1"]  # not run a second time
+        assert runs(tmp_path) == ran_before  # not run a second time
         alert = chat.of_kind("message")[-1]
         assert [b.label for b in alert.buttons] == ["Run it again", "Roll back"], alert
         engine.run_again("bob", d.id)
         engine.wait_idle(90)
-        assert engine.deployment(d.id).state == State.SUCCEEDED
-        assert runs(tmp_path) == [
-            "start app1",
-            "end app1",
-            "start app1",
-            "end app1",
-            "start app2",
-            "end app2",
-        ]
+        done = engine.deployment(d.id)
+        assert done.state == State.SUCCEEDED, done.error
+        assert runs(tmp_path) == [*ran_before, "start app1", "end app1", "start app2", "end app2"]
     finally:
         engine.shutdown()
         engine.store.close()

@@ -1,9 +1,11 @@
 """The step journal on real sshd: what the host records, no second run of a step, a step that
-outlives its connection (reattached), stopping a step's process group, an unwritable journal."""
+outlives its connection (reattached), stopping a step's process group, an unwritable journal,
+a pid reused after a reboot."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -54,8 +56,9 @@ def test_the_host_records_the_step(fleet: SSHFleet, tmp_path: Path) -> None:
     assert result.status == "failed" and result.exit_code == 3, result
     assert result.output == "out\nerr\n"
     step = tmp_path / "7" / "app1" / "deploy.b0.s0.say"
-    pid, began = (int(w) for w in (step / "started").read_text().split())
-    assert pid > 1 and began > 0
+    pid, began, boot = (step / "started").read_text().split()
+    assert int(pid) > 1 and int(began) > 0
+    assert boot == Path("/proc/sys/kernel/random/boot_id").read_text().strip()  # tells a reboot
     code, how, _ = (step / "exit").read_text().split()
     assert (code, how) == ("3", "exit")
     assert (step / "output").read_text() == "out\nerr\n"
@@ -219,3 +222,28 @@ def test_journals_are_pruned_as_releases_are(fleet: SSHFleet, tmp_path: Path) ->
         assert run_one(pipeline, Step("s", "true")).ok
     # The newest two deployments (in id order: 10 is newer than 3) keep their journals.
     assert sorted(p.name for p in root.iterdir()) == ["10-400", "3-300"]
+
+
+def test_a_pid_reused_after_a_reboot_is_not_taken_for_the_step(fleet: SSHFleet, tmp_path: Path) -> None:
+    # The journal says the step started in another boot, as pid N; after the reboot, N is an
+    # unrelated process that happens to be alive.
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        journal = tmp_path / "7" / "app1" / "deploy.b0.s0.migrate"
+        journal.mkdir(parents=True)
+        (journal / "output").write_text("half of it\n")
+        (journal / "started").write_text(f"{bystander.pid} 1700000000 00000000-0000-0000-0000-000000000000\n")
+        backend = SSHBackend(fleet.options())
+        backend.journal_root = str(tmp_path)
+        session = backend.open(fleet.host("app1"))
+        try:
+            state = session.journal_state("7/deploy.b0.s0.migrate")
+            assert state == JournalState("lost", pid=bystander.pid, at=1700000000)
+            assert session.stop("7/deploy.b0.s0.migrate") == "not running (host restarted?)"
+        finally:
+            backend.close()
+        assert bystander.poll() is None  # the bystander was not signalled
+        assert not journal.exists()  # the lost record was set aside
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -129,6 +129,24 @@ class SSHServer:
         except OSError:
             return 0
 
+    def start(self, *, reexec: bool = True) -> None:
+        """Start this sshd with its config (`dir/sshd_config`); `_wait_ready` waits for it."""
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [SSHD, "-D", "-e", *([] if reexec else ["-r"]), "-f", str(self.dir / "sshd_config")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def restart(self) -> None:
+        """Stop this sshd and start it again on the same port with the same host key (as when
+        its host rebooted), once it answers."""
+        self.stop()
+        self.start()
+        _wait_ready(self, time.monotonic() + 15)
+
     def stop(self) -> None:
         """Stop this sshd (and its session children) if it is running."""
         if self.proc is None:
@@ -321,16 +339,8 @@ def start_fleet(n: int, root: Path, *, max_startups: str = "100:30:200", reexec:
             server_dir.mkdir()
             host_key = keygen(server_dir / "host_ed25519_key", f"sshd{i + 1}")
             server = SSHServer(f"sshd{i + 1}", free_port(), server_dir, host_key)
-            config = server_dir / "sshd_config"
-            config.write_text(_sshd_config(server, authorized, home, max_startups))
-            with open(server.log, "wb") as log:
-                server.proc = subprocess.Popen(
-                    [SSHD, "-D", "-e", *([] if reexec else ["-r"]), "-f", str(config)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            (server_dir / "sshd_config").write_text(_sshd_config(server, authorized, home, max_startups))
+            server.start(reexec=reexec)
             fleet.servers.append(server)
         deadline = time.monotonic() + 15
         for server in fleet.servers:
