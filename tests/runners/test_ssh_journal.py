@@ -247,3 +247,19 @@ def test_a_pid_reused_after_a_reboot_is_not_taken_for_the_step(fleet: SSHFleet, 
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_once_step_is_journaled_on_its_one_host(fleet: SSHFleet, tmp_path: Path) -> None:
+    marker = tmp_path / "runs"
+    step = Step("migrate", f"echo run >> {marker}", once=True)
+    for _ in range(2):  # the second time, as a Resume would: the same journal name
+        backend = SSHBackend(fleet.options())
+        backend.journal_root = str(tmp_path / "j")
+        pipeline = Pipeline(backend, [fleet.host("app1"), fleet.host("app2")], Strategy(), {}, journal="7")
+        try:
+            result = pipeline.run_stage("deploy", [step])
+        finally:
+            pipeline.close()
+        assert [h.host for h in result.steps[0].hosts] == ["app1"] and result.steps[0].ok
+    assert marker.read_text() == "run\n"  # once, on one host, ever
+    assert [p.name for p in (tmp_path / "j" / "7").iterdir()] == ["app1"]
