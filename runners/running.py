@@ -51,6 +51,11 @@ class RunningSteps:
         with self._lock:
             self._steps.pop(host, None)
 
+    def names(self) -> list[str]:
+        """The hosts (or other names `add` was given) with a step running now."""
+        with self._lock:
+            return sorted(self._steps)
+
     def stop(self, bound: float = 60.0) -> list[str]:
         """Stop every running step's process group on its host (TERM, then KILL:
         `HostSession.stop`), all hosts at once, waiting at most `bound` seconds: `app1: killed`."""

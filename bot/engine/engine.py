@@ -162,8 +162,12 @@ class Engine:
     def shutdown(self, wait: bool = True, *, grace: float = 30.0) -> None:
         """Stop taking work; running deployments stop after their current step (up to `grace`
         seconds, see `Runs.shutdown`) and are recorded as `interrupted` so a restart can resume
-        them; then stop the timers."""
+        them; then command checks still running are stopped on their hosts and monitoring
+        records nothing more (`Monitoring.stop_checks`: the next leader runs the round again);
+        then stop the timers."""
         self.runs.shutdown(wait, grace)
+        if stopped := self.monitoring.stop_checks():
+            log.info("shutdown: stopped the command checks still running: %s", "; ".join(stopped))
         if self._leader is not None:
             self._leader.stop()
         self.scheduler.stop_leading()

@@ -13,6 +13,10 @@
   in the window); one that reaches its inconclusive limit holds the window and asks a human
   (Continue / Roll back) instead (Argo's inconclusiveLimit); `resume_window` continues it.
 
+Command checks run under the hosts' step journal and are stopped by shutdown
+(`bot.engine.check_commands`); from then on monitoring is fenced (`stop_checks`): a round records
+nothing and is left to the next leader.
+
 Failing checks make one incident alert (`Notifier.incident`), updated in place round by round,
 with the details in its thread. What a failure leads to (the alert, Hold, the automatic
 rollback) is `bot.engine.failures`; monitoring decides *that* the window failed, in `_round`.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from bot.chat.base import Directory
@@ -30,15 +35,16 @@ from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
 from bot.domain.durations import format_duration
-from bot.domain.errors import Refused
+from bot.domain.errors import Deferred, Refused
 from bot.engine import incidents
+from bot.engine.check_commands import STOP_BOUND, CommandRunner, RunningChecks
 from bot.engine.checking import applicable, concrete, limits, values
 from bot.engine.failures import Failures
+from bot.engine.journal import journal_name
 from bot.engine.policy import may_operate
 from bot.engine.port import BackendFactory, Ledger, Notifier, Timer, Timers
 from bot.ops import metrics
 from bot.store.base import CheckRecord, Schedule, Store
-from runners.base import Host
 from runners.checks import Check, CheckResult, FailureTracker, Samples, Verdict, is_inconclusive, run_checks
 
 log = logging.getLogger("gonogo.monitoring")
@@ -66,7 +72,33 @@ class Monitoring:
         self.failures = failures
         self.backends = backends
         self.on_live = on_live
+        #: The command checks running now (shutdown stops them: `stop_checks`).
+        self.commands = RunningChecks()
+        self._fence = threading.Lock()
+        self._fenced = False
         timers.register(ROUND, self._round)
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def stop_checks(self, bound: float = STOP_BOUND) -> list[str]:
+        """Shutdown: fence monitoring off and stop the command checks running now, on their
+        hosts (TERM, then KILL), waiting at most `bound` seconds; what was stopped, per check.
+
+        From now on nothing records check results: a round running now (its checks stopped
+        here, or finishing by themselves) or starting later writes nothing more and leaves its
+        schedule row unfinished (`Deferred`), so the next leader (a restart) runs that round
+        again; a smoke or step check (of a run shutdown already gave up on) raises `Deferred`
+        in its run. Running checks are stopped at once, not given what is left of a grace: a
+        check is a probe, a reading cut short is taken again by the next leader, and waiting
+        for it would only keep the process from exiting. No command check starts after this.
+        """
+        with self._fence:
+            self._fenced = True
+        return self.commands.stop(bound)
+
+    def _unless_fenced(self, d: Deployment) -> None:
+        """Deferred once shutdown fenced monitoring off (`stop_checks`): write nothing more."""
+        if self._fenced:
+            raise Deferred(f"{d.label}: the bot is shutting down; its checks are not recorded")
 
     # -- running checks --------------------------------------------------------------------
     def run(
@@ -80,12 +112,16 @@ class Monitoring:
     ) -> list[CheckResult]:
         """Run a round of checks for `d` (per-host checks once per host, or per host of `hosts`),
         store the results and what passing checks captured, return the results. `samples`: last
-        round's readings (default: what the deployment's record keeps)."""
+        round's readings (default: what the deployment's record keeps). Deferred, recording
+        nothing, when shutdown fenced monitoring off meanwhile (`stop_checks`)."""
         env = self.ledger.env(d.env)
         runnable = concrete(env, checks, hosts)
         filled, secrets = values(env, d, runnable, os.environ)
         kept = samples if samples is not None else _kept_samples(d)
-        runner = _CommandRunner(self.backends, env)
+        runner = CommandRunner(
+            self.backends, env, runnable, self.commands, journal=journal_name(d), deployment=d.label,
+            round_no=round_no,
+        )  # fmt: skip
         results = run_checks(
             runnable,
             env=dict(os.environ),
@@ -94,6 +130,7 @@ class Monitoring:
             values=filled,
             secrets=secrets,
         )
+        self._unless_fenced(d)
         self._keep_captures(d, results)
         records = [
             CheckRecord(
@@ -102,7 +139,9 @@ class Monitoring:
             )
             for r in results
         ]  # fmt: skip
-        self.store.record_check_results(d.id, d.env, records)
+        with self._fence:  # once `stop_checks` fenced monitoring off, no results are recorded
+            self._unless_fenced(d)
+            self.store.record_check_results(d.id, d.env, records)
         for r in results:
             metrics.CHECKS.labels(d.env, r.name, "true" if r.ok else "false").inc()
         return results
@@ -183,12 +222,14 @@ class Monitoring:
     def _round(self, schedule: Schedule) -> None:
         """One round of the window. Replay-safe (the scheduler fires a round again when the
         process running it died): a round whose results are stored is judged from them, not run
-        again; a round already judged only does what follows it."""
+        again; a round already judged only does what follows it. Once shutdown fenced monitoring
+        off (`stop_checks`) a round writes nothing more: `Deferred` leaves it to the next leader."""
         if schedule.deployment_id is None:
             return
         d = self.store.get(schedule.deployment_id)
         if d is None or d.state != State.MONITORING or d.details.paused:
             return  # rolled back, signed off or stopped meanwhile, or holding for a human
+        self._unless_fenced(d)
         env = self.ledger.env(d.env)
         round_no = int(schedule.payload.get("round", 1))
         rounds = int(schedule.payload.get("rounds", 1))
@@ -202,6 +243,7 @@ class Monitoring:
                 list(tracker.failed_checks()),
                 list(tracker.inconclusive_checks()),
             )
+        self._unless_fenced(d)  # the round is judged: a replay does only what follows it
         if failed_checks:
             # Here monitoring decides a rollback: the window failed (Failures does the rest).
             failed = [r for r in results if r.name in failed_checks and not r.ok]
@@ -252,6 +294,7 @@ class Monitoring:
             results = [_result(r) for r in stored]
         else:
             results = self.run(d, applicable(env, d, env.monitored()), round_no, samples=tracker.samples)
+        self._unless_fenced(d)  # the results are stored: a replay judges them
         verdict = tracker.record(results)
         title = f"Round {round_no}/{rounds}"
         line = incidents.round_line(title, results)
@@ -333,36 +376,6 @@ class Monitoring:
         self.notify.settle_alerts(deployment_id, f"▶️ Continued by {user}: the window goes on.")
         self._next_round(d, env, d.details.monitor_round + 1, d.details.monitor_rounds)
         return d
-
-
-class _CommandRunner:
-    """Runs a command check through the environment's backend (first host, all, or a named one)."""
-
-    def __init__(self, backends: BackendFactory, env: Environment) -> None:
-        self.backends = backends
-        self.env = env
-
-    def __call__(self, command: str, on: str, timeout: float) -> list[tuple[str, int | None, str]]:
-        hosts: Sequence[Host]
-        if on == "one":
-            hosts = self.env.hosts[:1]
-        elif on == "all":
-            hosts = self.env.hosts
-        else:
-            hosts = [h for h in self.env.hosts if h.name == on]
-        backend = self.backends(self.env, False)
-        out: list[tuple[str, int | None, str]] = []
-        try:
-            for host in hosts:
-                try:
-                    session = backend.open(host)
-                    outcome = session.run(command, timeout=timeout, env={}, on_output=lambda _: None)
-                    out.append((host.name, outcome.exit_code, outcome.output))
-                except Exception as exc:
-                    out.append((host.name, None, str(exc)))
-        finally:
-            backend.close()
-        return out
 
 
 def _kept_samples(d: Deployment) -> Mapping[str, Mapping[str, float]]:

@@ -21,7 +21,7 @@ from bot.config import Config
 from bot.domain.actions import Action
 from bot.domain.card import Button
 from bot.domain.deployment import Deployment, Event, State
-from bot.domain.errors import Refused
+from bot.domain.errors import Deferred, Refused
 from bot.engine.dispatch import Dispatcher
 from bot.engine.failures import Failures
 from bot.engine.gates import Gates, GateStop
@@ -160,6 +160,8 @@ class Runs:
             self._run(deployment_id)
         except Refused as exc:  # a transition lost to another actor (the run was fenced off)
             log.warning("deployment #%s: %s", deployment_id, exc, extra={"deployment_id": deployment_id})
+        except Deferred as exc:  # shutdown stopped its checks: the next process goes on with it
+            log.info("deployment #%s: %s", deployment_id, exc, extra={"deployment_id": deployment_id})
         except Exception:
             log.exception("deployment #%s: unexpected error in the worker", deployment_id)
             self._record_internal_error(deployment_id)

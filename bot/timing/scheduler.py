@@ -14,6 +14,9 @@ would have scheduled next. So a scheduler that starts leading fires such orphans
 work is at-least-once, and handlers are written to be replayed (they check the deployment's
 state first, and what they schedule next carries a `key`, so a replay adds nothing twice).
 
+A handler that must not complete its row now (a monitoring round cut short by shutdown) raises
+`bot.domain.errors.Deferred`: the row stays claimed and unfinished, an orphan the next leader fires again.
+
 Recurring work (`every`) is kept alive by the leader's sync: whenever no row of that kind is
 pending, one is added.
 """
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.domain.errors import Deferred
 from bot.store.base import Schedule, Store
 from bot.timing.clock import Clock
 
@@ -213,7 +217,7 @@ class Scheduler:
 
     def _handle(self, row: Schedule) -> int:
         """Run a claimed row's handler, then mark it done (also when the handler failed: a
-        failure is logged, not retried)."""
+        failure is logged, not retried), unless the handler `Deferred` it."""
         assert row.id is not None
         handler = self._handlers.get(row.kind)
         if handler is None:
@@ -221,6 +225,9 @@ class Scheduler:
             return 0
         try:
             handler(row)
+        except Deferred as exc:
+            log.info("scheduler: %s (schedule %s) left for the next leader: %s", row.kind, row.id, exc)
+            return 1
         except Exception:
             log.exception("scheduler: %s for deployment %s failed", row.kind, row.deployment_id)
         try:
