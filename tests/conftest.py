@@ -17,6 +17,7 @@ from bot.config import Config, load_config
 from demo.history import ensure_demo_repo
 from tests.support.prometheus import PrometheusServer, prometheus_binary
 from tests.support.recording import RecordingChat
+from tests.support.stores import STORE_BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,3 +115,16 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         pytest.skip(message)
     with PrometheusServer(tmp_path_factory.mktemp("prometheus")) as server:
         yield server
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL for each backend: a SQLite file, or a disposable PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    from tests.support.pgfixtures import DisposablePostgresStore
+
+    schema = DisposablePostgresStore()  # creates the schema; dropped at the end
+    yield schema.schema_url
+    schema.close()

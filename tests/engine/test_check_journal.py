@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,10 +20,10 @@ from bot.domain.deployment import Deployment, State
 from bot.engine import Engine
 from bot.engine.journal import journal_name
 from bot.store import open_store
+from tests.support.bot_process import start_bot
 from tests.support.engines import make_engine, wait_for
 from tests.support.recording import RecordingChat
 from tests.support.sshd import SSHFleet
-from tests.support.stores import STORE_BACKENDS
 
 pytest_plugins = ["tests.support.sshd"]
 
@@ -66,46 +63,6 @@ known_hosts = "{known_hosts}"
 ssh_config = "{ssh_config}"
 connect_timeout = "5s"
 """
-
-# The bot in its own process: it deploys, and on SIGTERM shuts down as `gonogo console` does.
-CHILD = """
-import sys, time, tomllib
-from pathlib import Path
-from bot.app.cli import shutdown_grace, stop_on_signals
-from bot.config import parse_config
-from bot.store import open_store
-from tests.support.engines import make_engine
-from tests.support.recording import RecordingChat
-
-data = Path(sys.argv[1])
-config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={})
-engine = make_engine(config, open_store(sys.argv[3]), RecordingChat())
-engine.start()
-stop_on_signals()
-try:
-    d = engine.request_deploy("alice", "#d", "prod", "v1")
-    engine.approve("bob", d.id)
-    print("approved", flush=True)
-    time.sleep(300)
-except KeyboardInterrupt:
-    pass
-finally:
-    engine.shutdown(wait=True, grace=shutdown_grace())
-    engine.store.close()
-print("exited", flush=True)
-"""
-
-
-@pytest.fixture(params=STORE_BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
-        return
-    from tests.support.pgfixtures import DisposablePostgresStore
-
-    schema = DisposablePostgresStore()
-    yield schema.schema_url
-    schema.close()
 
 
 @pytest.fixture(params=[pytest.param("ssh", marks=pytest.mark.ssh), "local"])
@@ -185,16 +142,7 @@ def test_shutdown_stops_a_running_command_check_and_the_next_bot_runs_its_round(
 
 def shut_down_and_resume(tmp_path: Path, text: str, store_url: str, backend: str) -> None:
     """A bot shut down while round 1's probe runs; then the next bot, once the guard is gone."""
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path), text, store_url],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "GONOGO_SHUTDOWN_GRACE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    child = start_bot(tmp_path, text, store_url, GONOGO_SHUTDOWN_GRACE="1")
     try:
         wait_for(lambda: check_processes(tmp_path, child.pid), 60, "round 1's probe running")
         child.send_signal(signal.SIGTERM)

@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bot.config import parse_config
 from bot.domain.deployment import State
 from bot.store import open_store
+from tests.support.bot_process import start_bot
 from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
-from tests.support.stores import STORE_BACKENDS
 
 CONFIG = """
 [bot]
@@ -37,50 +31,11 @@ name = "ship"
 run = "echo {{host}} >> {data}/done; if [ {{host}} = h2 ] && [ -e {data}/slow ]; then touch {data}/h2-started; while [ -e {data}/slow ]; do sleep 0.05; done; fi"
 """
 
-CHILD = """
-import sys, time, tomllib
-from pathlib import Path
-from bot.config import parse_config
-from bot.store import open_store
-from tests.support.engines import make_engine
-from tests.support.recording import RecordingChat
-from tests.support.stores import STORE_BACKENDS
-
-data = Path(sys.argv[1])
-config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={{}})
-engine = make_engine(config, open_store(sys.argv[3]), RecordingChat())
-engine.start()
-d = engine.request_deploy("alice", "#d", "prod", "v1")
-engine.approve("bob", d.id)
-print("approved", flush=True)
-time.sleep(120)
-"""
-
-
-@pytest.fixture(params=STORE_BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
-        return
-    from tests.support.pgfixtures import DisposablePostgresStore
-
-    schema = DisposablePostgresStore()  # creates the schema; dropped at the end
-    yield schema.schema_url
-    schema.close()
-
 
 def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, store_url: str) -> None:
     text = CONFIG.format(data=tmp_path)
     (tmp_path / "slow").touch()  # h2 hangs until this file goes
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD.format()), str(tmp_path), text, store_url],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    child = start_bot(tmp_path, text, store_url)
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "h2-started").exists():

@@ -10,9 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -24,10 +21,10 @@ from bot.config import parse_config
 from bot.domain.deployment import State
 from bot.domain.details import Cursor
 from bot.store import open_store
+from tests.support.bot_process import start_bot
 from tests.support.engines import make_engine, wait_for
 from tests.support.recording import RecordingChat
 from tests.support.sshd import SSHFleet
-from tests.support.stores import STORE_BACKENDS
 
 pytest_plugins = ["tests.support.sshd"]
 pytestmark = pytest.mark.ssh
@@ -53,46 +50,6 @@ name = "migrate"
 run = "echo start {{host}} >> {data}/runs; if [ {{host}} = app1 ] && [ -e {data}/slow ]; then sleep {sleep}; fi; echo end {{host}} >> {data}/runs"
 """
 
-# The bot in its own process: it deploys, and on SIGTERM shuts down as `gonogo console` does.
-CHILD = """
-import sys, time, tomllib
-from pathlib import Path
-from bot.app.cli import shutdown_grace, stop_on_signals
-from bot.config import parse_config
-from bot.store import open_store
-from tests.support.engines import make_engine
-from tests.support.recording import RecordingChat
-
-data = Path(sys.argv[1])
-config = parse_config(tomllib.loads(sys.argv[2]), source=data / "c.toml", environ={})
-engine = make_engine(config, open_store(sys.argv[3]), RecordingChat())
-engine.start()
-stop_on_signals()
-try:
-    d = engine.request_deploy("alice", "#d", "prod", "v1")
-    engine.approve("bob", d.id)
-    print("approved", flush=True)
-    time.sleep(300)
-except KeyboardInterrupt:
-    pass
-finally:
-    engine.shutdown(wait=True, grace=shutdown_grace())
-    engine.store.close()
-print("exited", flush=True)
-"""
-
-
-@pytest.fixture(params=STORE_BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
-        return
-    from tests.support.pgfixtures import DisposablePostgresStore
-
-    schema = DisposablePostgresStore()
-    yield schema.schema_url
-    schema.close()
-
 
 def config_text(tmp_path: Path, fleet: SSHFleet, sleep: int) -> str:
     hosts = ", ".join(
@@ -106,19 +63,6 @@ def config_text(tmp_path: Path, fleet: SSHFleet, sleep: int) -> str:
         ssh_config=fleet.root / "ssh_config",
         hosts=hosts,
         sleep=sleep,
-    )
-
-
-def start_child(tmp_path: Path, text: str, store_url: str, **env: str) -> subprocess.Popen[str]:
-    root = Path(__file__).resolve().parents[2]
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp_path), text, store_url],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
     )
 
 
@@ -166,7 +110,7 @@ def test_a_grace_that_runs_out_stops_the_remote_step(
     fleet = sshd_hosts(1)
     text = config_text(tmp_path, fleet, sleep=120)
     (tmp_path / "slow").touch()
-    child = start_child(tmp_path, text, store_url, GONOGO_SHUTDOWN_GRACE="1")
+    child = start_bot(tmp_path, text, store_url, GONOGO_SHUTDOWN_GRACE="1")
     try:
         wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
         wait_for(lambda: step_processes(tmp_path), 30, "the step's processes")
@@ -204,7 +148,7 @@ def kill_the_bot_mid_step(tmp_path: Path, store_url: str, fleet: SSHFleet, *, sl
     returns). The config's text, for the next bot."""
     text = config_text(tmp_path, fleet, sleep=sleep)
     (tmp_path / "slow").touch()
-    child = start_child(tmp_path, text, store_url)
+    child = start_bot(tmp_path, text, store_url)
     try:
         wait_for(lambda: runs(tmp_path) == ["start app1"], 60, "app1's step started")
         wait_for(lambda: step_processes(tmp_path), 30, "the step's processes")
@@ -318,7 +262,7 @@ def test_two_replicas_the_survivor_resumes_from_the_journal(
     fleet = sshd_hosts(1)
     text = config_text(tmp_path, fleet, sleep=4)
     (tmp_path / "slow").touch()
-    doomed = start_child(tmp_path, text, pg_url)  # replica A takes the run
+    doomed = start_bot(tmp_path, text, pg_url)  # replica A takes the run
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})
     survivor = make_engine(config, open_store(pg_url), RecordingChat())  # replica B, alive throughout
     try:
