@@ -27,6 +27,7 @@ BENCHES = [
     "progress",
     "replicas",
     "many_deploys",
+    "journal",
 ]
 
 

@@ -144,7 +144,11 @@ def shut_down_and_resume(tmp_path: Path, text: str, store_url: str, backend: str
     """A bot shut down while round 1's probe runs; then the next bot, once the guard is gone."""
     child = start_bot(tmp_path, text, store_url, GONOGO_SHUTDOWN_GRACE="1")
     try:
-        wait_for(lambda: check_processes(tmp_path, child.pid), 60, "round 1's probe running")
+        wait_for(
+            lambda: probes(tmp_path) == 1 and check_processes(tmp_path, child.pid),
+            60,
+            "round 1's probe running",
+        )
         child.send_signal(signal.SIGTERM)
         began = time.monotonic()
         out, err = child.communicate(timeout=60)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -190,17 +191,22 @@ def test_open_store_with_a_schema_parameter() -> None:
 
 
 def test_survives_the_server_dropping_its_connections(replicas: tuple[PostgresStore, PostgresStore]) -> None:
-    a, _ = replicas
-    d = a.create_deployment(new(), ev())
-    with psycopg.connect(require_postgres(), autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'gonogo' AND pid <> pg_backend_pid() "
-            "AND query NOT LIKE %s",
-            ["%pg_terminate_backend%"],
-        ).fetchall()
-    assert killed
-    assert a.get(d.id) == d  # the pool checks and replaces dead connections
+    base, _ = replicas
+    # A name of its own (a URL may set it), so only this store's connections are dropped, not
+    # those of tests running beside it.
+    name = f"gonogo-dropped-{uuid.uuid4().hex[:8]}"
+    a = PostgresStore(f"{base.schema_url}&application_name={name}")
+    try:
+        d = a.create_deployment(new(), ev())
+        with psycopg.connect(require_postgres(), autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                [name],
+            ).fetchall()
+        assert killed
+        assert a.get(d.id) == d  # the pool checks and replaces dead connections
+    finally:
+        a.close()
 
 
 def test_times_come_back_aware_and_equal(replicas: tuple[PostgresStore, PostgresStore]) -> None:
