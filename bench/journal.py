@@ -97,7 +97,7 @@ def main() -> int:
         "",
         f"Medians of {args.runs} runs (the working step: {max(5, args.runs // 4)}), one open session each. "
         "The wrapper starts the step in its own session, records it on the host and polls its "
-        "output (10 ms at first, backing off to 100 ms): a fixed cost per step, noise next to real work. "
+        "output (10 ms at first, 50 ms for 2 s, 100 ms for 30 s, then 250 ms): a fixed cost per step, noise next to real work. "
         f"1-minute load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} cores (above the core count, every figure is skewed: rerun on a quiet machine).",
     ]

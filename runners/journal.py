@@ -48,6 +48,14 @@ _ALIVE = r"""alive() {
   [ -z "$_b" ] || [ "$_b" = "${_boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)}" ]
 }"""
 
+#: `tick`: the pause before the next poll, in `t` (the caller's `n` counts polls): quick at first,
+#: since most steps are short, slower as a step goes on (0.01 s, 0.02, 0.05 for 2 s, 0.1 for
+#: 30 s, then 0.25): a short step ends soon after it did, a long one costs the host little.
+_TICK = r"""tick() {
+  n=$((n + 1))
+  if [ "$n" -le 2 ]; then t=0.0$n; elif [ "$n" -le 40 ]; then t=0.05; elif [ "$n" -le 340 ]; then t=0.1; else t=0.25; fi
+}"""
+
 #: Runs the step in its own session ($1 the directory, $2 the command line, run by the login
 #: shell as sshd would). `jobs` tells an exit from a death by a signal (`$?` is 128 + N for both;
 #: dash and bash word it differently, and dash forgets the status once `jobs` showed it).
@@ -55,12 +63,12 @@ RUNNER = r"""d=$1
 trap : TERM
 echo "$$ $(date +%s) $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" >"$d/started.new" &&
   mv "$d/started.new" "$d/started"
-next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
+TICK
 { trap : TERM
-  "${SHELL:-/bin/sh}" -c "$2" <"$d/in" 2>&1 & c=$!; t=0.01
+  "${SHELL:-/bin/sh}" -c "$2" <"$d/in" 2>&1 & c=$!; n=0
   while :; do
     jobs >"$d/jobs"; IFS= read -r j <"$d/jobs" || j=
-    case $j in *Running*) sleep $t; t=$(next "$t") ;; *) break ;; esac
+    case $j in *Running*) tick; sleep $t ;; *) break ;; esac
   done
   how=signal; s=
   case $j in
@@ -76,7 +84,7 @@ next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
   echo "$s $how $(date +%s)" >"$d/exit.new" && mv "$d/exit.new" "$d/exit"
 } | (trap '' TERM; exec cat >>"$d/output")
 : >"$d/eof"
-"""
+""".replace("TICK", _TICK)
 
 #: What runs on the channel ($1 the directory, $2 the command line, $3 the runner, $4 how many
 #: deployments' journals the host keeps, 0: all; pruned at a deployment's first step): starts the
@@ -104,9 +112,9 @@ if mkdir -p "${d%/*}" 2>/dev/null && mkdir -m 700 "$d" 2>/dev/null; then
 elif [ ! -d "$d" ]; then
   echo "gonogo: cannot write the step journal $d on $(hostname) (read-only or full disk?)" >&2; exit 125
 fi
-next() { case $1 in 0.01) echo 0.02 ;; 0.02) echo 0.05 ;; *) echo 0.1 ;; esac; }
+TICK
 ALIVE
-off=0; quiet=0; lost=0; t=0.01  # polls quickly at first: most steps are short
+off=0; quiet=0; lost=0; n=0
 while :; do
   if [ -f "$d/exit" ]; then ended=1; else ended=0; fi
   size=$( (wc -c <"$d/output") 2>/dev/null || echo 0); size=$((size + 0))
@@ -126,12 +134,13 @@ while :; do
       exit 125
     fi
   fi
-  sleep $t; t=$(next "$t")
+  tick; [ "$ended" = 1 ] && t=0.1  # the drain counts 0.1 s ticks
+  sleep $t
 done
 read -r s how _ <"$d/exit"
 if [ "$how" = signal ]; then kill -$((s - 128)) $$ 2>/dev/null; sleep 1; fi
 exit "$s"
-""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10))).replace("ALIVE", _ALIVE)
+""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10))).replace("ALIVE", _ALIVE).replace("TICK", _TICK)
 
 # $1 the step's journal directory: prints `exit <status> <epoch>`, `started|lost <pid> <epoch>`,
 # `absent` (the deployment's journal on this host is there, without this step) or `gone` (not even that).
