@@ -90,7 +90,8 @@ TICK
 #: deployments' journals the host keeps, 0: all; pruned at a deployment's first step): starts the
 #: step once, then streams its output until it exited and its output is closed (or quiet for
 #: `EXIT_DRAIN` seconds: a background process holds it), and exits as the step did.
-WRAPPER = r"""ulimit -c 0 2>/dev/null
+WRAPPER = (
+    r"""ulimit -c 0 2>/dev/null
 d=$1
 if ! command -v setsid >/dev/null 2>&1; then
   echo "gonogo: cannot keep the step journal on $(hostname): setsid is missing (util-linux)" >&2; exit 125
@@ -140,7 +141,10 @@ done
 read -r s how _ <"$d/exit"
 if [ "$how" = signal ]; then kill -$((s - 128)) $$ 2>/dev/null; sleep 1; fi
 exit "$s"
-""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10))).replace("ALIVE", _ALIVE).replace("TICK", _TICK)
+""".replace("DRAIN_TICKS", str(int(EXIT_DRAIN * 10)))
+    .replace("ALIVE", _ALIVE)
+    .replace("TICK", _TICK)
+)
 
 # $1 the step's journal directory: prints `exit <status> <epoch>`, `started|lost <pid> <epoch>`,
 # `absent` (the deployment's journal on this host is there, without this step) or `gone` (not even that).

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runners import Host, HostResult, Pipeline, Step, Strategy
 from runners.backends.local import LocalBackend
-from runners.base import CommandOutcome
+from runners.base import CommandOutcome, HostSession
 from runners.journal import JournalState
 
 
@@ -57,11 +57,11 @@ def test_a_step_is_recorded_and_never_run_twice_under_one_name(tmp_path: Path) -
     assert (tmp_path / "runs").read_text() == "ran\nran\n"
 
 
-def test_a_step_outlives_its_session_and_is_reattached(tmp_path: Path) -> None:
-    backend = LocalBackend(journal_root=str(tmp_path))
-    session = backend.open(Host("h1"))
-    line = f"echo one; while [ -e {tmp_path}/hold ]; do sleep 0.05; done; echo two; exit 4"
-    (tmp_path / "hold").touch()
+def start_in_background(
+    session: HostSession, line: str, root: Path
+) -> tuple[threading.Thread, dict[str, CommandOutcome], Path]:
+    """Run `line` as the step `7/k` of host h1 on a thread, until its journal says it started:
+    the thread, where its outcome lands (`r`), the journal's `started` file."""
     out: dict[str, CommandOutcome] = {}
     thread = threading.Thread(
         target=lambda: out.update(
@@ -70,8 +70,17 @@ def test_a_step_outlives_its_session_and_is_reattached(tmp_path: Path) -> None:
         daemon=True,
     )
     thread.start()
-    started = tmp_path / "7" / "h1" / "k" / "started"
+    started = root / "7" / "h1" / "k" / "started"
     wait_for(started.exists)
+    return thread, out, started
+
+
+def test_a_step_outlives_its_session_and_is_reattached(tmp_path: Path) -> None:
+    backend = LocalBackend(journal_root=str(tmp_path))
+    session = backend.open(Host("h1"))
+    line = f"echo one; while [ -e {tmp_path}/hold ]; do sleep 0.05; done; echo two; exit 4"
+    (tmp_path / "hold").touch()
+    thread, _, started = start_in_background(session, line, tmp_path)
     session.close()  # the bot's side is gone (as a dead bot's would be)
     thread.join(10)
     assert not thread.is_alive()
@@ -88,17 +97,8 @@ def test_a_step_outlives_its_session_and_is_reattached(tmp_path: Path) -> None:
 
 def test_stop_ends_the_steps_process_groups_and_sets_the_record_aside(tmp_path: Path) -> None:
     session = LocalBackend(journal_root=str(tmp_path)).open(Host("h1"))
-    out: dict[str, CommandOutcome] = {}
     line = "sleep 100 & trap '' TERM; sleep 100"  # ignores TERM: KILL it is
-    thread = threading.Thread(
-        target=lambda: out.update(
-            r=session.run(line, timeout=None, env={}, on_output=lambda _: None, journal="7/k")
-        ),
-        daemon=True,
-    )
-    thread.start()
-    started = tmp_path / "7" / "h1" / "k" / "started"
-    wait_for(started.exists)
+    thread, out, started = start_in_background(session, line, tmp_path)
     pid = int(started.read_text().split()[0])
     time.sleep(0.3)  # the TERM trap is set
     assert session.stop("7/k") == "killed"
