@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from runners.journal import JournalState
+from runners.journal import UNSURE, JournalState
 
 HostStatus = Literal["ok", "failed", "timed_out", "error", "skipped"]
 
@@ -114,6 +114,12 @@ class HostResult:
     def ok(self) -> bool:
         """True when the step succeeded on this host."""
         return self.status == "ok"
+
+    @property
+    def unsure(self) -> bool:
+        """True when a resume did not run the step here because the host's journal cannot say
+        whether it ran already (`runners.running.RunningSteps.refusal`): a human decides."""
+        return self.status == "error" and (self.error or "").startswith(UNSURE)
 
     def describe(self) -> str:
         """One line naming the host: `app2: exit 2 after 4.1s`, `app3: connection refused`."""

@@ -25,7 +25,6 @@ from bot.engine.tally import StageCounter
 from bot.ops import metrics
 from bot.store.base import Store
 from runners.base import HostResult, StepResult
-from runners.journal import UNSURE
 from runners.pipeline import ProgressEvent
 
 
@@ -188,7 +187,7 @@ def _done(
     at = _find(ran, event.stage, result.step, event.step_index or 0) if record else -1
     if at >= 0:
         # A host the resume refused to rerun on (its journal cannot say) stays unknown: Run it again.
-        unsure = tuple(h.host for h in result.hosts if (h.error or "").startswith(UNSURE))
+        unsure = tuple(h.host for h in result.hosts if h.unsure)
         run = replace(
             ran[at].finishing(event.batch or 0, result.finished_on(), unsure),
             verify_error=result.verify_error,

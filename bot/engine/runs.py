@@ -334,7 +334,7 @@ def _unsure(stage: StageResult) -> str | None:
     resumed step ran (see `runners.running.RunningSteps.refusal`): a human decides."""
     step = stage.failed_step
     failures = step.failures() if step is not None else []
-    if step is None or not failures or not all((h.error or "").startswith(UNSURE) for h in failures):
+    if step is None or not failures or not all(h.unsure for h in failures):
         return None
     hosts = ", ".join(h.host for h in failures)
     return f"{stage.stage} › {step.step}: on {hosts} {UNSURE} (its journal is gone or was lost)"
