@@ -47,7 +47,7 @@ deploy_to = "{data}/srv"
 kind = "sequential"
 [[environments.prod.steps.deploy]]
 name = "migrate"
-run = "echo start {{host}} >> {data}/runs; if [ {{host}} = app1 ] && [ -e {data}/slow ]; then sleep {sleep}; fi; echo end {{host}} >> {data}/runs"
+run = "echo start {{host}} >> {data}/runs; if [ {{host}} = app1 ] && [ -e {data}/slow ]; then sleep {sleep}; fi; echo end {{host}} >> {data}/runs; [ ! -e {data}/fail ]"
 """
 
 
@@ -204,6 +204,19 @@ def test_after_sigkill_and_a_host_restart_resume_records_the_step_from_the_journ
     # The journal outlived the restart: app1's step is recorded from it, not run again.
     assert runs(tmp_path) == ["start app1", "end app1", "start app2", "end app2"]
     assert results == ["app1 ok", "app2 ok"]
+
+
+def test_a_step_that_failed_while_no_bot_watched_is_recorded_failed_from_the_journal(
+    tmp_path: Path, store_url: str, sshd_hosts: Callable[[int], SSHFleet]
+) -> None:
+    (tmp_path / "fail").touch()  # app1's step will end with exit 1, after the bot is gone
+    text = kill_the_bot_mid_step(tmp_path, store_url, sshd_hosts(1))
+    state, results = resume(tmp_path, text, store_url)
+    # The recorded failure follows the environment's policy (here: the deploy fails, no
+    # rollback configured); the step is not run again, app2 never starts.
+    assert state == State.FAILED
+    assert runs(tmp_path) == ["start app1", "end app1"]
+    assert results == ["app1 failed"]
 
 
 @pytest.mark.parametrize("loss", ["journal gone", "host rebooted mid-step"])
