@@ -60,6 +60,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stop_everything_below(pid: int) -> list[int]:
+    """SIGSTOP every process below `pid`, again until none is left running (a short-lived one,
+    such as the journal wrapper's `sleep`, may end or start meanwhile); the pids stopped."""
+    stopped: list[int] = []
+    while fresh := [p for p in descendants(pid) if p not in stopped]:
+        for child in fresh:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGSTOP)
+            stopped.append(child)
+    return stopped
+
+
 def commands_below(server: SSHServer) -> list[str]:
     """The command lines of the processes below `server` (`sleep 120`; the step journal's
     wrapper polls with short sleeps of its own, so the names alone do not tell the step)."""
@@ -97,9 +109,7 @@ def test_a_stopped_host_fails_within_a_bound_without_a_step_timeout(own_fleet: S
     try:
         thread, out = start_stage(pipeline, [Step("wait", "sleep 120")])  # no timeout
         wait_for(lambda: "sleep 120" in commands_below(server))
-        stopped = descendants(server.proc.pid)  # type: ignore[union-attr]
-        for pid in stopped:
-            os.kill(pid, signal.SIGSTOP)
+        stopped = stop_everything_below(server.proc.pid)  # type: ignore[union-attr]
         thread.join(BOUND)
         assert not thread.is_alive(), "the step hung on a stopped host"
         result = out["result"]
@@ -149,9 +159,7 @@ def test_hosts_behind_a_stopped_jump_host_fail_within_a_bound(own_fleet: SSHFlee
     try:
         thread, out = start_stage(pipeline, [Step("wait", "sleep 120")])
         wait_for(lambda: commands_below(target).count("sleep 120") == 2)
-        stopped = descendants(gateway.proc.pid)  # type: ignore[union-attr]
-        for pid in stopped:
-            os.kill(pid, signal.SIGSTOP)
+        stopped = stop_everything_below(gateway.proc.pid)  # type: ignore[union-attr]
         thread.join(BOUND)
         assert not thread.is_alive(), "the step hung behind a stopped jump host"
         result = out["result"]
