@@ -195,17 +195,18 @@ UNSURE = "the host's step journal cannot say whether this step ran"
 
 def step_key(stage: str, batch: int, index: int, step: str) -> str:
     """The step's name in the journal: `deploy.b0.s1.migrate` (stage, batch, position, name)."""
-    return f"{_safe(stage)}.b{batch}.s{index}.{_safe(step) or 'step'}"
+    return f"{safe_part(stage)}.b{batch}.s{index}.{safe_part(step) or 'step'}"
 
 
-def _safe(text: str) -> str:
+def safe_part(text: str) -> str:
+    """`text` as one safe part of a journal path: letters, digits, `_.-`, at most 60."""
     return _UNSAFE.sub("-", text).strip("-.")[:60]
 
 
 def step_dir(root: str, deployment: str, host: str, key: str) -> str:
     """`<root>/<deployment>/<host>/<key>`, the step's journal directory on the host (hosts of
     one fleet may share a home, and so a root)."""
-    return posixpath.join(root, _safe(deployment) or "run", _safe(host) or "host", key)
+    return posixpath.join(root, safe_part(deployment) or "run", safe_part(host) or "host", key)
 
 
 def journaled(command: RemoteCommand, directory: str, keep: int = 0) -> RemoteCommand:
@@ -277,6 +278,7 @@ __all__ = [
     "JournalState",
     "journaled",
     "parse_state",
+    "safe_part",
     "state_command",
     "step_dir",
     "step_key",

@@ -392,5 +392,6 @@ class Pipeline:
         return attempt(lambda: self._session(call.host), reused, call, self.running)
 
     def stop_running(self) -> list[str]:
-        """Stop the steps running now on their hosts (`RunningSteps.stop`): shutdown's last resort."""
-        return self.running.stop()
+        """Stop the steps running now on their hosts (`RunningSteps.stop`): shutdown's last
+        resort. What happened, per host: `app1: killed`."""
+        return [f"{host}: {said}" for host, said in self.running.stop().items()]

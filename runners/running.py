@@ -56,12 +56,13 @@ class RunningSteps:
         with self._lock:
             return sorted(self._steps)
 
-    def stop(self, bound: float = 60.0) -> list[str]:
+    def stop(self, bound: float = 60.0) -> dict[str, str]:
         """Stop every running step's process group on its host (TERM, then KILL:
-        `HostSession.stop`), all hosts at once, waiting at most `bound` seconds: `app1: killed`."""
+        `HostSession.stop`), all hosts at once, waiting at most `bound` seconds: what happened
+        on each (`{"app1": "killed"}`)."""
         with self._lock:
             running = list(self._steps.items())
-        out: list[str] = []
+        out: dict[str, str] = {}
 
         def stop(name: str, session: HostSession, journal: str) -> None:
             try:
@@ -69,7 +70,7 @@ class RunningSteps:
             except Exception as exc:
                 said = f"could not stop it ({exc})"
             with self._lock:
-                out.append(f"{name}: {said}")
+                out[name] = said
 
         threads = [
             threading.Thread(target=stop, args=(name, session, journal), daemon=True)
@@ -80,4 +81,4 @@ class RunningSteps:
         for thread in threads:
             thread.join(bound)
         with self._lock:
-            return sorted(out)
+            return dict(sorted(out.items()))

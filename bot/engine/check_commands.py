@@ -14,7 +14,6 @@ after that.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,14 +21,13 @@ from collections.abc import Sequence
 from bot.config import Environment
 from bot.engine.port import BackendFactory
 from runners.base import Host, HostSession
-from runners.checks import PLACEHOLDER, Check, CommandCheck
+from runners.journal import safe_part
 from runners.running import RunningSteps
 
 #: Seconds shutdown waits for the command checks it stops (TERM, KILL after a few seconds).
 STOP_BOUND = 10.0
 #: What a host reports for a command check the bot did not start because it is shutting down.
 NOT_STARTED = "not run: the bot is shutting down"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class RunningChecks:
@@ -64,11 +62,10 @@ class RunningChecks:
             self._closed = True
         deadline = time.monotonic() + bound
         said: dict[str, str] = {}
-        while labels := self._steps.names():
-            for line in self._steps.stop(max(0.1, deadline - time.monotonic())):
-                label = next((x for x in labels if line.startswith(f"{x}: ")), line.partition(": ")[0])
+        while self._steps.names():
+            for label, what in self._steps.stop(max(0.1, deadline - time.monotonic())).items():
                 if said.get(label, "absent") == "absent":
-                    said[label] = line.removeprefix(f"{label}: ")
+                    said[label] = what
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
@@ -83,7 +80,6 @@ class CommandRunner:
         self,
         backends: BackendFactory,
         env: Environment,
-        checks: Sequence[Check],
         running: RunningChecks,
         *,
         journal: str,
@@ -97,21 +93,16 @@ class CommandRunner:
         self.journal = journal
         self.deployment = deployment
         self.round_no = round_no
-        self._named = [(c.on, _pattern(c.command), c.name) for c in checks if isinstance(c, CommandCheck)]
-
-    def name(self, command: str, on: str) -> str:
-        """The name of the round's check that runs `command` on `on` (its placeholders filled);
-        `command` when none is known."""
-        return next((n for o, p, n in self._named if o == on and p.fullmatch(command)), "command")
 
     def key(self, name: str) -> str:
         """A journal name for one run of the check `name`, never used before."""
-        safe = _UNSAFE.sub("-", name).strip("-.")[:60] or "check"
-        return f"{self.journal}/check.r{self.round_no}.{safe}.{time.time_ns()}"
+        return f"{self.journal}/check.r{self.round_no}.{safe_part(name) or 'check'}.{time.time_ns()}"
 
-    def __call__(self, command: str, on: str, timeout: float) -> list[tuple[str, int | None, str]]:
-        """Run `command` on the hosts `on` names, one after another: `(host, exit code or None
-        when it could not run, output)` for each."""
+    def __call__(
+        self, command: str, on: str, timeout: float, *, name: str
+    ) -> list[tuple[str, int | None, str]]:
+        """Run the check `name`'s `command` on the hosts `on` names, one after another: `(host,
+        exit code or None when it could not run, output)` for each."""
         hosts: Sequence[Host]
         if on == "one":
             hosts = self.env.hosts[:1]
@@ -119,7 +110,6 @@ class CommandRunner:
             hosts = self.env.hosts
         else:
             hosts = [h for h in self.env.hosts if h.name == on]
-        name = self.name(command, on)
         backend = self.backends(self.env, False)
         out: list[tuple[str, int | None, str]] = []
         try:
@@ -143,12 +133,6 @@ class CommandRunner:
         finally:
             backend.close()
         return out
-
-
-def _pattern(template: str) -> re.Pattern[str]:
-    """Matches `template` with its placeholders filled in (by anything)."""
-    parts = PLACEHOLDER.split(template)  # text, placeholder name, text, ...
-    return re.compile("".join(re.escape(p) if i % 2 == 0 else "(?s:.*)" for i, p in enumerate(parts)))
 
 
 def _ignore(_: str) -> None:

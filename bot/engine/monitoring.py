@@ -119,7 +119,7 @@ class Monitoring:
         filled, secrets = values(env, d, runnable, os.environ)
         kept = samples if samples is not None else _kept_samples(d)
         runner = CommandRunner(
-            self.backends, env, runnable, self.commands, journal=journal_name(d), deployment=d.label,
+            self.backends, env, self.commands, journal=journal_name(d), deployment=d.label,
             round_no=round_no,
         )  # fmt: skip
         results = run_checks(

@@ -12,7 +12,7 @@ def run_command(check: CommandCheck, ctx: Context) -> Outcome:
     if runner is None:
         return Outcome(False, error="no command runner configured")
     try:
-        outcomes = list(runner(check.command, check.on, check.timeout))
+        outcomes = list(runner(check.command, check.on, check.timeout, name=check.name))
     except Exception as exc:
         return Outcome(False, error=f"command runner failed: {first_line(str(exc)) or type(exc).__name__}")
     if not outcomes:

@@ -165,9 +165,11 @@ class CommandRunner(Protocol):
 
     Returns one ``(host, exit code or None if it could not run, output)`` per host; with
     ``on="one"`` (the first host) or the name of a host a single host is expected, with
-    ``on="all"`` every host. Must honour `timeout` (seconds).
+    ``on="all"`` every host. Must honour `timeout` (seconds). `name` is the check's.
     """
 
-    def __call__(self, command: str, on: str, timeout: float) -> Sequence[tuple[str, int | None, str]]:
+    def __call__(
+        self, command: str, on: str, timeout: float, *, name: str
+    ) -> Sequence[tuple[str, int | None, str]]:
         """Run `command` and report per-host outcomes."""
         ...

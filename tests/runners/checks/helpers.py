@@ -17,7 +17,9 @@ def closed_port() -> int:
     return port
 
 
-def local_runner(command: str, on: str, timeout: float) -> Sequence[tuple[str, int | None, str]]:
+def local_runner(
+    command: str, on: str, timeout: float, *, name: str = ""
+) -> Sequence[tuple[str, int | None, str]]:
     """Runs the command locally; "all" pretends there are two hosts."""
     hosts = ["web-1", "web-2"] if on == "all" else ["web-1"]
     out: list[tuple[str, int | None, str]] = []

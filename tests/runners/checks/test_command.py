@@ -34,7 +34,7 @@ def test_command_runner_problems() -> None:
     res = run_check(CommandCheck("c", "true"), env={})
     assert not res.ok and res.error == "no command runner configured"
 
-    def broken(command: str, on: str, timeout: float) -> Sequence[tuple[str, int | None, str]]:
+    def broken(command: str, on: str, timeout: float, *, name: str) -> Sequence[tuple[str, int | None, str]]:
         raise OSError("ssh: connect to host web-1 port 22: Connection refused")
 
     res = run_check(CommandCheck("c", "true"), env={}, command_runner=broken)
@@ -42,5 +42,5 @@ def test_command_runner_problems() -> None:
         not res.ok
         and res.error == "command runner failed: ssh: connect to host web-1 port 22: Connection refused"
     )
-    res = run_check(CommandCheck("c", "true"), env={}, command_runner=lambda c, o, t: [])
+    res = run_check(CommandCheck("c", "true"), env={}, command_runner=lambda c, o, t, *, name: [])
     assert not res.ok and res.error == "command ran on no host"
