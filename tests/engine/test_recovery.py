@@ -4,8 +4,6 @@ flight outlives the bot (the local step journal) and is recorded from it, not ru
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import tomllib
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 from bot.config import parse_config
 from bot.domain.deployment import State
 from bot.store import open_store
-from tests.support.bot_process import start_bot
+from tests.support.bot_process import kill_bot, start_bot
 from tests.support.engines import make_engine
 from tests.support.recording import RecordingChat
 
@@ -43,8 +41,7 @@ def test_sigkill_mid_deploy_then_resume_on_the_remaining_hosts(tmp_path: Path, s
             assert child.poll() is None, "the child died early"
             time.sleep(0.05)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)  # the bot; the step runs on in its own session
-        child.wait()
+        kill_bot(child)  # the bot; the step runs on in its own session
     assert (tmp_path / "done").read_text().split() == ["h1", "h2"]
 
     config = parse_config(tomllib.loads(text), source=tmp_path / "c.toml", environ={})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -53,3 +54,22 @@ def start_bot(tmp_path: Path, text: str, store_url: str, **env: str) -> subproce
         text=True,
         start_new_session=True,
     )
+
+
+def kill_bot(child: subprocess.Popen[str]) -> None:
+    """SIGKILL the bot process and what runs in its session (not the steps: they have their own)."""
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def shut_down_bot(child: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    """SIGTERM the bot, as an operator's stop does, and assert it shut down cleanly (exit 0, no
+    traceback) within `timeout` seconds; killed otherwise."""
+    try:
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=timeout)
+    finally:
+        kill_bot(child)
+    assert child.returncode == 0 and "exited" in out, err
+    assert "Traceback" not in err, err
