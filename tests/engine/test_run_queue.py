@@ -215,8 +215,13 @@ def test_a_replica_killed_mid_run_hands_its_runs_over_interrupted_and_resumable(
         30,
         "the survivor's watchdog declared the dead replica's runs interrupted",
     )
-    alerts = [m.text for m in chat.of_kind("message") if "was interrupted" in m.text]
-    assert len(alerts) == 3  # each announced once, with Resume / Roll back
+
+    def alerts() -> list[str]:
+        return [m.text for m in chat.of_kind("message") if "was interrupted" in m.text]
+
+    # The state is recorded before the alert goes out: wait for the alerts, then count them.
+    wait_for(lambda: len(alerts()) >= 3, 30, "the interrupted runs announced")
+    assert len(alerts()) == 3  # each announced once, with Resume / Roll back
     (tmp_path / "hang").unlink()
     for i in ids:
         survivor.resume("bob", i)

@@ -19,6 +19,7 @@ import pytest
 
 from bot.domain.deployment import State
 from tests.conftest import stop_demo_app
+from tests.support.engines import wait_for
 from tests.support.examples import EXAMPLES, ExampleChat, localize
 from tests.support.pgfixtures import throwaway_database
 from tests.support.prometheus import PrometheusServer, Slot
@@ -218,7 +219,11 @@ def breach_rolls_back(
     prometheus.wait_for(f'demo_http_requests_total{{instance="{slot.address}",path="/jobs"}} > 20')
     assert bot.engine.deployment(v2.id).state == State.MONITORING  # healthy: the window goes on
     (srv / "current" / "FAIL_RATE").write_text("1")  # every job creation now fails
-    out = bot.say("wait\n/status prod\n")
+    out = bot.say("wait\n")
+    # The lock is taken right after the rollback starts, on the monitoring round's thread: "wait"
+    # (for runs) can return first.
+    wait_for(store.locks, 30, "the lock after the automatic rollback")
+    out += bot.say("/status prod\n")
     v2 = bot.engine.deployment(v2.id)
     assert v2.state == State.ROLLED_BACK, out
     failed = {c.name for c in store.check_results(deployment_id=v2.id, limit=500) if not c.ok}
